@@ -1,0 +1,1 @@
+"""The ``lowshot`` command (glue only: argument parsing and printing)."""

@@ -1,0 +1,66 @@
+"""``lowshot list`` and ``lowshot show``."""
+
+from __future__ import annotations
+
+import argparse
+
+import yaml
+
+from lowshot import _registry
+from lowshot.config.paper import load_paper_config, paper_config_names
+
+KINDS = ("configs", "models", "methods", "benchmarks", "encoders", "recipes")
+
+
+def _load_all() -> None:
+    """Import the modules that register things, so the registries are filled."""
+    import lowshot.catalog  # noqa: F401
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    _load_all()
+    kinds = [args.kind] if args.kind else list(KINDS)
+    for kind in kinds:
+        names = paper_config_names() if kind == "configs" else getattr(_registry, kind.upper()).names()
+        print(f"{kind}:")
+        for name in names:
+            print(f"  {name}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    data = load_paper_config(args.name, args.overrides)
+    print(yaml.safe_dump(data, sort_keys=False), end="")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list registered configs, models, methods, ...")
+    p.add_argument("kind", nargs="?", choices=KINDS)
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("show", help="print a paper setting (with overrides applied)")
+    p.add_argument("name", help="paper setting such as clipclap.ucf, or a YAML path")
+    p.add_argument("overrides", nargs="*", help="key=value overrides")
+    p.set_defaults(func=cmd_show)
+    register_reproduce(sub)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Run a paper setting through the recipe it names (``recipe:`` key)."""
+    from pathlib import Path
+
+    _load_all()
+    config = load_paper_config(args.name, args.overrides)
+    recipe = _registry.RECIPES.get(config["recipe"])
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / config["name"]
+    recipe(config, run_dir, Path(args.data_root) if args.data_root else None)
+    return 0
+
+
+def register_reproduce(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reproduce", help="run a paper setting, e.g. clipclap.ucf or regada.vatex")
+    p.add_argument("name", help="paper setting (see `lowshot list configs`) or a YAML path")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=3")
+    p.add_argument("--run-dir", help="output directory (default runs/<name>); resumes if present")
+    p.add_argument("--data-root", help="root of the released data (else $LOWSHOT_DATA_ROOT)")
+    p.set_defaults(func=cmd_reproduce)

@@ -1,0 +1,51 @@
+"""Entry point of the ``lowshot`` command.
+
+Each command family lives in its own module exposing ``register(subparsers)``; this file
+only assembles them and turns :class:`~lowshot.errors.LowshotError` into a clean message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+from lowshot.errors import LowshotError
+
+#: modules that add sub-commands (missing ones are skipped so optional parts stay optional)
+COMMAND_MODULES = (
+    "lowshot.cli.core",  # list, show
+    "lowshot.cli.gzsl",  # demo, train, reproduce
+    "lowshot.cli.data",  # data convert / synth / inspect
+    "lowshot.cli.adverbs",  # adverbs ...
+    "lowshot.cli.comm",  # comm demo ...
+    "lowshot.cli.report",  # report ...
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lowshot", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name) is None:
+            continue
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LowshotError as err:
+        print(f"lowshot: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lowshot: interrupted; the run can be resumed with the same command", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Atomic file writes, JSON and safetensors checkpoints.
+
+Every write goes to a temporary file in the target directory and is renamed into place,
+so a killed run never leaves a half-written result, history or checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _finite(obj: Any) -> Any:
+    """Replace NaN/inf floats by None so the JSON stays standard."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Mapping):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(_finite(data), indent=2, default=_json_default) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def save_state(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> None:
+    """Save a flat tensor dict as safetensors, atomically."""
+    from safetensors.torch import save_file
+
+    flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(flat, str(tmp), metadata=dict(metadata or {}))
+
+
+def load_state(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def flatten_state(prefix: str, state: Any, out: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Flatten a nested (optimizer) state dict into tensors + JSON-able leftovers."""
+    if isinstance(state, torch.Tensor):
+        out[prefix] = state
+    elif isinstance(state, Mapping):
+        for k, v in state.items():
+            flatten_state(f"{prefix}/{k}" if prefix else str(k), v, out, meta)
+    elif isinstance(state, (list, tuple)):
+        meta[prefix + "#len"] = len(state)
+        meta[prefix + "#type"] = type(state).__name__
+        for i, v in enumerate(state):
+            flatten_state(f"{prefix}/{i}", v, out, meta)
+    else:
+        meta[prefix] = state
+
+
+def unflatten_state(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> Any:
+    """Inverse of :func:`flatten_state` (keys of mappings come back as str or int)."""
+    root: dict[str, Any] = {}
+    for key, value in list(tensors.items()) + [(k, v) for k, v in meta.items() if "#" not in k]:
+        parts = key.split("/")
+        node = root
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+
+    def fix(node: Any, prefix: str) -> Any:
+        if not isinstance(node, dict):
+            return node
+        if prefix + "#len" in meta:
+            n = meta[prefix + "#len"]
+            items = [fix(node[str(i)], f"{prefix}/{i}") for i in range(n)]
+            return tuple(items) if meta[prefix + "#type"] == "tuple" else items
+        return {
+            (int(k) if k.lstrip("-").isdigit() else k): fix(v, f"{prefix}/{k}" if prefix else k)
+            for k, v in node.items()
+        }
+
+    return fix(root, "")
+
+
+def write_once(path: Path, make: Callable[[], Any]) -> Path:
+    """Create ``path`` via ``make(tmp_path)`` atomically unless it already exists."""
+    path = Path(path)
+    if not path.exists():
+        with atomic_path(path) as tmp:
+            make(tmp)
+    return path
