@@ -1,0 +1,144 @@
+"""The contract between GZSL/GFSL methods and the protocol runner.
+
+A method is an ``nn.Module`` that composes a model with its loss terms. The runner only
+calls :meth:`GZSLMethod.collate`, :meth:`GZSLMethod.training_loss` and
+:meth:`GZSLMethod.class_scores`; it never looks inside.
+
+Score convention: ``class_scores`` returns *higher is better* scores. Distance-based methods
+return ``-distance`` and set ``score_kind = "distance"``; classifier methods return
+probabilities and set ``score_kind = "probability"``. Calibrated stacking then subtracts
+beta from seen-class scores in both cases, which is exactly "add beta to seen distances"
+or "subtract beta from seen probabilities" of the published code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from lowshot.data.featureset import FeatureSet, SequenceStore
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a method needs to know about its inputs to build itself.
+
+    Attributes:
+        audio_dim / video_dim: feature dimensions ``D_a`` / ``D_v``.
+        text_dim: class-label embedding dimension ``D_w``.
+        audio_step / video_step: seconds per time step for temporal features, else None.
+        audio_kind / video_kind: feature family, e.g. ``"vggish"``, ``"c3d"``, ``"selavi"``,
+            ``"clap"``, ``"clip"`` (drives published input normalisation), or ``"generic"``.
+    """
+
+    audio_dim: int
+    video_dim: int
+    text_dim: int
+    audio_step: float | None = None
+    video_step: float | None = None
+    audio_kind: str = "generic"
+    video_kind: str = "generic"
+
+
+@dataclass
+class Batch:
+    """A mini-batch. Dense features are ``[B, D]``; temporal ones ``[B, T, D]`` with masks.
+
+    Attributes:
+        audio: ``[B, D_a]`` or ``[B, T_a, D_a]`` float32.
+        video: ``[B, D_v]`` or ``[B, T_v, D_v]`` float32.
+        labels: ``[B]`` int64 global class indices.
+        targets: ``[B]`` int64 indices into the class-embedding matrix given to
+            ``training_loss`` (the training classes); ``-1`` at evaluation.
+        audio_mask / video_mask: ``[B, T]`` bool, True = valid step (temporal only).
+        audio_times / video_times: ``[B, T]`` float32 time of each step in seconds.
+    """
+
+    audio: torch.Tensor
+    video: torch.Tensor
+    labels: torch.Tensor
+    targets: torch.Tensor
+    audio_mask: torch.Tensor | None = None
+    video_mask: torch.Tensor | None = None
+    audio_times: torch.Tensor | None = None
+    video_times: torch.Tensor | None = None
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(
+            **{
+                f.name: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
+                for f in fields(self)
+                for v in [getattr(self, f.name)]
+            }
+        )
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def dense_rows(features: np.ndarray | SequenceStore, idx: np.ndarray) -> torch.Tensor:
+    """Rows ``idx`` of dense features as float32 ``[B, D]``."""
+    if isinstance(features, SequenceStore):
+        raise TypeError("this method needs dense (averaged or vector) features, got temporal ones")
+    return torch.from_numpy(np.asarray(features[idx], dtype=np.float32))
+
+
+class GZSLMethod(nn.Module):
+    """Base class of audio-visual (G)ZSL / GFSL methods.
+
+    Subclasses set ``score_kind`` and implement :meth:`training_loss` and
+    :meth:`class_scores`; temporal methods also override :meth:`collate`.
+    """
+
+    score_kind: ClassVar[Literal["distance", "probability"]] = "distance"
+    #: the method's hyperparameter schema (a frozen dataclass); subclasses override
+    Config: ClassVar[type]
+
+    def __init__(self, config: object, spec: InputSpec) -> None:
+        super().__init__()
+        self.config = config
+        self.spec = spec
+
+    def collate(
+        self,
+        features: FeatureSet,
+        idx: np.ndarray,
+        targets: np.ndarray | None,
+        train: bool,
+        generator: np.random.Generator | None = None,
+    ) -> Batch:
+        """Build a batch of samples ``idx`` (dense features; override for sequences).
+
+        Args:
+            features: the split to draw from.
+            idx: ``[B]`` sample indices into ``features``.
+            targets: ``[B]`` training-class indices, or None at evaluation.
+            train: training (random crops etc.) or evaluation (deterministic).
+            generator: numpy RNG for stochastic collation.
+        """
+        labels = torch.from_numpy(features.labels[idx].astype(np.int64))
+        tgt = torch.from_numpy(targets.astype(np.int64)) if targets is not None else torch.full_like(labels, -1)
+        return Batch(dense_rows(features.audio, idx), dense_rows(features.video, idx), labels, tgt)
+
+    def training_loss(self, batch: Batch, class_embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Loss terms for one batch.
+
+        Args:
+            batch: with ``targets`` indexing rows of ``class_embeddings``.
+            class_embeddings: ``[C_train, D_w]`` embeddings of the training classes.
+
+        Returns:
+            ``{"loss": scalar, <term>: scalar, ...}``.
+        """
+        raise NotImplementedError
+
+    def class_scores(self, batch: Batch, class_embeddings: torch.Tensor) -> torch.Tensor:
+        """Scores ``[B, C]`` against ``class_embeddings`` ``[C, D_w]`` (higher is better)."""
+        raise NotImplementedError
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Hook for methods with epoch-dependent behaviour (default: nothing)."""
