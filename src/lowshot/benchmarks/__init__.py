@@ -1,0 +1,1 @@
+"""Benchmark protocols: split definitions, calibrated stacking, two-stage runners."""

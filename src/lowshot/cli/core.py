@@ -18,8 +18,9 @@ def _load_all() -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    _load_all()
     kinds = [args.kind] if args.kind else list(KINDS)
+    if kinds != ["configs"]:
+        _load_all()
     for kind in kinds:
         names = paper_config_names() if kind == "configs" else getattr(_registry, kind.upper()).names()
         print(f"{kind}:")

@@ -1,0 +1,1 @@
+"""Pure metric functions (sklearn-style argument order: ``y_true`` first)."""

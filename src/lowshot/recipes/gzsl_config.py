@@ -75,14 +75,12 @@ class ProtocolConfig:
     Attributes:
         beta_grid: (start, stop, num) of ``linspace`` for calibrated stacking; published grids:
             (0, 3, 16) AVCA/TCaF, (0, 5, 76) ClipClap, (0, 1, 11) AV-Diff.
-        selection: pick the stage-1 epoch by validation HM or validation loss.
         stage2_scheduler: ``replay`` repeats the stage-1 LR drops at the same epochs in stage
             2; ``legacy_val_on_train`` steps the scheduler on HM measured on stage-1
             validation data, which is training data in stage 2 (AVCA upstream behaviour).
     """
 
     beta_grid: tuple[float, float, int] = (0.0, 3.0, 16)
-    selection: Literal["hm", "loss"] = "hm"
     stage2_scheduler: Literal["replay", "legacy_val_on_train"] = "replay"
 
 

@@ -10,10 +10,10 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -130,3 +130,23 @@ def write_once(path: Path, make: Callable[[], Any]) -> Path:
         with atomic_path(path) as tmp:
             make(tmp)
     return path
+
+
+def pack_state(obj: Any) -> dict[str, torch.Tensor]:
+    """Nested state (model/optimizer/scheduler/RNG dicts) -> flat tensors for safetensors.
+
+    Non-tensor leaves travel as one JSON document stored in the ``__meta__`` uint8 tensor.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    meta: dict[str, Any] = {}
+    flatten_state("", obj, tensors, meta)
+    blob = json.dumps(meta).encode("utf-8")
+    tensors["__meta__"] = torch.frombuffer(bytearray(blob), dtype=torch.uint8).clone()
+    return tensors
+
+
+def unpack_state(tensors: Mapping[str, torch.Tensor]) -> Any:
+    """Inverse of :func:`pack_state`."""
+    tensors = dict(tensors)
+    meta = json.loads(bytes(tensors.pop("__meta__").tolist()).decode("utf-8"))
+    return unflatten_state(tensors, meta)

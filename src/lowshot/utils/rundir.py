@@ -20,10 +20,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from lowshot.config.schema import to_dict
 from lowshot.utils.io import atomic_write_json, read_json
-
-import yaml
 
 
 def git_revision() -> str | None:

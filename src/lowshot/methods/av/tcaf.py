@@ -1,0 +1,224 @@
+"""TCaF: Temporal and cross-modal attention for audio-visual (G)ZSL.
+
+Reference: O.-B. Mercea, T. Hummel, A. S. Koepke, Z. Akata, "Temporal and cross-modal
+attention for audio-visual zero-shot learning", ECCV 2022; thesis ch. 3 and app. B
+(O.-B. Mercea, *Multimodal Data Efficient Learning*, 2024).
+
+Loss (Eq. 3.15): l = l_ce + l_reg + l_rec (Eqs. 3.16-3.18). Scores: -||theta_o - theta_w(c)||_2
+(Eq. 3.14).
+
+Differences from the published code (ExplainableML/TCAF-GZSL @ 0ca2059):
+
+* the Fourier time embedding sees the real time in seconds in training **and** evaluation
+  (published evaluation passes integer positions: ``legacy_eval_integer_timesteps``, §6.4);
+* input normalisation is per feature family (``input_norm="per_family"``: VGGish
+  de-quantised, C3D L2 per step, SeLaVi unchanged); ``"legacy_tcaf"`` reproduces /255 on all
+  audio and L2 over the time axis of the video (§6.5);
+* encoder BatchNorm statistics are computed over valid steps only
+  (``legacy_bn_over_padding`` reproduces the published statistics over padding);
+* in ``fixed`` sequence mode the audio window covers the same seconds as the video window
+  (``legacy_audio_len`` reproduces ``round(n_v * 0.64 * 0.96)``, §6.7);
+* the padding embedding of the published code is omitted: padded tokens are never attended
+  to, so it cannot change any valid output;
+* times in ``fixed`` mode are absolute times in the video (window offset included);
+* ablations (Tables 3.2-3.4, B.1-B.3) are config values; the published code exposes only
+  some of them as flags; ``objective="ce_reg_rec_triplet"`` (Table B.3, "+l_triplet") and
+  ``inputs="averaged"`` are re-implemented from the thesis text without an upstream reference.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lowshot._registry import METHODS
+from lowshot.data.featureset import FeatureSet, SequenceStore
+from lowshot.data.sequences import gather_av_windows
+from lowshot.errors import ConfigError
+from lowshot.layers.input_norm import InputNorm, normalize_features
+from lowshot.losses.triplet import sample_negatives, triplet
+from lowshot.methods.base import Batch, GZSLMethod, InputSpec
+from lowshot.models.av.tcaf import TCaFNet, TemporalInput
+
+log = logging.getLogger(__name__)
+
+#: Table 3.3 attention variants -> mask pattern (the class token adds A_c in every variant)
+ATTENTION_PATTERNS = {"cross": "cross", "self": "self", "full": "full"}
+LEGACY_SWITCHES = ("legacy_eval_integer_timesteps", "legacy_bn_over_padding", "legacy_audio_len")
+
+
+@dataclass(frozen=True)
+class TCaFConfig:
+    """TCaF hyperparameters (defaults: the published UCF-cls run, reference §4.3).
+
+    Attributes:
+        embedding_dropout / token_dropout / transformer_dropout / decoder_dropout /
+            additional_dropout: ``drop_enc`` / ``drop_prob,pos`` / ``drop_prob`` /
+            ``drop_proj_o`` / ``drop_proj_w``.
+        attention: ``cross`` (A_x, TCaF), ``self`` (A_self) or ``full`` (A_self + A_x), Table 3.3.
+        readout: ``class_token`` (x^c, A_c) or ``mean`` of output tokens (Table 3.3 "w/o class token").
+        modalities: ``both`` or one stream (Table 3.4; needs ``attention="full"``, as published).
+        time_embedding: ``fourier`` or ``none`` (Table B.1).
+        feed_forward: False removes the feed-forward blocks (Table B.2).
+        inputs: ``temporal`` or ``averaged`` (one token per modality, Table B.3 "avg input").
+        objective: loss terms (Table 3.2 and Table B.3 "+l_triplet").
+        margin: triplet margin of the ``..._triplet`` objective.
+        seqlen_mode: ``max`` (pad to batch max) or ``fixed`` (crop to ``train_maxlen`` /
+            ``eval_maxlen`` video steps, random in training, centred in evaluation).
+        input_norm: see :mod:`lowshot.layers.input_norm`.
+        legacy_audio_len / legacy_bn_over_padding / legacy_eval_integer_timesteps: published
+            quirks (reference §6.4, §6.5, §6.7), off by default.
+    """
+
+    dim: int = 300
+    encoder_hidden: int = 512
+    decoder_hidden: int = 512
+    dim_out: int = 64
+    pos_dim: int = 64
+    depth: int = 6
+    heads: int = 8
+    dim_head: int = 64
+    mlp_dim: int = 128
+    fourier_scale: float = 10.0
+    embedding_dropout: float = 0.3
+    token_dropout: float = 0.2
+    transformer_dropout: float = 0.3
+    decoder_dropout: float = 0.1
+    additional_dropout: float = 0.1
+    attention: Literal["cross", "self", "full"] = "cross"
+    readout: Literal["class_token", "mean"] = "class_token"
+    modalities: Literal["both", "audio", "video"] = "both"
+    time_embedding: Literal["fourier", "none"] = "fourier"
+    modality_embedding: bool = True
+    feed_forward: bool = True
+    inputs: Literal["temporal", "averaged"] = "temporal"
+    objective: Literal["ce_reg_rec", "ce_reg", "reg", "ce_reg_rec_triplet"] = "ce_reg_rec"
+    margin: float = 1.0
+    seqlen_mode: Literal["max", "fixed"] = "max"
+    train_maxlen: int = 60
+    eval_maxlen: int = 300
+    input_norm: InputNorm = "per_family"
+    legacy_audio_len: bool = False
+    legacy_bn_over_padding: bool = False
+    legacy_eval_integer_timesteps: bool = False
+
+    def __post_init__(self) -> None:
+        if self.modalities != "both" and self.attention != "full":
+            raise ConfigError(
+                f"tcaf: modalities={self.modalities!r} has no other modality to cross-attend to; "
+                "use attention='full' (as the published single-modality runs)"
+            )
+        if self.depth < 1 or self.train_maxlen < 1 or self.eval_maxlen < 1:
+            raise ConfigError("tcaf: depth, train_maxlen and eval_maxlen must be positive")
+
+
+@METHODS.register("tcaf")
+class TCaF(GZSLMethod):
+    """TCaF method (model + loss terms); scores are ``-L2`` distances."""
+
+    Config = TCaFConfig
+    score_kind = "distance"
+
+    def __init__(self, config: TCaFConfig, spec: InputSpec) -> None:
+        super().__init__(config, spec)
+        c = config
+        for name in LEGACY_SWITCHES:
+            if getattr(c, name):
+                log.warning("tcaf: compatibility switch %s is on (published behaviour)", name)
+        if c.input_norm == "legacy_tcaf":
+            log.warning("tcaf: input_norm='legacy_tcaf' (published normalisation) is on")
+        self.net = TCaFNet(
+            spec.audio_dim, spec.video_dim, spec.text_dim, c.dim, c.encoder_hidden, c.decoder_hidden,
+            c.dim_out, c.pos_dim, c.depth, c.heads, c.dim_head, c.mlp_dim, c.embedding_dropout,
+            c.token_dropout, c.transformer_dropout, c.decoder_dropout, c.additional_dropout,
+            (ATTENTION_PATTERNS[c.attention],) * c.depth, c.readout == "class_token", c.modalities,
+            c.time_embedding, c.modality_embedding, c.fourier_scale, c.feed_forward,
+            c.legacy_bn_over_padding,
+        )  # fmt: skip
+
+    # ----------------------------------------------------------------------------- batches
+    def collate(
+        self,
+        features: FeatureSet,
+        idx: np.ndarray,
+        targets: np.ndarray | None,
+        train: bool,
+        generator: np.random.Generator | None = None,
+    ) -> Batch:
+        """Padded ``[B, T, D]`` sequences with masks and times in seconds (policy of the config)."""
+        if not (isinstance(features.audio, SequenceStore) and isinstance(features.video, SequenceStore)):
+            raise TypeError("tcaf needs temporal features (a *_non_averaged feature_dir)")
+        c, spec = self.config, self.spec
+        r_a, r_v = spec.audio_step or 1.0, spec.video_step or 1.0
+        a, v = gather_av_windows(
+            features.audio, features.video, idx, r_a, r_v, c.seqlen_mode,
+            c.train_maxlen if train else c.eval_maxlen, train, generator, c.legacy_audio_len,
+        )  # fmt: skip
+        labels = torch.from_numpy(features.labels[idx].astype(np.int64))
+        tgt = torch.from_numpy(targets.astype(np.int64)) if targets is not None else torch.full_like(labels, -1)
+        return Batch(
+            _t(a.values), _t(v.values), labels, tgt,
+            torch.from_numpy(a.mask), torch.from_numpy(v.mask),
+            _t(a.times(r_a)), _t(v.times(r_v)),
+        )  # fmt: skip
+
+    def _inputs(self, batch: Batch, integer_times: bool = False) -> dict[str, TemporalInput]:
+        """Normalised model inputs; optionally integer positions as times (legacy evaluation)."""
+        c, spec = self.config, self.spec
+        out = {}
+        for m, x, mask, times, kind in (
+            ("audio", batch.audio, batch.audio_mask, batch.audio_times, spec.audio_kind),
+            ("video", batch.video, batch.video_mask, batch.video_times, spec.video_kind),
+        ):
+            if mask is None or times is None:
+                raise ValueError("tcaf batches need masks and times (use TCaF.collate)")
+            x = normalize_features(x, kind, m, c.input_norm)
+            if integer_times:  # published evaluation: positions 0..T-1 instead of seconds (§6.4)
+                times = torch.arange(x.shape[1], device=x.device, dtype=x.dtype).expand(x.shape[0], -1)
+            if c.inputs == "averaged":  # one token per modality: mean features and time
+                w = mask.unsqueeze(-1).to(x.dtype)
+                n = w.sum(1)
+                x, times = (x * w).sum(1, keepdim=True) / n.unsqueeze(1), (times * mask).sum(1, keepdim=True) / n
+                mask = torch.ones_like(mask[:, :1])
+            out[m] = TemporalInput(x, mask, times)
+        return out
+
+    # ------------------------------------------------------------------------------ losses
+    def training_loss(self, batch: Batch, class_embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
+        c, net = self.config, self.net
+        c_o, _ = net(self._inputs(batch))
+        theta_o = net.o_proj(c_o)  # [B, d_out]
+        w = class_embeddings[batch.targets]  # [B, D_w]
+        theta_w = net.embed_labels(w)  # [B, d_out]
+        terms = {"reg": F.mse_loss(theta_o, theta_w)}  # Eq. 3.17
+        if c.objective != "reg":
+            logits = theta_o @ net.embed_labels(class_embeddings).T  # [B, C_train]
+            terms["ce"] = F.cross_entropy(logits, batch.targets)  # Eq. 3.16
+        if c.objective in ("ce_reg_rec", "ce_reg_rec_triplet"):
+            terms["rec"] = F.mse_loss(net.d_o(theta_o), w) + F.mse_loss(net.d_w(theta_w), w)  # Eq. 3.18
+        if c.objective == "ce_reg_rec_triplet":  # Table B.3, AVCA-style l_t with theta_o (Eq. 2.5)
+            neg = sample_negatives(batch.labels.to(w.device))
+            terms["triplet"] = triplet(theta_o, theta_w, theta_o[neg], c.margin) + triplet(
+                theta_w, theta_o, theta_w[neg], c.margin
+            )
+        terms["loss"] = torch.stack(list(terms.values())).sum()  # Eq. 3.15
+        return terms
+
+    def embed(self, batch: Batch, return_attention: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """theta_o ``[B, d_out]`` and (optionally) per-layer attention maps ``[B, H, N, N]``."""
+        c_o, maps = self.net(self._inputs(batch, self.config.legacy_eval_integer_timesteps), return_attention)
+        return self.net.o_proj(c_o), maps
+
+    def class_scores(self, batch: Batch, class_embeddings: torch.Tensor) -> torch.Tensor:
+        theta_o, _ = self.embed(batch)
+        return -torch.cdist(theta_o, self.net.embed_labels(class_embeddings))  # Eq. 3.14
+
+
+def _t(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+

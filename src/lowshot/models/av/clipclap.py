@@ -1,0 +1,54 @@
+"""ClipClap-GZSL architecture (thesis ch. 5, Fig. 5.2): MLP encoders, projections, decoders.
+
+Shapes: ``B`` samples, ``C`` classes, ``D_in`` concatenated input features, ``D_t``
+concatenated label embeddings, ``d_model`` = 512, ``d_out`` = 64.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lowshot.layers.mlp import linear_bn_relu, mlp
+
+
+class ClipClapNet(nn.Module):
+    """O_enc, W_enc, O_proj, W_proj, D_o and D_w of ClipClap-GZSL.
+
+    Args:
+        input_dim: ``D_in`` of the concatenated audio-visual input.
+        text_dim: ``D_t`` of the concatenated label embedding.
+        model_dim: ``d_model``, output of both encoders.
+        hidden_dim: ``d_hidden`` of O_proj and D_o.
+        out_dim: ``d_out`` of the joint space.
+        embedding_dropout / decoder_dropout / additional_dropout: dropout of the encoders,
+            of O_proj, and of the decoders D_o / D_w.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        text_dim: int,
+        model_dim: int = 512,
+        hidden_dim: int = 512,
+        out_dim: int = 64,
+        embedding_dropout: float = 0.1,
+        decoder_dropout: float = 0.1,
+        additional_dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.o_enc = linear_bn_relu(input_dim, model_dim, embedding_dropout)  # Eq. 5.1
+        self.w_enc = linear_bn_relu(text_dim, model_dim, embedding_dropout)  # Eq. 5.2
+        self.o_proj = mlp([model_dim, hidden_dim, out_dim], decoder_dropout)  # Eq. 5.3
+        self.w_proj = nn.Linear(model_dim, out_dim)  # Eq. 5.4
+        self.d_o = mlp([out_dim, hidden_dim, model_dim], additional_dropout, last_activation=True)
+        self.d_w = linear_bn_relu(out_dim, model_dim, additional_dropout)
+
+    def embed_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, D_in]`` -> theta_o ``[B, d_out]``."""
+        return self.o_proj(self.o_enc(x))
+
+    def embed_labels(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[C, D_t]`` -> (encoded label ``[C, d_model]``, theta_w ``[C, d_out]``)."""
+        encoded = self.w_enc(w)
+        return encoded, self.w_proj(encoded)

@@ -1,0 +1,193 @@
+"""Recipe ``gzsl``: one experiment config -> data -> two-stage protocol per seed -> results.
+
+Run directory layout::
+
+    <run>/config.yaml, env.json          resolved config, git revision, environment
+    <run>/result.json                    mean ± std over seeds + expected numbers
+    <run>/seed_<s>/result.json           test S/U/HM/ZSL, per-class acc., epoch, beta
+    <run>/seed_<s>/history.json          per-epoch losses and validation metrics
+    <run>/seed_<s>/checkpoints/          resumable state, stage-1 best and final models
+    <run>/data/                          generated synthetic data (synthetic configs only)
+
+A killed run is resumed by running the same command again: finished seeds are skipped,
+unfinished stages restart from their last committed epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lowshot._registry import METHODS, RECIPES
+from lowshot.benchmarks.calibration import beta_grid
+from lowshot.benchmarks.gzsl import TwoStageProtocol
+from lowshot.config.schema import from_dict, to_dict
+from lowshot.data.featureset import GZSLBenchmark
+from lowshot.errors import ConfigError
+from lowshot.methods import av as _av_methods  # noqa: F401  (registers the methods)
+from lowshot.methods.base import GZSLMethod, InputSpec
+from lowshot.recipes.gzsl_config import DataConfig, ExperimentConfig
+from lowshot.recipes.gzsl_trainer import MethodTrainer
+from lowshot.utils.io import atomic_write_json
+from lowshot.utils.rundir import RunDir
+from lowshot.utils.seed import resolve_device, seed_everything
+
+log = logging.getLogger(__name__)
+METRICS = ("S", "U", "HM", "ZSL")
+
+
+def parse_experiment(config: dict[str, Any]) -> tuple[ExperimentConfig, Any]:
+    """Validate a raw config: the experiment schema, then the method's model schema."""
+    name = str(config.get("name", "experiment"))
+    exp = from_dict(ExperimentConfig, config, where=name)
+    method_cls = METHODS.get(exp.method)
+    model_cfg = from_dict(method_cls.Config, exp.model, where=f"{name}.model")
+    return replace(exp, model=to_dict(model_cfg)), model_cfg
+
+
+def load_benchmark(data: DataConfig, data_root: Path | None, run_dir: Path) -> GZSLBenchmark:
+    """The benchmark of ``data``: generated synthetic data, or the released files."""
+    from lowshot.data.gzsl import load_gzsl_benchmark, resolve_data_root
+
+    if data.synthetic is not None:
+        from lowshot.data.synth import write_synthetic
+
+        root = run_dir / "data"
+        if not (root / data.dataset).exists():
+            write_synthetic(
+                root, preset=data.synthetic, dataset=data.dataset, seed=data.synthetic_seed, size=data.synthetic_size
+            )
+        trust = True  # files this run generated itself
+    else:
+        root = resolve_data_root(data.root or (str(data_root) if data_root else None))
+        trust = data.trust_pickle
+    return load_gzsl_benchmark(
+        root,
+        data.dataset,
+        data.feature_dir,
+        data.split,
+        text=data.text,
+        trust_pickle=trust,
+        legacy_text_order=data.legacy_text_order,
+    )
+
+
+def input_spec(benchmark: GZSLBenchmark) -> InputSpec:
+    """What a method needs to size itself, read off the benchmark."""
+    train = benchmark.splits["stage_1_train"]
+    audio_dim, video_dim = train.dims
+    return InputSpec(
+        audio_dim=audio_dim,
+        video_dim=video_dim,
+        text_dim=int(benchmark.class_embeddings.shape[1]),
+        audio_step=benchmark.audio_step,
+        video_step=benchmark.video_step,
+        audio_kind=benchmark.metadata.get("audio_kind", "generic"),
+        video_kind=benchmark.metadata.get("video_kind", "generic"),
+    )
+
+
+def run_seed(
+    exp: ExperimentConfig, model_cfg: Any, benchmark: GZSLBenchmark, seed: int, out: Path
+) -> dict[str, Any]:
+    """Run the two-stage protocol for one seed (resuming if ``out`` holds a partial run)."""
+    rd = RunDir(out)
+    done = rd.result()
+    if done is not None:
+        log.info("seed %d already finished in %s", seed, out)
+        return done
+    method_cls: type[GZSLMethod] = METHODS.get(exp.method)
+    spec = input_spec(benchmark)
+    device = resolve_device(exp.train.device)
+
+    def make_trainer(stage: int) -> MethodTrainer:
+        seed_everything(seed + 1000 * stage)
+        return MethodTrainer(method_cls(model_cfg, spec), benchmark, stage, exp.train, seed, device)
+
+    writer = _tensorboard(out) if exp.train.tensorboard else None
+    bar = _progress(exp, seed)
+
+    def on_epoch(record: dict[str, Any]) -> None:
+        rd.append_history(record)
+        if writer is not None:
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k not in ("stage", "epoch"):
+                    writer.add_scalar(f"stage{record['stage']}/{k}", v, record["epoch"])
+        if bar is not None:
+            bar.set_postfix({k: f"{v:.2f}" for k, v in record.items() if k in ("loss", "val_HM")})
+            bar.update(1)
+
+    protocol = TwoStageProtocol(
+        exp.train.epochs,
+        beta_grid(*exp.protocol.beta_grid),
+        checkpoint_dir=rd.path / "checkpoints",
+        stage2_scheduler=exp.protocol.stage2_scheduler,
+        on_epoch=on_epoch,
+    ).fit(benchmark, make_trainer)
+    if bar is not None:
+        bar.close()
+    if writer is not None:
+        writer.close()
+    atomic_write_json(rd.path / "history.json", protocol.history_)
+    result = {"seed": seed, **protocol.summary()}
+    rd.write_result(result)
+    return result
+
+
+def aggregate(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Mean and (population) std of S/U/HM/ZSL over seeds."""
+    out = {}
+    for key in METRICS:
+        values = np.array([r[key] for r in results], dtype=np.float64)
+        out[key] = {"mean": float(values.mean()), "std": float(values.std())}
+    return out
+
+
+def run_gzsl(config: dict[str, Any], run_dir: Path, data_root: Path | None = None) -> dict[str, Any]:
+    """Run an experiment config end to end; returns (and writes) the aggregated result."""
+    exp, model_cfg = parse_experiment(config)
+    if not exp.train.seeds:
+        raise ConfigError(f"{exp.name}: train.seeds must name at least one seed")
+    rd = RunDir(run_dir)
+    rd.write_config(exp)
+    benchmark = load_benchmark(exp.data, data_root, rd.path)
+    results = [run_seed(exp, model_cfg, benchmark, s, rd.path / f"seed_{s}") for s in exp.train.seeds]
+    summary = {
+        "name": exp.name,
+        "method": exp.method,
+        "benchmark": benchmark.name,
+        "seeds": list(exp.train.seeds),
+        "metrics": aggregate(results),
+        "per_seed": [{k: r[k] for k in (*METRICS, "beta", "best_epoch")} for r in results],
+        "class_counts": {
+            name: len(benchmark.split_classes[f"stage_2_{name}"]) for name in ("test_seen", "test_unseen")
+        },
+        "expected": dict(exp.provenance.expected),
+        "provenance": to_dict(exp.provenance),
+    }
+    rd.write_result(summary)
+    return summary
+
+
+def _tensorboard(out: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as err:  # pragma: no cover - depends on the optional extra
+        raise ConfigError("train.tensorboard=true needs the 'report' extra (pip install lowshot[report])") from err
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+def _progress(exp: ExperimentConfig, seed: int) -> Any:
+    if not exp.train.progress or os.environ.get("LOWSHOT_NO_PROGRESS"):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(desc=f"{exp.name} seed {seed}", unit="epoch", leave=False)
+
+
+RECIPES.register("gzsl")(run_gzsl)

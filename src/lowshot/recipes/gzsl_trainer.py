@@ -1,0 +1,143 @@
+"""The training loop of the audio-visual GZSL methods (an :class:`EpochTrainer`).
+
+One "epoch" is ``n_batches`` mini-batches of ``batch_size`` sample indices, drawn
+class-balanced with replacement (a uniformly random training class, then a uniformly random
+sample of it — the published sampler) or uniformly. Indices for the whole epoch are drawn
+in one vectorised call; features are gathered per batch from the in-memory (or
+memory-mapped) feature set, so no DataLoader workers or per-sample Python is involved.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from lowshot.data.featureset import FeatureSet, GZSLBenchmark
+from lowshot.errors import DataError
+from lowshot.methods.base import GZSLMethod
+from lowshot.recipes.gzsl_config import TrainConfig
+from lowshot.utils.io import pack_state, unpack_state
+
+
+def epoch_indices(
+    labels: np.ndarray, n_batches: int, batch_size: int, sampler: str, rng: np.random.Generator
+) -> np.ndarray:
+    """``[n_batches, batch_size]`` sample indices for one epoch.
+
+    Args:
+        labels: ``[N]`` class of each training sample.
+        sampler: ``"class_balanced"`` or ``"uniform"``.
+    """
+    total = n_batches * batch_size
+    if sampler == "uniform":
+        return rng.integers(0, len(labels), size=(n_batches, batch_size))
+    order = np.argsort(labels, kind="stable")
+    classes, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
+    pick = rng.integers(0, len(classes), size=total)
+    offset = (rng.random(total) * counts[pick]).astype(np.int64)
+    return order[starts[pick] + offset].reshape(n_batches, batch_size)
+
+
+class MethodTrainer:
+    """Adam + optional ReduceLROnPlateau around a :class:`GZSLMethod` for one stage.
+
+    Args:
+        method: a freshly initialised method (already seeded).
+        benchmark: the dataset; the stage picks the training set and classes.
+        stage: 1 or 2.
+        config: optimisation settings.
+        seed: seeds the batch sampler (and torch's global RNG, for dropout).
+        device: where the method runs.
+    """
+
+    def __init__(
+        self,
+        method: GZSLMethod,
+        benchmark: GZSLBenchmark,
+        stage: int,
+        config: TrainConfig,
+        seed: int,
+        device: torch.device,
+    ) -> None:
+        self.method = method.to(device)
+        self.config = config
+        self.device = device
+        self.train_set: FeatureSet = benchmark.stage_train(stage)
+        classes = benchmark.train_classes(stage)
+        pos = np.clip(np.searchsorted(classes, self.train_set.labels), 0, len(classes) - 1)
+        if not np.all(classes[pos] == self.train_set.labels):
+            raise DataError(f"{benchmark.name}: stage-{stage} training samples outside the training class list")
+        self.targets = pos
+        embeddings = torch.as_tensor(np.asarray(benchmark.class_embeddings, np.float32), device=device)
+        self.class_embeddings = embeddings  # [C, D_w]
+        self.train_embeddings = embeddings[torch.as_tensor(classes, device=device)]  # [C_train, D_w]
+        self.optimizer = torch.optim.Adam(method.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler = (
+            torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, mode="max", factor=config.lr_factor, patience=config.lr_patience
+            )
+            if config.lr_scheduler
+            else None
+        )
+        self.rng = np.random.default_rng([seed, stage])
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        cfg = self.config
+        self.method.train()
+        self.method.on_epoch_start(epoch)
+        batches = epoch_indices(self.train_set.labels, cfg.n_batches, cfg.batch_size, cfg.sampler, self.rng)
+        sums: dict[str, torch.Tensor] = {}
+        for idx in batches:
+            batch = self.method.collate(self.train_set, idx, self.targets[idx], True, self.rng).to(self.device)
+            terms = self.method.training_loss(batch, self.train_embeddings)
+            self.optimizer.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            self.optimizer.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v.detach()
+        return {k: float(v) / len(batches) for k, v in sums.items()}
+
+    @torch.no_grad()
+    def scores(self, features: FeatureSet) -> np.ndarray:
+        self.method.eval()
+        out = []
+        step = self.config.eval_batch_size
+        for start in range(0, len(features), step):
+            idx = np.arange(start, min(start + step, len(features)))
+            batch = self.method.collate(features, idx, None, False).to(self.device)
+            out.append(self.method.class_scores(batch, self.class_embeddings).float().cpu())
+        return torch.cat(out).numpy()
+
+    def step_scheduler(self, metric: float) -> bool:
+        if self.scheduler is None:
+            return False
+        before = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step(metric)
+        return self.optimizer.param_groups[0]["lr"] < before
+
+    def drop_lr(self) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] *= self.config.lr_factor
+
+    def model_state(self) -> dict[str, torch.Tensor]:
+        return dict(self.method.state_dict())
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return pack_state(
+            {
+                "model": self.method.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler else {},
+                "torch_rng": torch.get_rng_state(),
+                "numpy_rng": self.rng.bit_generator.state,
+            }
+        )
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        s = unpack_state(state)
+        self.method.load_state_dict(s["model"])
+        self.optimizer.load_state_dict(s["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(s["scheduler"])
+        torch.set_rng_state(s["torch_rng"])
+        self.rng.bit_generator.state = s["numpy_rng"]

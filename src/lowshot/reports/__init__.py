@@ -1,0 +1,1 @@
+"""Run directories -> tables (markdown / CSV / LaTeX / terminal) and figures."""
