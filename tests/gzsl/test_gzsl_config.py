@@ -72,5 +72,8 @@ GZSL_SETTINGS = [n for n in paper_config_names() if load_paper_config(n)["recipe
 def test_every_gzsl_paper_setting_validates(name):
     exp, _ = parse_experiment(load_paper_config(name))
     if not name.startswith("demo."):
-        assert exp.provenance.paper and exp.provenance.table, "paper settings carry provenance"
-        assert set(exp.provenance.expected) >= {"S", "U", "HM", "ZSL"}
+        assert exp.provenance.paper, "paper settings carry provenance"
+        if exp.provenance.table:  # settings without published numbers say so in their notes
+            assert set(exp.provenance.expected) >= {"S", "U", "HM", "ZSL"}
+        else:
+            assert not exp.provenance.expected and exp.provenance.notes

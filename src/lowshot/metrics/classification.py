@@ -37,12 +37,10 @@ def per_class_accuracy(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarr
     member = classes[pos] == y_true
     totals = np.bincount(pos[member], minlength=len(classes)).astype(np.float64)
     correct = (y_pred == y_true) & member
-    if correct.ndim == 1:
-        hits = np.bincount(pos[correct], minlength=len(classes)).astype(np.float64)
-    else:
-        onehot = np.zeros((len(y_true), len(classes)))
-        onehot[np.flatnonzero(member), pos[member]] = 1.0
-        hits = correct.astype(np.float64) @ onehot
+    grid = correct.reshape(-1, len(y_true))  # [G, N]
+    flat = (np.arange(grid.shape[0])[:, None] * len(classes) + pos[None, :])[grid]
+    hits = np.bincount(flat, minlength=grid.shape[0] * len(classes)).reshape(grid.shape[0], len(classes))
+    hits = hits[0] if correct.ndim == 1 else hits
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(totals > 0, hits / np.maximum(totals, 1), np.nan)
 

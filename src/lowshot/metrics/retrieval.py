@@ -81,7 +81,9 @@ def adverb_map(
     return float(average_precision_score(onehot, y_score, average=average))
 
 
-def antonym_predictions(y_true: np.ndarray, y_score: np.ndarray, antonyms: np.ndarray) -> np.ndarray:
+def antonym_predictions(
+    y_true: np.ndarray, y_score: np.ndarray, antonyms: np.ndarray
+) -> np.ndarray:
     """Predicted adverb of each row when only the GT adverb and its antonym compete.
 
     Other adverbs get -1e10, then ``argmax`` (first index wins a tie, i.e. the adverb earlier
