@@ -61,9 +61,9 @@ def test_run_directory_contents(finished):
 
 
 def test_final_checkpoint_reproduces_the_test_result(finished):
+    from lowshot._registry import METHODS
     from lowshot.recipes.gzsl import input_spec, load_benchmark, parse_experiment
     from lowshot.recipes.gzsl_trainer import MethodTrainer
-    from lowshot._registry import METHODS
 
     run, summary = finished
     exp, model_cfg = parse_experiment(tiny_config())
@@ -165,3 +165,14 @@ def test_selected_epoch_and_zero_beta_are_transferred_without_test_search(monkey
     assert len(searched) == 4  # one search per stage-1 epoch, none on test
     with pytest.raises(ValueError, match="not allowed"):
         evaluate_gzsl(bench, 2, trainers[2].scores, betas=beta_grid(0, 3, 16))
+
+
+def test_report_cli_writes_curves_and_tsne(finished, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from lowshot.cli.main import main
+
+    run, _ = finished
+    assert main(["report", str(run), "--format", "md", "--figures", str(tmp_path), "--tsne"]) == 0
+    assert "| demo.clipclap_synthetic (1 seed) |" in capsys.readouterr().out
+    assert (tmp_path / f"{run.name}_seed_42_curves.png").is_file()
+    assert (tmp_path / f"{run.name}_tsne.png").is_file()

@@ -1,4 +1,4 @@
-"""``lowshot report``: tables from run directories."""
+"""``lowshot report``: tables and figures from run directories."""
 
 from __future__ import annotations
 
@@ -6,22 +6,40 @@ import argparse
 from pathlib import Path
 
 from lowshot.reports.tables import load_rows, to_csv, to_latex, to_markdown, to_rich
+from lowshot.utils.io import read_json
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    rows = load_rows([Path(p) for p in args.runs], with_reference=not args.no_reference)
+    runs = [Path(p) for p in args.runs]
+    rows = load_rows(runs, with_reference=not args.no_reference)
     if args.format == "table":
         from rich.console import Console
 
         Console().print(to_rich(rows))
     else:
         print({"md": to_markdown, "csv": to_csv, "latex": to_latex}[args.format](rows), end="")
+    if args.figures:
+        from lowshot.reports.figures import plot_learning_curves
+
+        out = Path(args.figures)
+        for run in runs:
+            for seed_dir in sorted(run.glob("seed_*")):
+                if (seed_dir / "history.json").exists():
+                    path = plot_learning_curves(read_json(seed_dir / "history.json"),
+                                                out / f"{run.name}_{seed_dir.name}_curves.png", f"{run.name} {seed_dir.name}")
+                    print(f"wrote {path}")
+            if args.tsne:
+                from lowshot.reports.tsne import run_tsne
+
+                print(f"wrote {run_tsne(run, out / f'{run.name}_tsne.png')}")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="tables (md/csv/latex) from GZSL run directories")
+    p = sub.add_parser("report", help="tables (md/csv/latex) and figures from GZSL run directories")
     p.add_argument("runs", nargs="+", help="run directories holding result.json")
     p.add_argument("--format", choices=("table", "md", "csv", "latex"), default="table")
     p.add_argument("--no-reference", action="store_true", help="omit the published numbers")
+    p.add_argument("--figures", metavar="DIR", help="also write learning curves (PNG) here")
+    p.add_argument("--tsne", action="store_true", help="with --figures: t-SNE of test embeddings (Fig. 5.3)")
     p.set_defaults(func=cmd_report)

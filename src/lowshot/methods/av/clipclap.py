@@ -120,10 +120,12 @@ class ClipClap(GZSLMethod):
         return terms
 
     def class_scores(self, batch: Batch, class_embeddings: torch.Tensor) -> torch.Tensor:
-        theta_o = self.net.embed_inputs(self._inputs(batch))
-        _, theta_w = self.net.embed_labels(class_embeddings[:, self.text_slice])
-        return -torch.cdist(theta_o, theta_w)
+        return -torch.cdist(self.embed(batch), self.embed_classes(class_embeddings))
 
     def embed(self, batch: Batch) -> torch.Tensor:
         """theta_o ``[B, d_out]`` (for t-SNE figures)."""
         return self.net.embed_inputs(self._inputs(batch))
+
+    def embed_classes(self, class_embeddings: torch.Tensor) -> torch.Tensor:
+        """theta_w ``[C, d_out]`` of label embeddings ``[C, D_t]``."""
+        return self.net.embed_labels(class_embeddings[:, self.text_slice])[1]
