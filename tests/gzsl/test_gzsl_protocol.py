@@ -176,3 +176,21 @@ def test_report_cli_writes_curves_and_tsne(finished, tmp_path, capsys):
     assert "| demo.clipclap_synthetic (1 seed) |" in capsys.readouterr().out
     assert (tmp_path / f"{run.name}_seed_42_curves.png").is_file()
     assert (tmp_path / f"{run.name}_tsne.png").is_file()
+
+
+def test_reproduce_reads_a_released_tree_under_the_data_root(tmp_path, monkeypatch, capsys):
+    """`lowshot reproduce clipclap.ucf` on files in the released layout (written by the generator)."""
+    from lowshot.cli.main import main
+    from lowshot.data.synth import write_synthetic
+
+    root = tmp_path / "released"
+    write_synthetic(root, preset="clipclap", dataset="UCF", seed=3, size=0.05)
+    monkeypatch.setenv("LOWSHOT_DATA_ROOT", str(root))
+    args = ["reproduce", "clipclap.ucf", "train.epochs=1", "train.n_batches=5", "train.progress=false",
+            "--run-dir", str(tmp_path / "run")]
+    assert main(args) == 2  # released features are pickles: refused without trust
+    assert "trust" in capsys.readouterr().err
+    assert main([*args, "data.trust_pickle=true", "train.tensorboard=true"]) == 0
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["benchmark"] == "UCF/cls" and result["expected"]["HM"] == 55.97
+    assert list((tmp_path / "run" / "seed_42" / "tensorboard").glob("events.out.tfevents.*"))

@@ -14,7 +14,10 @@ KINDS = ("configs", "models", "methods", "benchmarks", "encoders", "recipes")
 
 def _load_all() -> None:
     """Import the modules that register things, so the registries are filled."""
-    import lowshot.catalog  # noqa: F401
+    from lowshot.catalog import load_all
+
+    for skipped in load_all():
+        print(f"(not loaded: {skipped})")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -50,9 +53,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     """Run a paper setting through the recipe it names (``recipe:`` key)."""
     from pathlib import Path
 
-    _load_all()
+    from lowshot.catalog import load_recipe
+
     config = load_paper_config(args.name, args.overrides)
-    recipe = _registry.RECIPES.get(config["recipe"])
+    recipe = load_recipe(config["recipe"])
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / config["name"]
     recipe(config, run_dir, Path(args.data_root) if args.data_root else None)
     return 0

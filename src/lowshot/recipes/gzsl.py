@@ -154,8 +154,8 @@ def run_gzsl(config: dict[str, Any], run_dir: Path, data_root: Path | None = Non
     if not exp.train.seeds:
         raise ConfigError(f"{exp.name}: train.seeds must name at least one seed")
     rd = RunDir(run_dir)
-    rd.write_config(exp)
     benchmark = load_benchmark(exp.data, data_root, rd.path)
+    rd.write_config(exp)  # after the data loaded: a run that could not start leaves no config
     results = [run_seed(exp, model_cfg, benchmark, s, rd.path / f"seed_{s}") for s in exp.train.seeds]
     summary = {
         "name": exp.name,
