@@ -25,7 +25,11 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lowshot", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="lowshot",
+        description="Multimodal data-efficient learning: audio-visual (G)ZSL, video-adverb "
+        "retrieval, communicating MLLMs.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         if importlib.util.find_spec(name) is None:

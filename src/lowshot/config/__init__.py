@@ -6,7 +6,7 @@
 * :mod:`lowshot.config.paper` finds the YAML of a paper setting (``clipclap.ucf``).
 """
 
-from lowshot.config.schema import from_dict, load_yaml, save_yaml, to_dict
 from lowshot.config.overrides import apply_overrides, parse_override
+from lowshot.config.schema import from_dict, load_yaml, save_yaml, to_dict
 
 __all__ = ["from_dict", "to_dict", "load_yaml", "save_yaml", "apply_overrides", "parse_override"]

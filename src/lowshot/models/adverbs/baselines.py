@@ -1,0 +1,124 @@
+"""Architectures of the video-adverb baselines (AC_CLS/AC_REG and Action Modifier).
+
+* AC: D. Moltisanti, F. Keller, H. Bilen, L. Sevilla-Lara, "Learning Action Changes by
+  Measuring Verb-Adverb Textual Relationships", CVPR 2023 (dmoltisanti/air-cvpr23 @
+  4b09522, ``model.py::RegClsAdverbModel``, read not copied). Differences: padding is
+  masked from true lengths in training *and* evaluation (the published evaluation attends
+  to zero padding; ``legacy_unmasked_eval`` / ``legacy_zero_value_padding_mask`` restore
+  it), device-agnostic code.
+* Action Modifier: H. Doughty, I. Laptev, W. Mayol-Cuevas, D. Damen, "Action Modifiers:
+  Learning from Adverbs in Instructional Videos", CVPR 2020 (hazeld/action-modifiers @
+  ca4937a, no licence: read only). Differences: S3D features and S3D text embeddings (as
+  in the AIR/ReGaDa tables) instead of I3D + GloVe; the action query embedding has the
+  text-embedding size.
+
+TIRG reuses :class:`lowshot.models.adverbs.regada.ReGaDa` with ``composer="tirg"``; the
+zero-shot and Priors baselines have no parameters (see :mod:`lowshot.methods.adverbs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from lowshot.models.adverbs.attention import SlicedSDPAttention
+
+
+class ACModel(nn.Module):
+    """Verb-query attention + MLP ``rho`` giving one output per adverb.
+
+    Args:
+        action_emb: ``[V, d_theta]`` initial verb embeddings (fine-tuned, as published).
+        n_adverbs: output size ``|A|``.
+        feature_dim: ``d_model`` of the features (1024).
+        heads: attention slices (4).
+        d_k: total key/value size (512).
+        hidden: widths of ``rho``'s hidden layers (512, 512, 512).
+        dropout: dropout in ``rho``.
+        legacy_unmasked_eval / legacy_zero_value_padding_mask: see
+            :class:`~lowshot.models.adverbs.attention.SlicedSDPAttention`.
+    """
+
+    def __init__(
+        self,
+        action_emb: torch.Tensor,
+        n_adverbs: int,
+        feature_dim: int,
+        heads: int = 4,
+        d_k: int = 512,
+        hidden: Sequence[int] = (512, 512, 512),
+        dropout: float = 0.1,
+        legacy_unmasked_eval: bool = False,
+        legacy_zero_value_padding_mask: bool = False,
+    ) -> None:
+        super().__init__()
+        d_theta = action_emb.shape[1]
+        self.verbs = nn.Embedding.from_pretrained(action_emb.float().clone(), freeze=False)
+        self.attn = SlicedSDPAttention(
+            feature_dim,
+            d_theta,
+            heads,
+            d_k,
+            d_theta,
+            legacy_zero_value_padding_mask,
+            legacy_unmasked_eval,
+        )
+        layers: list[nn.Module] = []
+        d = d_theta
+        for h in hidden:
+            layers += [nn.Linear(d, h), nn.ReLU(), nn.Dropout(dropout)]
+            d = h
+        layers.append(nn.Linear(d, n_adverbs))
+        self.rho = nn.Sequential(*layers)
+
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor, actions: torch.Tensor
+    ) -> torch.Tensor:
+        """``x [B, T, d_x]``, ``lengths [B]``, ``actions [B]`` -> ``[B, |A|]`` adverb outputs."""
+        return self.rho(self.attn(x, lengths, self.verbs(actions)))
+
+
+class ActionModifierModel(nn.Module):
+    """Action-query attention video embedding; adverbs as linear maps of the action.
+
+    Pair embedding ``m(a, v) = ReLU(A_a e_v)`` with ``A_a`` initialised to the identity;
+    score ``-||video - m(a, v)||``.
+
+    Args:
+        action_emb: ``[V, d]`` frozen action embeddings ``e_v`` (also the queries).
+        n_adverbs: number of adverbs.
+        feature_dim: ``d_model`` of the features.
+        heads / d_k: attention sizes.
+    """
+
+    def __init__(
+        self,
+        action_emb: torch.Tensor,
+        n_adverbs: int,
+        feature_dim: int,
+        heads: int = 4,
+        d_k: int = 512,
+    ) -> None:
+        super().__init__()
+        d = action_emb.shape[1]
+        self.register_buffer("action_emb", action_emb.float().clone())
+        self.attn = SlicedSDPAttention(feature_dim, d, heads, d_k, d)
+        self.modifiers = nn.Parameter(torch.eye(d).repeat(n_adverbs, 1, 1))  # [A, d, d]
+
+    def video_embeddings(
+        self, x: torch.Tensor, lengths: torch.Tensor, actions: torch.Tensor
+    ) -> torch.Tensor:
+        """``[B, T, d_x]`` -> ``[B, d]`` with the action ``actions [B]`` as query."""
+        return self.attn(x, lengths, self.action_emb[actions])
+
+    def pair_embeddings(self, adverbs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``m(a_b, v_b)`` for index vectors ``[B]`` -> ``[B, d]``."""
+        return torch.relu(
+            torch.einsum("bij,bj->bi", self.modifiers[adverbs], self.action_emb[actions])
+        )
+
+    def all_adverb_embeddings(self, actions: torch.Tensor) -> torch.Tensor:
+        """``m(a, v_b)`` for every adverb ``a`` -> ``[B, A, d]``."""
+        return torch.relu(torch.einsum("aij,bj->bai", self.modifiers, self.action_emb[actions]))

@@ -1,0 +1,85 @@
+"""``lowshot adverbs ...`` commands end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from lowshot.cli.main import main
+
+
+@pytest.mark.data
+def test_priors_command_prints_table_6_2(
+    shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["adverbs", "priors", "--splits", str(shared_data / "adverbs")]) == 0
+    out = capsys.readouterr().out
+    assert "| vatex (ours)                 |     0.216 |     0.086 |     0.752 |" in out
+    assert "| vatex (Table 6.2)            |     0.216 |     0.086 |     0.752 |" in out
+
+
+def test_synth_convert_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "data"
+    assert (
+        main(
+            [
+                "adverbs",
+                "synth",
+                str(root),
+                "--clips",
+                "120",
+                "--video-dim",
+                "8",
+                "--joint-dim",
+                "4",
+            ]
+        )
+        == 0
+    )
+    feats = (
+        root / "features" / "VATEX_Adverbs" / "s3d" / "ht1m_init" / "stack_size=16_freq=1" / "rgb"
+    )
+    # without trust: a clean error, exit code 2
+    assert main(["adverbs", "convert", str(feats / "train.pth")]) == 2
+    assert "--trust-pickle" in capsys.readouterr().err
+    for part in ("train", "test"):
+        assert main(["adverbs", "convert", str(feats / f"{part}.pth"), "--trust-pickle"]) == 0
+    w = root / "features" / "s3d" / "s3d_howto100m.pth"
+    assert main(["adverbs", "convert", str(w), "--trust-pickle"]) == 0
+    assert w.with_suffix(".safetensors").exists()
+    # train from converted (safe) files only: no trust flag anywhere
+    args = ["adverbs", "train", "regada.vatex", "data.video_dim=8", "data.joint_dim=4",
+            "text.weights=features/s3d/s3d_howto100m.safetensors", "train.epochs=1", "train.batch_size=64",
+            "model.emb_dim=8", "model.heads=2", "train.num_threads=1",
+            "--data-root", str(root), "--run-dir", str(tmp_path / "run")]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "selected on" not in out and "test (published protocol" in out
+
+
+@pytest.mark.slow
+def test_demo_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["adverbs", "demo", "--out", str(tmp_path), "--epochs", "3"]) == 0
+    out = capsys.readouterr().out
+    for label in ("Priors", "S3D pre-trained", "AC_CLS", "ReGaDa"):
+        assert f"| {label}" in out
+
+
+def test_text_cache_then_train_without_s3d_weights(synth_root: Path, tmp_path: Path) -> None:
+    s3d = synth_root / "features" / "s3d"
+    cache = tmp_path / "text.safetensors"
+    args = ["adverbs", "text-cache", str(cache), "--splits", str(synth_root), "--dataset", "vatex",
+            "--weights", str(s3d / "s3d_howto100m.pth"), "--word-dict", str(s3d / "s3d_dict.npy"), "--trust-pickle"]  # fmt: skip
+    assert main(args) == 0
+    from lowshot.data.adverbs_text import CachedTextEncoder, S3DTextEncoder
+
+    direct = S3DTextEncoder(s3d / "s3d_howto100m.pth", s3d / "s3d_dict.npy", trust_pickle=True)
+    assert torch.allclose(
+        CachedTextEncoder(cache).encode(["quickly cut"]), direct.encode(["quickly cut"])
+    )
+    args = ["adverbs", "train", "adverbs_baselines.s3d_pretrained_vatex", "data.video_dim=16", "data.joint_dim=8",
+            "data.trust_pickle=true", "text.encoder=adverbs.text_cache", f"text.cache={cache}",
+            "--data-root", str(synth_root), "--run-dir", str(tmp_path / "run")]  # fmt: skip
+    assert main(args) == 0

@@ -1,0 +1,254 @@
+"""ReGaDa and baseline architectures: equations, masks, ablation switches, batched scoring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lowshot.benchmarks.adverbs import load_adverb_data
+from lowshot.data.adverbs_text import HashTextEncoder
+from lowshot.methods.adverbs import (
+    VocabText,
+    build_method,
+    make_batch,
+    predict_adverb_scores,
+)
+from lowshot.models.adverbs.baselines import ACModel, ActionModifierModel
+from lowshot.models.adverbs.regada import ReGaDa, ResidualGatedComposer, TIRGComposer
+
+A, V, DT, DX = 4, 3, 8, 12
+
+
+def _regada(**kw) -> ReGaDa:
+    torch.manual_seed(0)
+    return ReGaDa(
+        torch.randn(A, DT),
+        torch.randn(V, DT),
+        DX,
+        dim=8,
+        heads=2,
+        layers_gated=2,
+        layers_residual=2,
+        **kw,
+    )
+
+
+def test_regada_shapes_and_padding_invariance() -> None:
+    m = _regada().eval()
+    assert m.text_embeddings().shape == (A * V, 8)
+    x = torch.randn(2, 3, DX)
+    lengths = torch.tensor([3, 2])
+    x[1, 2] = 0
+    padded = torch.cat([x, torch.randn(2, 4, DX)], dim=1)  # garbage beyond the true length
+    a = m.video_embeddings(x, lengths, torch.tensor([0, 2]))
+    b = m.video_embeddings(padded, lengths, torch.tensor([0, 2]))
+    assert a.shape == (2, 8) and torch.allclose(a, b, atol=1e-6)
+    assert (a >= 0).all()  # the projection MLP ends in ReLU
+
+
+def test_gate_equation_6_1() -> None:
+    torch.manual_seed(0)
+    c = ResidualGatedComposer(4, 2, 2, dropout=0.0).eval()
+    main, aux = torch.randn(5, 4), torch.randn(5, 4)
+    x = torch.cat([main, aux], -1)
+    want = c.w_gate * torch.sigmoid(c.gate(x)) * main + c.w_res * c.res(x)
+    assert torch.allclose(c(main, aux), want)
+    no_res = ResidualGatedComposer(4, 2, 2, 0.0, residual=False).eval()
+    assert no_res.res is None
+    assert torch.allclose(no_res(main, aux), torch.sigmoid(no_res.gate(x)) * main)
+    lin = ResidualGatedComposer(4, 2, 2, 0.0, sigmoid=False).eval()
+    assert torch.allclose(lin(main, aux), lin.gate(x) * main + lin.res(x))
+    shared = ResidualGatedComposer(4, 2, 2, 0.0, shared_weights=True).eval()
+    g = shared.gate(x)
+    assert shared.res is None and torch.allclose(shared(main, aux), torch.sigmoid(g) * main + g)
+    # gated MLP structure: BN, (N-1) x [Linear, Dropout, LeakyReLU], Linear
+    kinds = [type(mod).__name__ for mod in c.gate]
+    assert kinds == ["BatchNorm1d", "Linear", "Dropout", "LeakyReLU", "Linear"]
+    t = TIRGComposer(4)
+    assert float(t.w_gate.detach()) == 1.0 and float(t.w_res.detach()) == 10.0
+
+
+def test_text_inputs_ablation() -> None:
+    base = _regada().eval().text_embeddings()
+    swapped = _regada(main="action", aux="adverb").eval().text_embeddings()
+    assert not torch.allclose(base, swapped)
+    with pytest.raises(ValueError, match="phrase"):
+        _regada(main="composition")
+    comp = _regada(main="composition", pair_emb=torch.randn(A * V, DT)).eval()
+    assert comp.text_embeddings().shape == (A * V, 8)
+    with pytest.raises(ValueError, match="differ"):
+        _regada(main="action", aux="action")
+
+
+def test_ac_padding_mask_and_legacy_eval() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 8)
+    padded = torch.cat([x, torch.zeros(1, 5, 8)], dim=1)
+    lengths = torch.tensor([3])
+    for legacy, same in ((False, True), (True, False)):
+        m = ACModel(
+            torch.randn(V, 8), A, 8, heads=2, d_k=8, hidden=(8,), legacy_unmasked_eval=legacy
+        ).eval()
+        a, b = m(x, lengths, torch.tensor([1])), m(padded, lengths, torch.tensor([1]))
+        assert torch.allclose(a, b, atol=1e-6) is same
+    zero_row = ACModel(
+        torch.randn(V, 8), A, 8, heads=2, d_k=8, hidden=(8,), legacy_zero_value_padding_mask=True
+    ).eval()
+    assert torch.allclose(
+        zero_row(x, lengths, torch.tensor([0])),
+        zero_row(padded, torch.tensor([8]), torch.tensor([0])),
+    )
+
+
+def test_action_modifier_starts_at_identity() -> None:
+    emb = torch.randn(V, 8)
+    m = ActionModifierModel(emb, A, 8, heads=2, d_k=8)
+    assert torch.allclose(
+        m.pair_embeddings(torch.tensor([0, 3]), torch.tensor([1, 2])), torch.relu(emb[[1, 2]])
+    )
+    assert m.all_adverb_embeddings(torch.tensor([0])).shape == (1, A, 8)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(synth_root: Path):
+    data = load_adverb_data(synth_root, "vatex", features_root=synth_root, trust_pickle=True)
+    text = VocabText(HashTextEncoder(dim=8).encode, data.vocab.adverbs, data.vocab.actions)
+    return data, text
+
+
+SMALL = {"emb_dim": 8, "heads": 2, "layers_gated": 2, "layers_residual": 2}
+METHODS = [
+    ("adverbs.regada", SMALL),
+    ("adverbs.tirg", {"emb_dim": 8, "heads": 2}),
+    ("adverbs.ac_cls", {"heads": 2, "d_k": 8, "hidden": [8]}),
+    ("adverbs.ac_reg", {"heads": 2, "d_k": 8, "hidden": [8]}),
+    ("adverbs.action_modifier", {"heads": 2, "d_k": 8, "adverb_start": 0}),
+]
+
+
+@pytest.mark.parametrize(("name", "model"), METHODS)
+def test_methods_train_step_and_batched_scores(tiny_data, name: str, model: dict) -> None:
+    data, text = tiny_data
+    torch.manual_seed(0)
+    m = build_method(name, model, data, text, data.train.store.video_dim)
+    batch = make_batch(data.train, np.arange(32))
+    out = m.training_loss(batch, torch.Generator().manual_seed(0))
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and out["loss_terms"]
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameters())
+    # batched evaluation == per-row evaluation; no-action scores == max over action queries
+    m.eval()
+    gt, no_act = predict_adverb_scores(
+        m, data.test, data.vocab.n_actions, batch_size=7, no_action_gt=True
+    )
+    one = make_batch(data.test, np.array([5]))
+    cache = m.eval_cache()
+    with torch.no_grad():
+        row = m.action_scores(one, one.actions, cache)
+        per_action = torch.stack(
+            [m.action_scores(one, torch.tensor([v]), cache) for v in range(data.vocab.n_actions)]
+        )
+    assert np.allclose(gt[5], row[0].double().numpy(), atol=1e-5)
+    assert np.allclose(no_act[5], per_action.max(0).values[0].double().numpy(), atol=1e-5)
+
+
+def test_regada_scores_are_cosine_of_pair_embeddings(tiny_data) -> None:
+    data, text = tiny_data
+    m = build_method("adverbs.regada", SMALL, data, text, data.train.store.video_dim).eval()
+    b = make_batch(data.test, np.arange(4))
+    with torch.no_grad():
+        o = m.model.video_embeddings(b.video, b.lengths, b.actions)
+        t = m.model.text_embeddings()
+        want = torch.stack(
+            [
+                F.cosine_similarity(
+                    o[i : i + 1],
+                    t[torch.arange(data.vocab.n_adverbs) * data.vocab.n_actions + b.actions[i]],
+                )
+                for i in range(4)
+            ]
+        )
+        got = m.action_scores(b, b.actions, m.eval_cache())
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_regada_loss_terms_and_no_antonyms(tiny_data) -> None:
+    data, text = tiny_data
+    torch.manual_seed(0)
+    only_reg = build_method(
+        "adverbs.regada", SMALL | {"lambda_act": 0.0, "lambda_adv": 0.0}, data, text, 16
+    ).eval()
+    b = make_batch(data.train, np.arange(16))
+    out = only_reg.training_loss(b, torch.Generator().manual_seed(0))
+    assert float(out["loss"].detach()) == pytest.approx(out["loss_terms"]["reg"], rel=1e-5)
+    # antonym negative is deterministic; without antonyms a random other adverb is drawn
+    assert torch.equal(only_reg.antonyms[b.adverbs], torch.as_tensor(data.antonyms)[b.adverbs])
+    from lowshot.methods.adverbs import _antonym_or_random
+
+    rnd = _antonym_or_random(
+        b.adverbs, None, data.vocab.n_adverbs, torch.Generator().manual_seed(1)
+    )
+    assert (rnd != b.adverbs).all() and (rnd < data.vocab.n_adverbs).all()
+
+
+def test_zero_shot_and_priors_methods(tiny_data) -> None:
+    data, text = tiny_data
+    zs = build_method("adverbs.s3d_pretrained", {"pooling": "max"}, data, text, 16)
+    gt, _ = predict_adverb_scores(zs, data.test, data.vocab.n_actions)
+    assert gt.shape == (len(data.test), data.vocab.n_adverbs)
+    wrong_dim = VocabText(HashTextEncoder(dim=5).encode, data.vocab.adverbs, data.vocab.actions)
+    from lowshot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="same joint space"):
+        predict_adverb_scores(
+            build_method("adverbs.clip", {}, data, wrong_dim, 16), data.test, data.vocab.n_actions
+        )
+    pri = build_method("adverbs.priors", {}, data, None, 0)
+    gt, _ = predict_adverb_scores(pri, data.test, data.vocab.n_actions)
+    counts = np.zeros((data.vocab.n_adverbs, data.vocab.n_actions))
+    np.add.at(counts, (data.train.adverbs, data.train.actions), 1)
+    assert np.array_equal(gt, counts[:, data.test.actions].T)
+
+
+@pytest.mark.parametrize(
+    "kw", [{}, {"residual": False}, {"shared_weights": True}, {"sigmoid": False}]
+)
+def test_indexed_composer_equals_expanded(kw: dict) -> None:
+    """The gathered first layer gives the expanded computation: outputs, grads, BN stats."""
+    torch.manual_seed(0)
+    ref = ResidualGatedComposer(4, 3, 2, dropout=0.5, **kw)
+    fast = ResidualGatedComposer(4, 3, 2, dropout=0.5, **kw)
+    fast.load_state_dict(ref.state_dict())
+    main_t, aux_t = torch.randn(3, 4, requires_grad=True), torch.randn(5, 4, requires_grad=True)
+    pairs = torch.arange(15)
+    mi, ai = pairs // 5, pairs % 5
+    torch.manual_seed(1)
+    a = ref(main_t[mi], aux_t[ai])
+    torch.manual_seed(1)
+    b = fast.forward_indexed(main_t, mi, aux_t, ai)
+    assert torch.allclose(a, b, atol=1e-5)
+    ga = torch.autograd.grad(a.square().sum(), [main_t, *ref.parameters()], allow_unused=True)
+    gb = torch.autograd.grad(b.square().sum(), [main_t, *fast.parameters()], allow_unused=True)
+    for x, y in zip(ga, gb):
+        assert (x is None and y is None) or torch.allclose(x, y, atol=1e-4)
+    for (n, x), (_, y) in zip(ref.named_buffers(), fast.named_buffers()):
+        assert torch.allclose(x.float(), y.float(), atol=1e-6), n
+    ref.eval(), fast.eval()
+    assert torch.allclose(
+        ref(main_t[mi], aux_t[ai]), fast.forward_indexed(main_t, mi, aux_t, ai), atol=1e-5
+    )
+
+
+def test_parameter_count_matches_published_air_model() -> None:
+    """Reference §7.4: 5.8 M trainable parameters with main_air (frozen embeddings excluded)."""
+    m = ReGaDa(torch.randn(10, 512), torch.randn(48, 512), 1024, layers_gated=4, layers_residual=3)
+    n = sum(p.numel() for p in m.parameters() if p.requires_grad)
+    assert round(n / 1e6, 1) == 5.8
+    bigger_vocab = ReGaDa(
+        torch.randn(34, 512), torch.randn(135, 512), 1024, layers_gated=4, layers_residual=3
+    )
+    assert sum(p.numel() for p in bigger_vocab.parameters() if p.requires_grad) == n
