@@ -1,0 +1,353 @@
+"""Pickle-free, memory-mapped copy of a released feature folder (the recommended path).
+
+The released TCaF / AV-Diff / ClipClap archives are pickles (reading them can run code)
+and the temporal ones do not fit in RAM for VGGSound-cls (~93k videos of 4096-d C3D
+sequences, 20+ GB). Convert a folder once::
+
+    lowshot data convert SRC_ROOT DATASET FEATURE_DIR OUT --trust-pickle
+
+and point the data root at ``OUT``; :func:`~lowshot.data.gzsl.load_gzsl_benchmark` detects
+the converted tree and returns the same benchmark, with the feature blocks opened by
+``np.load(mmap_mode="r")`` (only the pages a batch touches are read).
+
+Converted layout (no pickle anywhere)::
+
+    OUT/<DS>/class-split/                      copied .txt/.csv files (both splits, name CSVs)
+    OUT/<DS>/features/<feature_dir>/
+        lowshot_format.json                    layout, feature family, dtypes, class names, per-stage counts
+        <stage>/audio.npy, video.npy           dense [N, D] float32, or temporal flat [sum T, D] (source dtype)
+        <stage>/audio_lengths.npy, video_lengths.npy   temporal only: [N] int64 steps per video
+        <stage>/labels.npy                     [N] int64 class index (code-point order of all_class.txt)
+        <stage>/video_ids.npy                  [N] unicode ids
+        text/<released stem>.safetensors       every class-embedding dict of text/ (name -> float32[D])
+
+The converter streams class file by class file: a first pass sizes every stage (h5 shapes,
+or one pickle at a time), then pre-sized ``.npy`` files (header by
+``np.lib.format.open_memmap``) are filled in a second pass with plain file writes, so peak
+memory is about one class file. Everything is written into a temporary
+folder renamed into place at the end; a re-run on a completed output is a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lowshot.data.av_datasets import FeatureFamily, ModalityFamily, dataset_spec
+from lowshot.data.class_split import ClassIndex, load_class_split
+from lowshot.data.embeddings import read_embedding_dict, write_embedding_dict
+from lowshot.data.feature_tree import ClassFiles, ReleasedFeatureDir, read_class_pair
+from lowshot.data.featureset import STAGES, FeatureSet, SequenceStore
+from lowshot.data.gzsl import dataset_dir, read_split_features
+from lowshot.data.h5_averaged import read_h5_class_file
+from lowshot.errors import DataError
+from lowshot.utils.io import atomic_write_json
+
+MARKER = "lowshot_format.json"
+FORMAT_NAME = "lowshot-av-features"
+FORMAT_VERSION = 1
+
+
+def is_converted(path: Path) -> bool:
+    """True if ``path`` is a feature folder written by :func:`convert_feature_dir`."""
+    return (Path(path) / MARKER).is_file()
+
+
+def _family_to_json(family: FeatureFamily) -> dict[str, dict[str, object]]:
+    return {
+        m: {"kind": f.kind, "dim": f.dim, "step": f.step}
+        for m, f in (("audio", family.audio), ("video", family.video))
+    }
+
+
+def _family_from_json(obj: dict[str, dict[str, object]]) -> FeatureFamily:
+    def one(d: dict[str, object]) -> ModalityFamily:
+        return ModalityFamily(
+            str(d["kind"]), int(d["dim"]), None if d["step"] is None else float(d["step"])
+        )  # type: ignore[arg-type]
+
+    return FeatureFamily(one(obj["audio"]), one(obj["video"]))
+
+
+class ConvertedFeatureDir:
+    """Reader of a converted feature folder (memory-mapped).
+
+    Args:
+        path: ``<root>/<DS>/features/<feature_dir>`` holding ``lowshot_format.json``.
+        classes: class index of the dataset (must equal the one recorded at conversion).
+    """
+
+    kind = "converted"
+
+    def __init__(self, path: Path, classes: ClassIndex) -> None:
+        self.path = Path(path)
+        try:
+            self.meta = json.loads((self.path / MARKER).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise DataError(f"{self.path / MARKER}: unreadable ({err})") from None
+        if self.meta.get("format") != FORMAT_NAME or self.meta.get("version") != FORMAT_VERSION:
+            raise DataError(f"{self.path / MARKER}: not a {FORMAT_NAME} v{FORMAT_VERSION} folder")
+        if tuple(self.meta["class_names"]) != classes.names:
+            raise DataError(f"{self.path}: converted with other classes than {classes.source}")
+        self.layout: str = self.meta["layout"]
+        self.family = _family_from_json(self.meta["family"])
+
+    @property
+    def text_dir(self) -> Path:
+        return self.path / "text"
+
+    def dtypes(self) -> tuple[str, str]:
+        return self.meta["source_dtypes"]["audio"], self.meta["source_dtypes"]["video"]
+
+    def present_classes(self, stage: str) -> set[int]:
+        return set(self.meta["stages"].get(stage, {}).get("classes", []))
+
+    def _load(self, stage: str, name: str) -> np.ndarray:
+        path = self.path / stage / f"{name}.npy"
+        try:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except FileNotFoundError:
+            raise DataError(f"missing file {path}") from None
+        except ValueError as err:
+            raise DataError(f"{path}: not a readable .npy ({err})") from None
+
+    def _modality(self, stage: str, modality: str) -> np.ndarray | SequenceStore:
+        block = self._load(stage, modality)
+        if self.layout != "temporal":
+            return block
+        lengths = np.asarray(self._load(stage, f"{modality}_lengths"), dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        if len(lengths) and starts[-1] + lengths[-1] != block.shape[0]:
+            raise DataError(
+                f"{self.path / stage}: {modality} lengths do not add up to the rows of {modality}.npy"
+            )
+        return SequenceStore([block], np.zeros(len(lengths), np.int32), starts, lengths)
+
+    def read_stage(self, stage: str, keep: np.ndarray | None = None) -> FeatureSet:
+        """Stage FeatureSet backed by memmaps (dense rows are copied only when classes are dropped)."""
+        labels = np.asarray(self._load(stage, "labels"), dtype=np.int64)
+        ids = np.asarray(self._load(stage, "video_ids"))
+        fs = FeatureSet(self._modality(stage, "audio"), self._modality(stage, "video"), labels, ids)
+        if keep is None or np.isin(labels, keep).all():
+            return fs
+        return fs.select_classes(np.asarray(keep))
+
+
+# ----------------------------------------------------------------------------------------
+# conversion
+
+
+@dataclass
+class _ClassSize:
+    files: ClassFiles
+    ids: list[str]
+    audio_lengths: np.ndarray
+    video_lengths: np.ndarray
+
+
+def _size_pass(
+    tree: ReleasedFeatureDir, stage: str
+) -> tuple[list[_ClassSize], np.dtype, np.dtype, str, str]:
+    """Sizes (and dtypes) of every class file of a stage, one file at a time."""
+    sizes: list[_ClassSize] = []
+    a_types: list[np.dtype] = []
+    v_types: list[np.dtype] = []
+    for files in tree.class_files(stage):
+        if tree.layout == "averaged":
+            (n, _), a_ids = read_h5_class_file(files.audio, load_data=False)  # type: ignore[misc]
+            _, v_ids = read_h5_class_file(files.video, load_data=False)
+            if a_ids != v_ids:
+                raise DataError(f"{files.audio} and {files.video} list different videos")
+            import h5py
+
+            with h5py.File(files.audio, "r") as fa, h5py.File(files.video, "r") as fv:
+                a_types.append(fa["data"].dtype)
+                v_types.append(fv["data"].dtype)
+            ones = np.ones(n, np.int64)
+            sizes.append(_ClassSize(files, a_ids, ones, ones))
+            continue
+        pair = read_class_pair(files, tree.layout, tree.family, tree.trust_pickle)
+        a_types.append(np.asarray(pair.audio[0]).dtype)
+        v_types.append(np.asarray(pair.video[0]).dtype)
+        if tree.layout == "temporal":
+            a_len = np.array([len(x) for x in pair.audio], np.int64)
+            v_len = np.array([len(x) for x in pair.video], np.int64)
+        else:
+            a_len = v_len = np.ones(len(pair.video_ids), np.int64)
+        sizes.append(_ClassSize(files, pair.video_ids, a_len, v_len))
+    if not sizes:
+        raise DataError(f"{tree.path}: no feature files for stage '{stage}'")
+    return (
+        sizes,
+        np.result_type(*a_types),
+        np.result_type(*v_types),
+        str(a_types[0]),
+        str(v_types[0]),
+    )
+
+
+class _BlockWriter:
+    """Fill a pre-sized ``.npy`` (header from ``np.lib.format.open_memmap``) row block by row
+    block with plain file writes, so written pages never accumulate in this process's RSS
+    (dirty pages of a writable memmap would, up to the size of the file)."""
+
+    def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, int]) -> None:
+        header = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        self.offset = int(header.offset)
+        del header
+        self.path, self.dtype, self.shape = path, np.dtype(dtype), shape
+        self.row = 0
+        self._fh = open(path, "r+b")  # noqa: SIM115 - closed in __exit__
+
+    def __enter__(self) -> _BlockWriter:
+        return self
+
+    def append(self, block: np.ndarray) -> None:
+        """Write ``[n, D]`` rows after the previous ones (cast to the file's dtype)."""
+        if self.row + len(block) > self.shape[0]:
+            raise DataError(f"{self.path}: more rows than sized in the first pass")
+        self._fh.seek(self.offset + self.row * self.shape[1] * self.dtype.itemsize)
+        self._fh.write(memoryview(np.ascontiguousarray(block, dtype=self.dtype)).cast("B"))
+        self.row += len(block)
+
+    def __exit__(self, *exc: object) -> None:
+        self._fh.close()
+        if exc[0] is None and self.row != self.shape[0]:
+            raise DataError(f"{self.path}: {self.row} rows written, {self.shape[0]} sized")
+
+
+def _convert_stage(tree: ReleasedFeatureDir, stage: str, out: Path) -> dict[str, object]:
+    sizes, a_dtype, v_dtype, a_src, v_src = _size_pass(tree, stage)
+    temporal = tree.layout == "temporal"
+    if not temporal:
+        a_dtype = v_dtype = np.dtype(np.float32)
+    out.mkdir(parents=True)
+    fam = tree.family
+    a_rows = int(sum(s.audio_lengths.sum() for s in sizes))
+    v_rows = int(sum(s.video_lengths.sum() for s in sizes))
+    with (
+        _BlockWriter(out / "audio.npy", a_dtype, (a_rows, fam.audio.dim)) as audio,
+        _BlockWriter(out / "video.npy", v_dtype, (v_rows, fam.video.dim)) as video,
+    ):
+        for size in sizes:
+            pair = read_class_pair(size.files, tree.layout, fam, tree.trust_pickle)
+            if pair.video_ids != size.ids:
+                raise DataError(f"{size.files.audio} changed during conversion")
+            audio.append(np.concatenate(pair.audio) if temporal else pair.audio)
+            video.append(np.concatenate(pair.video) if temporal else pair.video)
+    labels = np.concatenate([np.full(len(s.ids), s.files.class_index, np.int64) for s in sizes])
+    np.save(out / "labels.npy", labels)
+    np.save(out / "video_ids.npy", np.array([v for s in sizes for v in s.ids], dtype=str))
+    if temporal:
+        np.save(out / "audio_lengths.npy", np.concatenate([s.audio_lengths for s in sizes]))
+        np.save(out / "video_lengths.npy", np.concatenate([s.video_lengths for s in sizes]))
+    return {
+        "videos": len(labels),
+        "audio_rows": a_rows,
+        "video_rows": v_rows,
+        "classes": [s.files.class_index for s in sizes],
+        "source_dtypes": [a_src, v_src],
+    }
+
+
+def _copy_class_split(src: Path, dst: Path) -> None:
+    """Copy the .txt/.csv files of ``class-split/`` (atomically; identical copy -> no-op)."""
+    files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix in (".txt", ".csv"))
+    if dst.is_dir():
+        for p in files:
+            other = dst / p.relative_to(src)
+            if not other.is_file() or other.read_bytes() != p.read_bytes():
+                raise DataError(
+                    f"{dst} exists and differs from {src} ({p.relative_to(src)}); choose another output root"
+                )
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".class-split.", dir=dst.parent))
+    try:
+        for p in files:
+            target = tmp / p.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(p, target)
+        tmp.rename(dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def convert_feature_dir(
+    src_root: str | Path,
+    dataset: str,
+    feature_dir: str,
+    out_root: str | Path,
+    trust_pickle: bool = False,
+    split: str | None = None,
+) -> Path:
+    """Convert one released feature folder (and its class-split tree) to the safe format.
+
+    Args:
+        src_root: data root of the released tree.
+        dataset: ``UCF`` | ``ActivityNet`` | ``VGGSound``.
+        feature_dir: folder under ``<src_root>/<DS>/features/``.
+        out_root: data root of the converted tree (``<out_root>/<DS>/...`` is written).
+        trust_pickle: needed for pickled features and the (always pickled) embedding dicts.
+        split: if given, check afterwards that this split loads from the converted tree.
+
+    Returns:
+        The converted feature folder (unchanged if it was already complete).
+    """
+    from lowshot.data.gzsl import resolve_data_root
+
+    spec = dataset_spec(dataset)
+    src_ds = dataset_dir(resolve_data_root(src_root), spec)
+    out_ds = Path(out_root) / spec.name
+    final = out_ds / "features" / feature_dir
+    if is_converted(final):
+        return final
+    if final.exists():
+        raise DataError(
+            f"{final} exists but is not a completed conversion; remove it or choose another output root"
+        )
+    class_split = load_class_split(src_ds / "class-split", spec)
+    tree = ReleasedFeatureDir(src_ds / "features" / feature_dir, class_split.classes, trust_pickle)
+    text_files = sorted(tree.text_dir.glob("*.npy")) + sorted(tree.text_dir.glob("*.safetensors"))
+    tables = {p.stem: read_embedding_dict(p, trust_pickle) for p in text_files}
+    _copy_class_split(src_ds / "class-split", out_ds / "class-split")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        stages = {}
+        for stage in STAGES:
+            if (tree.path / "audio" / stage).is_dir():
+                stages[stage] = _convert_stage(tree, stage, tmp / stage)
+        if not stages:
+            raise DataError(f"{tree.path}: none of the stage folders {STAGES} found")
+        for stem, table in tables.items():
+            write_embedding_dict(tmp / "text" / f"{stem}.safetensors", table, pickled=False)
+        first = next(iter(stages.values()))["source_dtypes"]
+        atomic_write_json(
+            tmp / MARKER,
+            {
+                "format": FORMAT_NAME,
+                "version": FORMAT_VERSION,
+                "dataset": spec.name,
+                "feature_dir": feature_dir,
+                "layout": tree.layout,
+                "family": _family_to_json(tree.family),
+                "source_dtypes": {"audio": first[0], "video": first[1]},  # type: ignore[index]
+                "class_names": list(class_split.class_names),
+                "stages": stages,
+                "text": sorted(tables),
+                "source": str(tree.path),
+            },
+        )
+        tmp.rename(final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if split is not None:
+        converted = ConvertedFeatureDir(final, class_split.classes)
+        read_split_features(converted, class_split, split, final)
+    return final
