@@ -13,9 +13,10 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported lazily: reading JSON must not cost a torch import
+    import torch
 
 
 @contextmanager
@@ -84,6 +85,8 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
 
 def flatten_state(prefix: str, state: Any, out: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """Flatten a nested (optimizer) state dict into tensors + JSON-able leftovers."""
+    import torch
+
     if isinstance(state, torch.Tensor):
         out[prefix] = state
     elif isinstance(state, Mapping):
@@ -140,6 +143,8 @@ def pack_state(obj: Any) -> dict[str, torch.Tensor]:
     tensors: dict[str, torch.Tensor] = {}
     meta: dict[str, Any] = {}
     flatten_state("", obj, tensors, meta)
+    import torch
+
     blob = json.dumps(meta).encode("utf-8")
     tensors["__meta__"] = torch.frombuffer(bytearray(blob), dtype=torch.uint8).clone()
     return tensors
