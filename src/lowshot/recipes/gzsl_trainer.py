@@ -71,7 +71,10 @@ class MethodTrainer:
         embeddings = torch.as_tensor(np.asarray(benchmark.class_embeddings, np.float32), device=device)
         self.class_embeddings = embeddings  # [C, D_w]
         self.train_embeddings = embeddings[torch.as_tensor(classes, device=device)]  # [C_train, D_w]
-        self.optimizer = torch.optim.Adam(method.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        # fused Adam: one pass over the parameters instead of ~10 (a third of a ClipClap step on CPU)
+        self.optimizer = torch.optim.Adam(
+            method.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
+        )
         self.scheduler = (
             torch.optim.lr_scheduler.ReduceLROnPlateau(
                 self.optimizer, mode="max", factor=config.lr_factor, patience=config.lr_patience
