@@ -17,6 +17,7 @@ Differences from the published code (ExplainableML/AVCA-GZSL @ 2711aeb):
 * the model does not own its optimiser or LR scheduler (the recipe does; the published
   stage-2 scheduler quirk is ``protocol.stage2_scheduler=legacy_val_on_train``);
 * ablations (Tables 2.3-2.6) are config values; the published code has no switches for them;
+* inputs are the raw released features (as published; no normalisation);
 * class-label embeddings are attached by class name (``data.legacy_text_order`` reproduces
   the published misalignment, reference §6.1).
 """
@@ -87,12 +88,16 @@ class AVCAConfig:
                 "and fusion='none'"
             )
         if self.inputs == "both" and self.branches != "both" and self.fusion != "cross_attention":
-            raise ConfigError("avca: a single branch with both inputs needs fusion='cross_attention'")
+            raise ConfigError(
+                "avca: a single branch with both inputs needs fusion='cross_attention'"
+            )
         two = self.branches == "both"
         if self.eval_output in ("sum", "mean", "min") and not two:
             raise ConfigError(f"avca: eval_output={self.eval_output!r} needs both branches")
         if self.eval_output in ("audio", "video") and not two and self.eval_output != self.branches:
-            raise ConfigError(f"avca: eval_output={self.eval_output!r} but only the {self.branches} branch exists")
+            raise ConfigError(
+                f"avca: eval_output={self.eval_output!r} but only the {self.branches} branch exists"
+            )
 
     def resolved_eval_output(self) -> str:
         """The concrete evaluation output of ``eval_output="auto"``."""
@@ -130,10 +135,16 @@ class AVCA(GZSLMethod):
     ) -> Batch:
         """Dense batch; temporal features are averaged over their valid steps (AVCA input)."""
         labels = torch.from_numpy(features.labels[idx].astype(np.int64))
-        tgt = torch.from_numpy(targets.astype(np.int64)) if targets is not None else torch.full_like(labels, -1)
+        tgt = (
+            torch.from_numpy(targets.astype(np.int64))
+            if targets is not None
+            else torch.full_like(labels, -1)
+        )
         return Batch(_averaged(features.audio, idx), _averaged(features.video, idx), labels, tgt)
 
-    def training_loss(self, batch: Batch, class_embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
+    def training_loss(
+        self, batch: Batch, class_embeddings: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         m = self.config.margin
         out = self.net(batch.audio, batch.video)
         w = class_embeddings[batch.targets]  # [B, D_w]
@@ -146,13 +157,25 @@ class AVCA(GZSLMethod):
             theta, phi = out.theta[mod], out.phi[mod]
             rho = self.net.decoder(theta)  # rho_m = D(theta_m)
             # Eq. 2.5 (base triplets)
-            terms["l_t"] = terms["l_t"] + triplet(theta, theta_w, theta[neg], m) + triplet(theta_w, theta, theta_w[neg], m)
+            terms["l_t"] = (
+                terms["l_t"]
+                + triplet(theta, theta_w, theta[neg], m)
+                + triplet(theta_w, theta, theta_w[neg], m)
+            )
             terms["l_rec"] = terms["l_rec"] + F.mse_loss(rho, w)  # Eq. 2.7
             terms["l_ct"] = terms["l_ct"] + triplet(rho_w, rho, rho[neg], m)  # Eq. 2.8
             # Eq. 2.9
-            terms["l_w"] = terms["l_w"] + triplet(theta_w, theta, theta[neg], m) + triplet(theta, theta_w, theta_w[neg], m)
+            terms["l_w"] = (
+                terms["l_w"]
+                + triplet(theta_w, theta, theta[neg], m)
+                + triplet(theta, theta_w, theta_w[neg], m)
+            )
             # Eq. 2.10
-            terms["l_r"] = terms["l_r"] + F.mse_loss(self.net.rec[mod](theta), phi) + F.mse_loss(theta, theta_w)
+            terms["l_r"] = (
+                terms["l_r"]
+                + F.mse_loss(self.net.rec[mod](theta), phi)
+                + F.mse_loss(theta, theta_w)
+            )
         kept = [v for k, v in terms.items() if k != self.config.drop_loss]
         terms["loss"] = torch.stack(kept).sum()  # Eq. 2.4 (minus the ablated term)
         return terms

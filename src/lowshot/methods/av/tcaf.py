@@ -21,6 +21,9 @@ Differences from the published code (ExplainableML/TCAF-GZSL @ 0ca2059):
 * the padding embedding of the published code is omitted: padded tokens are never attended
   to, so it cannot change any valid output;
 * times in ``fixed`` mode are absolute times in the video (window offset included);
+* the per-token parts of the transformer (LayerNorm, q/k/v and output projections,
+  feed-forward) and the encoders run on valid steps only; outputs equal the padded
+  computation (tested), only the cost differs;
 * ablations (Tables 3.2-3.4, B.1-B.3) are config values; the published code exposes only
   some of them as flags; ``objective="ce_reg_rec_triplet"`` (Table B.3, "+l_triplet") and
   ``inputs="averaged"`` are re-implemented from the thesis text without an upstream reference.
@@ -49,7 +52,6 @@ log = logging.getLogger(__name__)
 
 #: Table 3.3 attention variants -> mask pattern (the class token adds A_c in every variant)
 ATTENTION_PATTERNS = {"cross": "cross", "self": "self", "full": "full"}
-LEGACY_SWITCHES = ("legacy_eval_integer_timesteps", "legacy_bn_over_padding", "legacy_audio_len")
 
 
 @dataclass(frozen=True)
@@ -127,11 +129,14 @@ class TCaF(GZSLMethod):
     def __init__(self, config: TCaFConfig, spec: InputSpec) -> None:
         super().__init__(config, spec)
         c = config
-        for name in LEGACY_SWITCHES:
-            if getattr(c, name):
-                log.warning("tcaf: compatibility switch %s is on (published behaviour)", name)
-        if c.input_norm == "legacy_tcaf":
-            log.warning("tcaf: input_norm='legacy_tcaf' (published normalisation) is on")
+        legacy = {
+            "legacy_eval_integer_timesteps": c.legacy_eval_integer_timesteps,
+            "legacy_bn_over_padding": c.legacy_bn_over_padding,
+            "legacy_audio_len": c.legacy_audio_len,
+            "input_norm=legacy_tcaf": c.input_norm == "legacy_tcaf",
+        }
+        for name in (k for k, on in legacy.items() if on):
+            log.warning("tcaf: compatibility switch %s is on (published behaviour)", name)
         self.net = TCaFNet(
             spec.audio_dim, spec.video_dim, spec.text_dim, c.dim, c.encoder_hidden, c.decoder_hidden,
             c.dim_out, c.pos_dim, c.depth, c.heads, c.dim_head, c.mlp_dim, c.embedding_dropout,
@@ -151,7 +156,9 @@ class TCaF(GZSLMethod):
         generator: np.random.Generator | None = None,
     ) -> Batch:
         """Padded ``[B, T, D]`` sequences with masks and times in seconds (policy of the config)."""
-        if not (isinstance(features.audio, SequenceStore) and isinstance(features.video, SequenceStore)):
+        if not (
+            isinstance(features.audio, SequenceStore) and isinstance(features.video, SequenceStore)
+        ):
             raise TypeError("tcaf needs temporal features (a *_non_averaged feature_dir)")
         c, spec = self.config, self.spec
         r_a, r_v = spec.audio_step or 1.0, spec.video_step or 1.0
@@ -160,7 +167,11 @@ class TCaF(GZSLMethod):
             c.train_maxlen if train else c.eval_maxlen, train, generator, c.legacy_audio_len,
         )  # fmt: skip
         labels = torch.from_numpy(features.labels[idx].astype(np.int64))
-        tgt = torch.from_numpy(targets.astype(np.int64)) if targets is not None else torch.full_like(labels, -1)
+        tgt = (
+            torch.from_numpy(targets.astype(np.int64))
+            if targets is not None
+            else torch.full_like(labels, -1)
+        )
         return Batch(
             _t(a.values), _t(v.values), labels, tgt,
             torch.from_numpy(a.mask), torch.from_numpy(v.mask),
@@ -179,17 +190,24 @@ class TCaF(GZSLMethod):
                 raise ValueError("tcaf batches need masks and times (use TCaF.collate)")
             x = normalize_features(x, kind, m, c.input_norm)
             if integer_times:  # published evaluation: positions 0..T-1 instead of seconds (§6.4)
-                times = torch.arange(x.shape[1], device=x.device, dtype=x.dtype).expand(x.shape[0], -1)
+                times = torch.arange(x.shape[1], device=x.device, dtype=x.dtype).expand(
+                    x.shape[0], -1
+                )
             if c.inputs == "averaged":  # one token per modality: mean features and time
                 w = mask.unsqueeze(-1).to(x.dtype)
                 n = w.sum(1)
-                x, times = (x * w).sum(1, keepdim=True) / n.unsqueeze(1), (times * mask).sum(1, keepdim=True) / n
+                x, times = (
+                    (x * w).sum(1, keepdim=True) / n.unsqueeze(1),
+                    (times * mask).sum(1, keepdim=True) / n,
+                )
                 mask = torch.ones_like(mask[:, :1])
             out[m] = TemporalInput(x, mask, times)
         return out
 
     # ------------------------------------------------------------------------------ losses
-    def training_loss(self, batch: Batch, class_embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
+    def training_loss(
+        self, batch: Batch, class_embeddings: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         c, net = self.config, self.net
         c_o, _ = net(self._inputs(batch))
         theta_o = net.o_proj(c_o)  # [B, d_out]
@@ -200,7 +218,9 @@ class TCaF(GZSLMethod):
             logits = theta_o @ net.embed_labels(class_embeddings).T  # [B, C_train]
             terms["ce"] = F.cross_entropy(logits, batch.targets)  # Eq. 3.16
         if c.objective in ("ce_reg_rec", "ce_reg_rec_triplet"):
-            terms["rec"] = F.mse_loss(net.d_o(theta_o), w) + F.mse_loss(net.d_w(theta_w), w)  # Eq. 3.18
+            terms["rec"] = F.mse_loss(net.d_o(theta_o), w) + F.mse_loss(
+                net.d_w(theta_w), w
+            )  # Eq. 3.18
         if c.objective == "ce_reg_rec_triplet":  # Table B.3, AVCA-style l_t with theta_o (Eq. 2.5)
             neg = sample_negatives(batch.labels.to(w.device))
             terms["triplet"] = triplet(theta_o, theta_w, theta_o[neg], c.margin) + triplet(
@@ -209,9 +229,13 @@ class TCaF(GZSLMethod):
         terms["loss"] = torch.stack(list(terms.values())).sum()  # Eq. 3.15
         return terms
 
-    def embed(self, batch: Batch, return_attention: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def embed(
+        self, batch: Batch, return_attention: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """theta_o ``[B, d_out]`` and (optionally) per-layer attention maps ``[B, H, N, N]``."""
-        c_o, maps = self.net(self._inputs(batch, self.config.legacy_eval_integer_timesteps), return_attention)
+        c_o, maps = self.net(
+            self._inputs(batch, self.config.legacy_eval_integer_timesteps), return_attention
+        )
         return self.net.o_proj(c_o), maps
 
     def class_scores(self, batch: Batch, class_embeddings: torch.Tensor) -> torch.Tensor:
@@ -221,4 +245,3 @@ class TCaF(GZSLMethod):
 
 def _t(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
-

@@ -1,0 +1,201 @@
+"""The one multi-head attention implementation of lowshot, and a pre-norm transformer.
+
+:class:`MultiHeadAttention` has two numerically equivalent paths: a fused one
+(``F.scaled_dot_product_attention``, used by default) and an explicit one that materialises
+the attention maps (used when ``return_attention=True``, e.g. for visualisation). Masks
+come from :mod:`lowshot.layers.masks` (True = may attend).
+
+:class:`TransformerLayer` is the pre-norm layer of AVCA / TCaF (thesis Eqs. 3.3-3.4, 3.9,
+3.13): ``x = x + Drop(Att(LN(x)))`` then ``x = x + FF(LN(x))`` with a GELU feed-forward.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head scaled dot-product attention (thesis Eqs. 3.5-3.10).
+
+    Args:
+        dim: token dimension ``D``.
+        heads: number of heads ``H``.
+        dim_head: per-head dimension ``d_head``.
+        dropout: dropout after the output projection (``g^DL`` in Eq. 3.9).
+    """
+
+    def __init__(self, dim: int, heads: int, dim_head: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.heads = heads
+        self.dim_head = dim_head
+        inner = heads * dim_head
+        # the published models use bias-free q/k/v projections
+        self.to_qkv = nn.Linear(dim, 3 * inner, bias=False)
+        self.to_out = nn.Sequential(nn.Linear(inner, dim), nn.Dropout(dropout))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        return_attention: bool = False,
+        token_valid: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attend.
+
+        Args:
+            x: ``[B, N, D]`` tokens, or packed ``[n, D]`` valid tokens when ``token_valid``
+                is given (``n = token_valid.sum()``).
+            mask: ``[B, N, N]`` bool (True = query may attend to key), or None.
+            return_attention: use the explicit path and return the maps.
+            token_valid: ``[B, N]`` bool layout of packed tokens; padded positions get zero
+                queries/keys/values (they must be masked as keys) and no output.
+
+        Returns:
+            ``([B, N, D] or [n, D], [B, H, N, N] or None)``.
+        """
+        qkv = self.to_qkv(x)
+        if token_valid is not None:  # scatter packed projections into the padded layout
+            padded = qkv.new_zeros(*token_valid.shape, qkv.shape[-1])
+            padded[token_valid] = qkv
+            qkv = padded
+        b, n, _ = qkv.shape
+        qkv = qkv.view(b, n, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # [B, H, N, d_head]
+        m = mask[:, None] if mask is not None else None
+        attn = None
+        if return_attention:
+            dots = (q @ k.transpose(-1, -2)) / math.sqrt(self.dim_head)  # Eq. 3.10
+            if m is not None:
+                dots = dots.masked_fill(~m, float("-inf"))
+            attn = dots.softmax(dim=-1)
+            out = attn @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=m)
+        out = out.transpose(1, 2).reshape(b, n, self.heads * self.dim_head)
+        if token_valid is not None:
+            out = out[token_valid]
+        return self.to_out(out), attn
+
+
+class FeedForward(nn.Sequential):
+    """``Linear(D, D_ff) -> GELU -> Dropout -> Linear(D_ff, D) -> Dropout`` (Eq. 3.13)."""
+
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0) -> None:
+        super().__init__(
+            nn.Linear(dim, hidden),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, dim),
+            nn.Dropout(dropout),
+        )
+
+
+class TransformerLayer(nn.Module):
+    """Pre-norm transformer layer (Eqs. 3.3-3.4).
+
+    Args:
+        dim / heads / dim_head: attention sizes.
+        mlp_dim: feed-forward hidden size ``d_ff``.
+        dropout: dropout of attention output and feed-forward (``drop_prob``).
+        feed_forward: False drops the feed-forward block (thesis Table B.2 "w/o FF").
+        shared_norm: one LayerNorm for both sub-blocks, as in the published TCaF code;
+            False gives the usual two LayerNorms (published AVCA).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        dim_head: int,
+        mlp_dim: int,
+        dropout: float = 0.0,
+        feed_forward: bool = True,
+        shared_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        self.norm_attn = nn.LayerNorm(dim)
+        self.attn = MultiHeadAttention(dim, heads, dim_head, dropout)
+        self.ff = FeedForward(dim, mlp_dim, dropout) if feed_forward else None
+        self.norm_ff = None if (shared_norm or not feed_forward) else nn.LayerNorm(dim)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        return_attention: bool = False,
+        token_valid: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``[B, N, D] -> [B, N, D]`` (or packed ``[n, D]``, see :class:`MultiHeadAttention`)."""
+        a, attn = self.attn(self.norm_attn(x), mask, return_attention, token_valid)
+        x = x + a  # Eq. 3.4
+        if self.ff is not None:
+            norm = self.norm_ff if self.norm_ff is not None else self.norm_attn
+            x = x + self.ff(norm(x))  # Eq. 3.3
+        return x, attn
+
+
+class TransformerStack(nn.Module):
+    """``depth`` :class:`TransformerLayer` s; each layer gets its own mask (hybrid schedules).
+
+    Args:
+        depth: number of layers ``L``; other arguments as in :class:`TransformerLayer`.
+    """
+
+    def __init__(
+        self,
+        depth: int,
+        dim: int,
+        heads: int,
+        dim_head: int,
+        mlp_dim: int,
+        dropout: float = 0.0,
+        feed_forward: bool = True,
+        shared_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            TransformerLayer(dim, heads, dim_head, mlp_dim, dropout, feed_forward, shared_norm)
+            for _ in range(depth)
+        )
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        masks: Sequence[torch.Tensor | None] | torch.Tensor | None = None,
+        return_attention: bool = False,
+        token_valid: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Run all layers.
+
+        Args:
+            x: ``[B, N, D]``.
+            masks: one ``[B, N, N]`` mask for all layers, a per-layer sequence, or None.
+            return_attention: collect ``[B, H, N, N]`` maps of every layer.
+            token_valid: ``[B, N]`` bool; when given, the per-token parts of every layer
+                (LayerNorm, projections, feed-forward) run on the valid tokens only (packed),
+                and padded positions of the output are zero. Valid outputs are unchanged as
+                long as the masks never let a valid query attend to a padded key.
+
+        Returns:
+            ``([B, N, D], list of maps)`` (the list is empty unless requested).
+        """
+        if masks is None or isinstance(masks, torch.Tensor):
+            masks = [masks] * len(self.layers)
+        if len(masks) != len(self.layers):
+            raise ValueError(f"{len(masks)} masks for {len(self.layers)} layers")
+        maps = []
+        h = x[token_valid] if token_valid is not None else x  # [n, D] packed or [B, N, D]
+        for layer, m in zip(self.layers, masks):
+            h, attn = layer(h, m, return_attention, token_valid)
+            if attn is not None:
+                maps.append(attn)
+        if token_valid is None:
+            return h, maps
+        out = h.new_zeros(x.shape)
+        out[token_valid] = h
+        return out, maps

@@ -1,0 +1,178 @@
+"""TCaF architecture (thesis ch. 3, Fig. 3.2): temporal tokens, cross-modal transformer, heads.
+
+Shapes: ``B`` samples, ``T_a`` / ``T_v`` audio / video steps (padded), ``N = 1 + T_a + T_v``
+tokens, ``D_a`` / ``D_v`` input features, ``D_w`` label embedding, ``D`` = ``dim`` (300),
+``d_pos`` (64), ``d_out`` (64).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from lowshot.layers.attention import TransformerStack
+from lowshot.layers.embeddings import FourierTimeEmbedding
+from lowshot.layers.masks import AUDIO, GLOBAL, VIDEO, Pattern, layer_masks
+from lowshot.layers.mlp import embedding_net
+
+
+@dataclass
+class TemporalInput:
+    """One modality's padded sequence.
+
+    Attributes:
+        values: ``[B, T, D_m]`` features (zeros at padding).
+        mask: ``[B, T]`` bool, True = valid step.
+        times: ``[B, T]`` float time of each step in seconds (what the time embedding sees).
+    """
+
+    values: torch.Tensor
+    mask: torch.Tensor
+    times: torch.Tensor
+
+
+class TCaFNet(nn.Module):
+    """A_enc, V_enc, position encoder, class token, L transformer layers, O_proj, D_o, W_proj, D_w.
+
+    Args:
+        audio_dim / video_dim / text_dim: ``D_a`` / ``D_v`` / ``D_w``.
+        dim: ``d_dim`` (300). encoder_hidden: ``d_f_hidd`` (512). decoder_hidden: hidden size of
+            O_proj / D_o (512). dim_out: ``d_out`` (64). pos_dim: ``d_pos`` (64).
+        depth / heads / dim_head / mlp_dim: transformer (L, H, d_head, d_ff).
+        embedding_dropout: ``drop_enc``. token_dropout: ``drop_prob,pos``.
+        transformer_dropout: ``drop_prob``. decoder_dropout: ``drop_proj_o``.
+        additional_dropout: ``drop_proj_w``.
+        patterns: attention pattern of each layer (see :mod:`lowshot.layers.masks`).
+        class_token: prepend ``x^c`` and read it out; False averages the valid output tokens.
+        modalities: token streams used (Table 3.4 single-modality models).
+        time_embedding: ``fourier`` or ``none`` (Table B.1 ``-pos_t``).
+        modality_embedding: add the learnt ``pos_a`` / ``pos_v``.
+        fourier_scale: std scale of the Fourier frequencies.
+        feed_forward: False removes the feed-forward blocks (Table B.2 "w/o FF").
+        bn_over_padding: legacy: encoder BatchNorm statistics include padded steps.
+    """
+
+    def __init__(
+        self,
+        audio_dim: int,
+        video_dim: int,
+        text_dim: int,
+        dim: int = 300,
+        encoder_hidden: int = 512,
+        decoder_hidden: int = 512,
+        dim_out: int = 64,
+        pos_dim: int = 64,
+        depth: int = 6,
+        heads: int = 8,
+        dim_head: int = 64,
+        mlp_dim: int = 128,
+        embedding_dropout: float = 0.3,
+        token_dropout: float = 0.2,
+        transformer_dropout: float = 0.3,
+        decoder_dropout: float = 0.1,
+        additional_dropout: float = 0.1,
+        patterns: tuple[Pattern, ...] = ("cross",) * 6,
+        class_token: bool = True,
+        modalities: Literal["both", "audio", "video"] = "both",
+        time_embedding: Literal["fourier", "none"] = "fourier",
+        modality_embedding: bool = True,
+        fourier_scale: float = 10.0,
+        feed_forward: bool = True,
+        bn_over_padding: bool = False,
+    ) -> None:
+        super().__init__()
+        if len(patterns) != depth:
+            raise ValueError(f"{len(patterns)} attention patterns for {depth} layers")
+        self.patterns = tuple(patterns)
+        self.modalities = ("audio", "video") if modalities == "both" else (modalities,)
+        self.bn_over_padding = bn_over_padding
+        #: run the per-token parts of the transformer on valid tokens only (same outputs,
+        #: less compute with padded batches); False for A/B timing
+        self.pack_tokens = True
+        self.pos_dim = pos_dim
+        in_dims = {"audio": audio_dim, "video": video_dim}
+        self.enc = nn.ModuleDict(
+            {
+                m: embedding_net(in_dims[m], dim, embedding_dropout, encoder_hidden)
+                for m in self.modalities
+            }
+        )  # Eq. 3.1
+        # g_a, g_v of Eq. 3.2 (the published 1x1 Conv1d is a per-token Linear)
+        self.token_proj = nn.ModuleDict({m: nn.Linear(dim + pos_dim, dim) for m in self.modalities})
+        self.token_dropout = nn.Dropout(token_dropout)
+        self.modality_emb = nn.Embedding(2, pos_dim) if modality_embedding else None
+        self.time_emb = (
+            FourierTimeEmbedding(pos_dim, fourier_scale) if time_embedding == "fourier" else None
+        )
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim)) if class_token else None
+        self.transformer = TransformerStack(
+            depth,
+            dim,
+            heads,
+            dim_head,
+            mlp_dim,
+            transformer_dropout,
+            feed_forward,
+            shared_norm=True,
+        )
+        self.o_proj = embedding_net(dim, dim_out, decoder_dropout, decoder_hidden)
+        self.d_o = embedding_net(dim_out, text_dim, decoder_dropout, decoder_hidden)
+        self.w_proj = embedding_net(text_dim, dim_out, additional_dropout)
+        self.d_w = embedding_net(dim_out, text_dim, additional_dropout)
+
+    def _encode(self, modality: str, x: TemporalInput) -> torch.Tensor:
+        """Per-step encoder + position encoder block (Eqs. 3.1-3.2): ``[B, T, D]`` tokens."""
+        enc = self.enc[modality]
+        b, t, _ = x.values.shape
+        if self.bn_over_padding:
+            phi = enc(x.values.reshape(b * t, -1)).view(b, t, -1)
+        else:  # BatchNorm statistics over valid steps only; padded tokens stay zero
+            valid = enc(x.values[x.mask])
+            phi = valid.new_zeros(b, t, valid.shape[-1])
+            phi[x.mask] = valid
+        code = phi.new_zeros(b, t, self.pos_dim)
+        if self.modality_emb is not None:
+            code = code + self.modality_emb.weight[AUDIO if modality == "audio" else VIDEO]  # pos_a
+        if self.time_emb is not None:
+            code = code + self.time_emb(x.times)  # pos_t of the real time in seconds
+        return self.token_dropout(self.token_proj[modality](torch.cat([phi, code], dim=-1)))
+
+    def forward(
+        self, inputs: dict[str, TemporalInput], return_attention: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Output token ``c_o`` ``[B, D]`` (and per-layer ``[B, H, N, N]`` maps on request).
+
+        Args:
+            inputs: ``{"audio": TemporalInput, "video": TemporalInput}`` (the used modalities).
+            return_attention: use the explicit attention path and return the maps.
+        """
+        tokens, ids, valid = [], [], []
+        any_input = inputs[self.modalities[0]]
+        b, device = any_input.values.shape[0], any_input.values.device
+        if self.cls_token is not None:
+            tokens.append(self.cls_token.expand(b, -1, -1))
+            ids.append(torch.full((1,), GLOBAL, device=device))
+            valid.append(torch.ones(b, 1, dtype=torch.bool, device=device))
+        for m in self.modalities:
+            x = inputs[m]
+            tokens.append(self._encode(m, x))
+            ids.append(
+                torch.full((x.mask.shape[1],), AUDIO if m == "audio" else VIDEO, device=device)
+            )
+            valid.append(x.mask)
+        seq, key_valid = torch.cat(tokens, dim=1), torch.cat(valid, dim=1)
+        masks = layer_masks(torch.cat(ids), key_valid, self.patterns)
+        packed = key_valid if self.pack_tokens and not bool(key_valid.all()) else None
+        out, maps = self.transformer(seq, masks, return_attention, packed)
+        if self.cls_token is not None:
+            return out[:, 0], maps
+        # Table 3.3 "w/o class. token": average of the valid output tokens
+        w = key_valid.unsqueeze(-1).to(out.dtype)
+        return (out * w).sum(1) / w.sum(1), maps
+
+    def embed_labels(self, w: torch.Tensor) -> torch.Tensor:
+        """``[C, D_w]`` -> theta_w ``[C, d_out]``."""
+        return self.w_proj(w)
