@@ -153,6 +153,10 @@ def run_gzsl(config: dict[str, Any], run_dir: Path, data_root: Path | None = Non
     exp, model_cfg = parse_experiment(config)
     if not exp.train.seeds:
         raise ConfigError(f"{exp.name}: train.seeds must name at least one seed")
+    if exp.train.num_threads is not None:
+        import torch
+
+        torch.set_num_threads(exp.train.num_threads)
     rd = RunDir(run_dir)
     benchmark = load_benchmark(exp.data, data_root, rd.path)
     rd.write_config(exp)  # after the data loaded: a run that could not start leaves no config

@@ -49,7 +49,9 @@ class TrainConfig:
     """Optimisation settings shared by the audio-visual methods.
 
     ``n_batches`` batches of ``batch_size`` are drawn per epoch (the upstream "epoch" is a
-    number of batches, not a pass over the data); ``sampler`` picks how.
+    number of batches, not a pass over the data); ``sampler`` picks how. ``num_threads`` sets
+    torch's intra-op threads (None: torch's default); 1 avoids a several-fold slowdown of
+    these small models when other processes share a 2-core CPU.
     """
 
     epochs: int = 50
@@ -63,6 +65,7 @@ class TrainConfig:
     lr_patience: int = 3
     eval_batch_size: int = 2048
     device: str = "auto"
+    num_threads: int | None = None
     seeds: tuple[int, ...] = (42,)
     tensorboard: bool = False
     progress: bool = True
