@@ -82,3 +82,21 @@ def test_bad_switches_are_config_errors():
         ClipClap(ClipClapConfig(losses=()), SPEC)
     with pytest.raises(ConfigError, match="clip_text_dim"):
         ClipClap(ClipClapConfig(label_embeddings="clap"), InputSpec(1024, 512, 300))
+
+
+def test_gathered_label_rows_equal_encoding_the_rows():
+    from lowshot.models.av.clipclap import ClipClapNet
+
+    torch.manual_seed(0)
+    net = ClipClapNet(1536, 1536, embedding_dropout=0.0, additional_dropout=0.0).double()
+    w = torch.randn(7, 1536, dtype=torch.float64, requires_grad=True)
+    rows = torch.tensor([3, 3, 0, 6, 1, 3, 2, 2])
+    fast = net.embed_labels(w, rows)
+    slow = net.embed_labels(w[rows])
+    for a, b in zip(fast, slow):
+        torch.testing.assert_close(a, b)
+    (fast[1].sum() + fast[0].square().sum()).backward()
+    grad_fast = net.w_enc[0].weight.grad.clone()
+    net.zero_grad()
+    (slow[1].sum() + slow[0].square().sum()).backward()
+    torch.testing.assert_close(grad_fast, net.w_enc[0].weight.grad)

@@ -108,7 +108,7 @@ class ClipClap(GZSLMethod):
         w = class_embeddings[:, self.text_slice]
         theta_o = self.net.embed_inputs(self._inputs(batch))  # [B, d_out]
         _, theta_w_train = self.net.embed_labels(w)  # [C_train, d_out]
-        w_enc, theta_w = self.net.embed_labels(w[batch.targets])  # [B, d_model], [B, d_out]
+        w_enc, theta_w = self.net.embed_labels(w, batch.targets)  # [B, d_model], [B, d_out]
         terms: dict[str, torch.Tensor] = {}
         if "ce" in self.config.losses:  # Eq. 5.5
             terms["ce"] = F.cross_entropy(theta_o @ theta_w_train.T, batch.targets)

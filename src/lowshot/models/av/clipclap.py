@@ -48,7 +48,15 @@ class ClipClapNet(nn.Module):
         """``[B, D_in]`` -> theta_o ``[B, d_out]``."""
         return self.o_proj(self.o_enc(x))
 
-    def embed_labels(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[C, D_t]`` -> (encoded label ``[C, d_model]``, theta_w ``[C, d_out]``)."""
-        encoded = self.w_enc(w)
+    def embed_labels(self, w: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[C, D_t]`` -> (encoded label ``[R, d_model]``, theta_w ``[R, d_out]``).
+
+        With ``rows`` (``[R]`` indices into ``w``) the result equals ``embed_labels(w[rows])``,
+        but W_enc's first Linear runs once per class instead of once per row; BatchNorm,
+        ReLU and dropout still act on the R gathered rows, so batch statistics are unchanged.
+        """
+        hidden = self.w_enc[0](w)  # Linear, [C, d_model]
+        if rows is not None:
+            hidden = hidden[rows]
+        encoded = self.w_enc[1:](hidden)
         return encoded, self.w_proj(encoded)
