@@ -1,0 +1,211 @@
+"""REI and RES episodes, rewards and held-out evaluation (thesis §7.3, §7.4.1).
+
+REI: two images from a pool (different classes when the pool has labels); one is the
+target. The speaker sees them in one order with the target side known; the listener sees
+them in an independently shuffled order, so "the left one" is no trivial solution.
+Reward +1/-1 from the keyword parser (ambiguous = -1).
+
+RES: one image and a target object; the speaker sees a red circle as big as the target box,
+the listener does not. Reward = IoU of the listener's mask with the ground-truth mask,
+binarised at 0.5 where an algorithm needs a binary signal (KTO).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+from PIL import Image
+
+from lowshot.comm.agents import REIListener, RESListener
+from lowshot.comm.attributes import has_color_word
+from lowshot.comm.parsing import rei_reward
+from lowshot.comm.perception import draw_red_circle
+from lowshot.comm.render import Scene
+from lowshot.errors import DataError
+
+
+@dataclass(frozen=True, eq=False)
+class ImageItem:
+    """An image in a pool: a loader, an optional class label and optional scene annotations."""
+
+    key: str
+    load: Callable[[], Image.Image]
+    label: str | None = None
+    scene: Scene | None = None
+
+    @cached_property
+    def image(self) -> Image.Image:
+        return self.load().convert("RGB")
+
+
+@dataclass(frozen=True, eq=False)
+class REIEpisode:
+    """One REI game.
+
+    Attributes:
+        target: the target item; ``confounder``: the other one.
+        speaker_target_side: 0 when the target is the left image in the speaker's view.
+        listener_target_side: 0 when the target is left / picture 1 for the listener.
+    """
+
+    target: ImageItem
+    confounder: ImageItem
+    speaker_target_side: int
+    listener_target_side: int
+
+    @property
+    def speaker_images(self) -> tuple[Image.Image, Image.Image]:
+        pair = (self.target.image, self.confounder.image)
+        return pair if self.speaker_target_side == 0 else (pair[1], pair[0])
+
+    @property
+    def listener_images(self) -> tuple[Image.Image, Image.Image]:
+        pair = (self.target.image, self.confounder.image)
+        return pair if self.listener_target_side == 0 else (pair[1], pair[0])
+
+
+def sample_rei_episodes(pool: Sequence[ImageItem], n: int, rng: np.random.Generator,
+                        require_different_labels: bool = True) -> list[REIEpisode]:
+    """``n`` episodes; images of one episode are distinct (and of different classes if labelled)."""
+    if len(pool) < 2:
+        raise DataError("an REI pool needs at least two images")
+    labelled = require_different_labels and all(it.label is not None for it in pool)
+    if labelled and len({it.label for it in pool}) < 2:
+        raise DataError("an REI pool with labels needs at least two classes")
+    out = []
+    while len(out) < n:
+        i, j = rng.choice(len(pool), size=2, replace=False)
+        t, c = pool[int(i)], pool[int(j)]
+        if labelled and t.label == c.label:
+            continue
+        if t.scene is not None and c.scene is not None and t.scene.objects == c.scene.objects:
+            continue
+        out.append(REIEpisode(t, c, int(rng.integers(2)), int(rng.integers(2))))
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class RESItem:
+    """An image with referable objects: boxes ``(x0, y0, x1, y1)``, masks and expressions."""
+
+    key: str
+    load: Callable[[], Image.Image]
+    boxes: tuple[tuple[float, float, float, float], ...]
+    masks: Callable[[int], np.ndarray]
+    expressions: tuple[tuple[str, ...], ...] = ()
+    scene: Scene | None = None
+
+    @cached_property
+    def image(self) -> Image.Image:
+        return self.load().convert("RGB")
+
+
+@dataclass(frozen=True, eq=False)
+class RESEpisode:
+    """One RES game on ``item`` about object ``target``."""
+
+    item: RESItem
+    target: int
+    circle_width: int = 3
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def speaker_image(self) -> Image.Image:
+        if "speaker" not in self._cache:
+            self._cache["speaker"] = draw_red_circle(self.item.image, self.item.boxes[self.target],
+                                                     self.circle_width)
+        return self._cache["speaker"]
+
+    @property
+    def listener_image(self) -> Image.Image:
+        return self.item.image
+
+    @property
+    def gt_mask(self) -> np.ndarray:
+        return self.item.masks(self.target)
+
+    @property
+    def gt_expressions(self) -> tuple[str, ...]:
+        return self.item.expressions[self.target] if self.item.expressions else ()
+
+
+def sample_res_episodes(pool: Sequence[RESItem], n: int, rng: np.random.Generator) -> list[RESEpisode]:
+    """``n`` episodes: a random item and a random object of it."""
+    items = [it for it in pool if it.boxes]
+    if not items:
+        raise DataError("an RES pool needs items with at least one object")
+    out = []
+    for _ in range(n):
+        it = items[int(rng.integers(len(items)))]
+        out.append(RESEpisode(it, int(rng.integers(len(it.boxes)))))
+    return out
+
+
+def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
+    """IoU of two ``[H, W]`` bool masks (0 when both are empty)."""
+    inter = np.logical_and(pred, gt).sum()
+    union = np.logical_or(pred, gt).sum()
+    return float(inter / union) if union else 0.0
+
+
+def binarise_iou(iou: float | np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """KTO's desirable label for RES: IoU >= threshold."""
+    return np.asarray(iou) >= threshold
+
+
+def play_rei(episodes: Sequence[REIEpisode], messages: Sequence[str], listener: REIListener
+             ) -> tuple[np.ndarray, list[str]]:
+    """Rewards ``[B]`` (+-1) and the listener's raw answers."""
+    answers = listener.answer([e.listener_images for e in episodes], messages)
+    rewards = np.array([rei_reward(a, e.listener_target_side) for a, e in zip(answers, episodes)])
+    return rewards, answers
+
+
+def play_res(episodes: Sequence[RESEpisode], messages: Sequence[str], listener: RESListener) -> np.ndarray:
+    """IoU rewards ``[B]`` in [0, 1]."""
+    masks = listener.segment([e.listener_image for e in episodes], messages)
+    return np.array([mask_iou(m, e.gt_mask) for m, e in zip(masks, episodes)])
+
+
+def message_stats(messages: Sequence[str]) -> dict[str, float]:
+    """Colour-word rate, mean length in words and non-empty rate of descriptions."""
+    n = max(1, len(messages))
+    return {
+        "color_word_rate": sum(has_color_word(m) for m in messages) / n,
+        "mean_length": sum(len(m.split()) for m in messages) / n,
+        "nonempty_rate": sum(bool(m.strip()) for m in messages) / n,
+    }
+
+
+def evaluate_rei(describe: Callable[[Sequence[REIEpisode]], list[str]], listener: REIListener,
+                 episodes: Sequence[REIEpisode], batch_size: int = 64) -> dict[str, float]:
+    """Success rate (fraction of +1) and message statistics on fixed held-out episodes."""
+    msgs: list[str] = []
+    rewards: list[np.ndarray] = []
+    for s in range(0, len(episodes), batch_size):
+        chunk = episodes[s:s + batch_size]
+        m = describe(chunk)
+        r, _ = play_rei(chunk, m, listener)
+        msgs += m
+        rewards.append(r)
+    r = np.concatenate(rewards) if rewards else np.zeros(0)
+    return {"success_rate": float((r > 0).mean()) if r.size else 0.0, **message_stats(msgs)}
+
+
+def evaluate_res(describe: Callable[[Sequence[RESEpisode]], list[str]], listener: RESListener,
+                 episodes: Sequence[RESEpisode], batch_size: int = 64) -> dict[str, float]:
+    """mIoU (mean per-episode IoU), success@0.5 and message statistics."""
+    msgs: list[str] = []
+    ious: list[np.ndarray] = []
+    for s in range(0, len(episodes), batch_size):
+        chunk = episodes[s:s + batch_size]
+        m = describe(chunk)
+        ious.append(play_res(chunk, m, listener))
+        msgs += m
+    iou = np.concatenate(ious) if ious else np.zeros(0)
+    return {"miou": float(iou.mean()) if iou.size else 0.0,
+            "success_rate": float(binarise_iou(iou).mean()) if iou.size else 0.0,
+            **message_stats(msgs)}

@@ -1,0 +1,311 @@
+"""A trainable speaker: a causal (M)LLM with one LoRA adapter per listener and a value head.
+
+Citation: thesis §7.3.1 / Fig. 7.2 (LoRA on all linear layers of the LLM, vision frozen,
+one adapter set per listener). What differs from published code (none exists): the
+reference policy pi_0 is the same model with its adapter disabled (LoRA B starts at 0), so
+no second copy is held; the NLPO mask policy is a *snapshot adapter* (a copied LoRA state
+under another adapter name), not a deep copy of the model; sampling is a plain loop
+without KV cache (each step re-runs the whole sequence), which lets NLPO apply its
+top-p mask from another adapter at every step and keeps one code path for text LMs and
+MLLMs. It is slower than ``generate`` for long outputs on large models.
+
+Shapes: ``B`` episodes, ``P`` prompt tokens (left-padded), ``T`` completion tokens
+(right-padded), ``V`` vocabulary, ``H`` hidden size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from lowshot.losses.policy import masked_token_logprobs, nucleus_mask
+
+#: LoRA targets: the LLM's linear layers only (vision tower, projector and lm_head excluded)
+LLM_LINEAR_REGEX = (
+    r"^(?!.*(vision|visual|multi_modal_projector|mm_projector)).*"
+    r"\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$"
+)
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """LoRA hyperparameters (paper grid: r in {32, 64, 128}, alpha in {64 ... 2048})."""
+
+    r: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: str = LLM_LINEAR_REGEX
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Generation settings (not given in the thesis; project choices)."""
+
+    max_new_tokens: int = 32
+    temperature: float = 1.0
+    top_p: float = 1.0
+    do_sample: bool = True
+
+
+@dataclass
+class Rollout:
+    """Sampled completions with the prompt inputs that produced them.
+
+    Attributes:
+        inputs: model inputs of the prompts; ``input_ids``/``attention_mask`` ``[B, P]``
+            plus model extras (``pixel_values``, ``image_grid_thw``, ...).
+        tokens: ``[B, T]`` completion ids (pad after EOS).
+        mask: ``[B, T]`` float, 1 on generated tokens (EOS included).
+        texts: decoded completions.
+        action_masks: ``[B, T, V]`` bool NLPO masks used while sampling, or None.
+    """
+
+    inputs: dict[str, Tensor]
+    tokens: Tensor
+    mask: Tensor
+    texts: list[str]
+    action_masks: Tensor | None = None
+
+    def shifted(self, shift: int = 1) -> Rollout:
+        """Completions rolled by ``shift`` against the prompts (KTO's mismatched pairs)."""
+        am = None if self.action_masks is None else self.action_masks.roll(shift, 0)
+        return replace(self, tokens=self.tokens.roll(shift, 0), mask=self.mask.roll(shift, 0),
+                       texts=self.texts[-shift:] + self.texts[:-shift], action_masks=am)
+
+
+class SpeakerPolicy(nn.Module):
+    """Causal LM (text or multimodal) + LoRA adapters + value heads.
+
+    Args:
+        model: a transformers causal LM or ``*ForConditionalGeneration`` MLLM.
+        tokenizer: its tokenizer (needs ``eos_token_id`` and ``pad_token_id``).
+        encode: episodes -> prompt inputs (``input_ids``, ``attention_mask``, extras),
+            left-padded, on CPU.
+        lora: LoRA spec; ``None`` trains no adapter (full model; then pi_0 is unavailable).
+        pass_position_ids: pass position ids computed from the attention mask (so left
+            padding does not shift positions); off for models that compute their own
+            (Qwen2-VL's multimodal RoPE).
+    """
+
+    def __init__(self, model: nn.Module, tokenizer: Any,
+                 encode: Callable[[Sequence[Any]], dict[str, Tensor]],
+                 lora: LoraSpec | None = LoraSpec(), pass_position_ids: bool = True) -> None:
+        super().__init__()
+        self.base = model
+        self.model: nn.Module = model
+        self.tokenizer = tokenizer
+        self.encode = encode
+        self.lora = lora
+        self.pass_position_ids = pass_position_ids
+        self.value_heads = nn.ModuleDict()
+        self.adapter: str | None = None
+        for p in model.parameters():
+            p.requires_grad_(lora is None)
+        hidden = model.config.get_text_config().hidden_size
+        self._hidden = hidden
+        self.eos_id = int(tokenizer.eos_token_id)
+        self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id)
+        # special tokens other than EOS (image placeholders, pad, bos) are never generated
+        banned = sorted(set(getattr(tokenizer, "all_special_ids", [])) - {self.eos_id})
+        self.register_buffer("banned_ids", torch.tensor(banned, dtype=torch.long), persistent=False)
+
+    # ------------------------------------------------------------------ adapters
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def add_adapter(self, name: str) -> None:
+        """Create the adapter (and value head) of listener ``name`` and make it active."""
+        if self.lora is None:
+            raise ValueError("this policy has no LoRA spec")
+        from peft import LoraConfig, get_peft_model
+
+        cfg = LoraConfig(r=self.lora.r, lora_alpha=self.lora.alpha, lora_dropout=self.lora.dropout,
+                         target_modules=self.lora.target_modules, bias="none")
+        if self.model is self.base:
+            self.model = get_peft_model(self.base, cfg, adapter_name=name)
+        elif name not in self.model.peft_config:
+            self.model.add_adapter(name, cfg)
+        if name not in self.value_heads:
+            head = nn.Linear(self._hidden, 1).to(self.device)
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+            self.value_heads[name] = head
+        self.use(name)
+
+    def use(self, name: str) -> None:
+        """Activate listener ``name``'s adapter (swap without reloading the model)."""
+        self.model.set_adapter(name)
+        self.adapter = name
+
+    def adapter_names(self) -> list[str]:
+        return [] if self.model is self.base else list(self.model.peft_config)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Active adapter's LoRA weights + its value head (or all weights without LoRA)."""
+        if self.lora is None:
+            return [p for p in self.base.parameters()] + list(self.value_heads.parameters())
+        name = self.adapter
+        params = [p for n, p in self.model.named_parameters() if "lora_" in n and f".{name}." in n]
+        return params + list(self.value_heads[name].parameters())
+
+    def adapter_state(self, name: str | None = None) -> dict[str, Tensor]:
+        """LoRA + value-head tensors of adapter ``name`` (for checkpoints and snapshots)."""
+        from peft import get_peft_model_state_dict
+
+        name = name or self.adapter
+        state = {f"lora/{k}": v.detach().clone()
+                 for k, v in get_peft_model_state_dict(self.model, adapter_name=name).items()}
+        for k, v in self.value_heads[name].state_dict().items():
+            state[f"value_head/{k}"] = v.detach().clone()
+        return state
+
+    def load_adapter_state(self, state: dict[str, Tensor], name: str | None = None) -> None:
+        """Inverse of :meth:`adapter_state` (the adapter must exist)."""
+        from peft import set_peft_model_state_dict
+
+        name = name or self.adapter
+        lora = {k[5:]: v for k, v in state.items() if k.startswith("lora/")}
+        set_peft_model_state_dict(self.model, lora, adapter_name=name)
+        head = {k[11:]: v for k, v in state.items() if k.startswith("value_head/")}
+        if head and name in self.value_heads:
+            self.value_heads[name].load_state_dict(head)
+
+    def snapshot(self, name: str | None = None) -> str:
+        """Copy adapter ``name`` into ``<name>__snapshot`` (NLPO's mask policy); returns its name."""
+        name = name or self.adapter
+        assert name is not None
+        snap = f"{name}__snapshot"
+        active = self.adapter
+        if snap not in self.model.peft_config:
+            from peft import LoraConfig
+
+            self.model.add_adapter(snap, LoraConfig(r=self.lora.r, lora_alpha=self.lora.alpha,
+                                                    target_modules=self.lora.target_modules))
+            self.value_heads[snap] = nn.Linear(self._hidden, 1).to(self.device)
+        self.load_adapter_state(self.adapter_state(name), snap)
+        self.use(active)  # add_adapter/set_adapter may change which adapter is trainable
+        return snap
+
+    @contextmanager
+    def reference(self) -> Iterator[None]:
+        """pi_0: the adapter disabled (no second model copy)."""
+        if self.model is self.base:
+            raise ValueError("pi_0 needs a LoRA adapter (the base weights are the reference)")
+        with self.model.disable_adapter():
+            yield
+
+    @contextmanager
+    def using(self, name: str) -> Iterator[None]:
+        active = self.adapter
+        self.use(name)
+        try:
+            yield
+        finally:
+            self.use(active)
+
+    # ------------------------------------------------------------------ forward
+    def _forward(self, inputs: dict[str, Tensor], tokens: Tensor, mask: Tensor,
+                 hidden: bool = False) -> tuple[Tensor, Tensor | None]:
+        """Logits for completion positions 0..T (``[B, T+1, V]``) and last hidden states ``[B, T+1, H]``."""
+        ids = torch.cat([inputs["input_ids"], tokens], 1)
+        att = torch.cat([inputs["attention_mask"], mask.to(inputs["attention_mask"].dtype)], 1)
+        extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
+        if "token_type_ids" in extra:  # PaliGemma: completion tokens are the suffix (type 1)
+            extra["token_type_ids"] = torch.cat([extra["token_type_ids"], torch.ones_like(tokens)], 1)
+        if "mm_token_type_ids" in extra:  # Qwen2-VL: completion tokens are text (type 0)
+            mm = extra["mm_token_type_ids"]
+            extra["mm_token_type_ids"] = torch.cat([mm, torch.zeros_like(tokens, dtype=mm.dtype)], 1)
+        if self.pass_position_ids:
+            extra["position_ids"] = (att.long().cumsum(-1) - 1).clamp_min(0)
+        out = self.model(input_ids=ids, attention_mask=att, use_cache=False,
+                         output_hidden_states=hidden, **extra)
+        P, T = inputs["input_ids"].shape[1], tokens.shape[1]
+        logits = out.logits[:, P - 1:P + T].float()
+        if self.banned_ids.numel():
+            logits = logits.index_fill(-1, self.banned_ids.to(logits.device), float("-inf"))
+        hs = out.hidden_states[-1][:, P - 1:P + T] if hidden else None
+        return logits, hs
+
+    def _to_device(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {k: v.to(self.device) if isinstance(v, Tensor) else v for k, v in inputs.items()}
+
+    @torch.no_grad()
+    def sample(self, episodes: Sequence[Any], cfg: SamplingConfig,
+               mask_adapter: str | None = None, mask_top_p: float = 1.0,
+               min_tokens_to_keep: int = 1) -> Rollout:
+        """Sample one completion per episode with the active adapter.
+
+        Args:
+            episodes: whatever ``encode`` accepts.
+            cfg: sampling settings.
+            mask_adapter: NLPO: adapter whose top-``mask_top_p`` nucleus restricts the actions.
+            mask_top_p: nucleus mass of the mask policy.
+            min_tokens_to_keep: NLPO lower bound on the kept set.
+        """
+        was_training = self.model.training
+        self.model.eval()
+        inputs = self._to_device(self.encode(episodes))
+        B = inputs["input_ids"].shape[0]
+        dev = self.device
+        tokens = torch.zeros(B, 0, dtype=torch.long, device=dev)
+        mask = torch.zeros(B, 0, device=dev)
+        done = torch.zeros(B, dtype=torch.bool, device=dev)
+        amasks: list[Tensor] = []
+        keep_ids = torch.tensor([self.eos_id], device=dev)
+        for _ in range(cfg.max_new_tokens):
+            logits = self._forward(inputs, tokens, mask)[0][:, -1].float()
+            if mask_adapter is not None:
+                with self.using(mask_adapter):
+                    ml = self._forward(inputs, tokens, mask)[0][:, -1]
+                am = nucleus_mask(ml, mask_top_p, min_tokens_to_keep, keep_ids)
+                amasks.append(am)
+                logits = logits.masked_fill(~am, float("-inf"))
+            nxt = _choose(logits, cfg)
+            nxt = torch.where(done, torch.full_like(nxt, self.pad_id), nxt)
+            tokens = torch.cat([tokens, nxt[:, None]], 1)
+            mask = torch.cat([mask, (~done).float()[:, None]], 1)
+            done = done | (nxt == self.eos_id)
+            if bool(done.all()):
+                break
+        texts = [self.tokenizer.decode(t[m.bool()].tolist(), skip_special_tokens=True).strip()
+                 for t, m in zip(tokens, mask)]
+        self.model.train(was_training)
+        return Rollout(inputs, tokens, mask, texts, torch.stack(amasks, 1) if amasks else None)
+
+    def logprobs(self, rollout: Rollout, values: bool = False, use_action_masks: bool = True
+                 ) -> tuple[Tensor, Tensor | None]:
+        """Log-probs ``[B, T]`` of the rollout's tokens under the active adapter (and values ``[B, T]``).
+
+        Call inside :meth:`reference` for pi_0. NLPO masks are applied when present and
+        ``use_action_masks``.
+        """
+        logits, hs = self._forward(rollout.inputs, rollout.tokens, rollout.mask, hidden=values)
+        am = rollout.action_masks if use_action_masks else None
+        lp = masked_token_logprobs(logits[:, :-1], rollout.tokens, am)
+        v = None
+        if values:
+            head = self.value_heads[self.adapter] if self.adapter else None
+            if head is None:
+                raise ValueError("values need an adapter with a value head")
+            v = head(hs[:, :-1].float()).squeeze(-1)
+        return lp, v
+
+    def describe(self, episodes: Sequence[Any], max_new_tokens: int = 32) -> list[str]:
+        """Greedy descriptions (evaluation)."""
+        return self.sample(episodes, SamplingConfig(max_new_tokens=max_new_tokens, do_sample=False)).texts
+
+
+def _choose(logits: Tensor, cfg: SamplingConfig) -> Tensor:
+    """Greedy or temperature / top-p sampling from ``[B, V]`` logits."""
+    if not cfg.do_sample:
+        return logits.argmax(-1)
+    logits = logits / max(cfg.temperature, 1e-6)
+    if cfg.top_p < 1.0:
+        logits = logits.masked_fill(~nucleus_mask(logits, cfg.top_p, 1), float("-inf"))
+    return torch.multinomial(logits.softmax(-1), 1).squeeze(-1)

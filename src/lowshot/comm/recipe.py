@@ -1,0 +1,267 @@
+"""The ``comm`` recipe: adapt a speaker online to listeners and report before/after metrics.
+
+Citation: thesis ch. 7 (protocol: 3 episodes per update, 1800 interactions, 300 held-out
+episodes; one adapter per listener). ``world: synthetic`` runs the offline world
+(:mod:`lowshot.comm.world`: rendered scenes, pixel listeners, tiny speaker LM);
+``world: clevr | cub | imagenet`` runs REI with an MLLM speaker loaded from a local path
+(LoRA on its LLM) against MLLM or pixel listeners, on the released datasets.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from lowshot._registry import RECIPES
+
+# importing transformers/peft is deferred to run time (the comm extra is optional)
+from lowshot.comm.adapt import AlgoConfig, LoopConfig
+from lowshot.comm.policy import LoraSpec
+from lowshot.comm.world import WorldConfig
+from lowshot.config.paper import Provenance
+from lowshot.config.schema import from_dict, to_dict
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """An agent: ``family`` (``tiny_lm``/``pixel`` = offline world, or ``llava``, ``qwen2_vl``,
+    ``paligemma``) and, for MLLMs, a local ``path`` (relative paths resolve against the data
+    root) plus dtype/device/generation length."""
+
+    family: str = "tiny_lm"
+    path: str = ""
+    dtype: str = "auto"
+    device: str = "auto"
+    max_new_tokens: int = 64
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the REI images come from (paths relative to the data root)."""
+
+    path: str = ""
+    train_split: str = "train"
+    test_split: str = "val"
+    synset_file: str = ""
+
+
+@dataclass(frozen=True)
+class CommConfig:
+    """One comm experiment: which listeners, algorithms, seeds and schedule.
+
+    Attributes:
+        recipe: always ``comm``.
+        name: setting name (set by the loader).
+        world: ``synthetic`` (offline world) or a dataset (``clevr``, ``cub``, ``imagenet``).
+        speaker / listener: agents for dataset worlds (MLLMs from local paths).
+        data: dataset location and splits.
+        test_episodes: held-out episodes for dataset worlds (thesis: 300).
+        listeners: weaknesses of the pixel listeners, one adapter each.
+        algorithms: algorithm name -> its hyperparameters (per model scale).
+        seeds: one pretrained speaker per seed.
+        loop: the online schedule.
+        world_config: the offline world.
+        provenance: paper, figure and expected numbers.
+    """
+
+    recipe: str = "comm"
+    name: str = ""
+    world: Literal["synthetic", "clevr", "cub", "imagenet"] = "synthetic"
+    speaker: AgentConfig = field(default_factory=AgentConfig)
+    listener: AgentConfig = field(default_factory=lambda: AgentConfig(family="pixel"))
+    data: DataConfig = field(default_factory=DataConfig)
+    test_episodes: int = 300
+    lora: LoraSpec = field(default_factory=lambda: LoraSpec(r=64, alpha=128.0))
+    listeners: tuple[str, ...] = ("grayscale", "normal")
+    algorithms: dict[str, AlgoConfig] = field(default_factory=lambda: {"kto": AlgoConfig(name="kto")})
+    seeds: tuple[int, ...] = (0, 1)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    world_config: WorldConfig = field(default_factory=WorldConfig)
+    provenance: Provenance = field(default_factory=Provenance)
+
+
+def load_config(mapping: dict[str, Any]) -> CommConfig:
+    """Strictly validate a mapping (YAML + overrides) into :class:`CommConfig`."""
+    cfg = from_dict(CommConfig, mapping, where=str(mapping.get("name", "comm")))
+    algos = {k: replace(v, name=k) if v.name != k else v for k, v in cfg.algorithms.items()}
+    return replace(cfg, algorithms=algos)
+
+
+def run_world(cfg: CommConfig, run_dir: Path | None = None, log: Any = print) -> dict[str, Any]:
+    """Pretrain one speaker per seed, adapt a fresh adapter per (algorithm, listener), evaluate.
+
+    Returns:
+        ``{"runs": [...], "summary": {...}}``; each run holds before/after metrics and the
+        learning curve of one (seed, algorithm, listener).
+    """
+    import torch
+
+    from lowshot.comm.adapt import adapt
+    from lowshot.comm.world import World
+    from lowshot.utils.rundir import RunDir
+
+    rd = RunDir(run_dir) if run_dir is not None else None
+    if rd is not None:
+        rd.write_config(cfg)
+    loop = replace(cfg.loop, sampling=replace(cfg.loop.sampling, max_new_tokens=2 * cfg.world_config.budget),
+                   eval_max_new_tokens=2 * cfg.world_config.budget)
+    runs: list[dict[str, Any]] = []
+    for seed in cfg.seeds:
+        t0 = time.perf_counter()
+        world = World(cfg.world_config, seed)
+        world.pretrain()
+        log(f"[seed {seed}] speaker pretrained in {time.perf_counter() - t0:.1f}s")
+        # one model in memory; each (algorithm, listener) gets its own adapter, which starts
+        # at pi_0 (LoRA B = 0) and is swapped in without reloading anything
+        policy = world.policy()
+        for algo_name, algo in cfg.algorithms.items():
+            for weakness in cfg.listeners:
+                adapter = f"{algo_name}-{weakness}"
+                policy.add_adapter(adapter)
+                ckpt = rd.path / "checkpoints" / f"seed{seed}" / adapter if rd is not None else None
+
+                def on_record(m: dict[str, Any], s=seed, a=algo_name, w=weakness) -> None:
+                    if rd is not None:
+                        rd.append_history({"seed": s, "algorithm": a, "listener": w, **m})
+
+                res = adapt(policy, world.game(weakness, seed), algo, loop, seed=seed,
+                            checkpoint_dir=ckpt, on_record=on_record)
+                run = {"seed": seed, "algorithm": algo_name, "listener": weakness,
+                       "before": res.initial, "after": res.final, "best": res.best,
+                       "best_interactions": res.best_interactions, "seconds": res.seconds,
+                       "curve": res.curve}
+                runs.append(run)
+                log(f"[seed {seed}] {algo_name:4s} {weakness:9s} success {res.initial['success_rate']:.3f}"
+                    f" -> {res.final['success_rate']:.3f}  colour-word rate "
+                    f"{res.initial['color_word_rate']:.2f} -> {res.final['color_word_rate']:.2f}"
+                    f"  ({res.seconds:.0f}s)")
+                torch.manual_seed(seed)
+    summary = summarise(runs)
+    result = {"name": cfg.name, "runs": runs, "summary": summary, "config": to_dict(cfg)}
+    if rd is not None:
+        rd.write_result(result)
+    return result
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Mean before/after success and colour-word rate per (algorithm, listener) over seeds."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault(f"{r['algorithm']}/{r['listener']}", []).append(r)
+    out = {}
+    for k, rs in groups.items():
+        n = len(rs)
+        out[k] = {
+            "success_before": sum(r["before"]["success_rate"] for r in rs) / n,
+            "success_after": sum(r["after"]["success_rate"] for r in rs) / n,
+            "color_before": sum(r["before"]["color_word_rate"] for r in rs) / n,
+            "color_after": sum(r["after"]["color_word_rate"] for r in rs) / n,
+            "seeds": n,
+        }
+    return out
+
+
+def _pool(cfg: CommConfig, root: Path, split: str) -> list[Any]:
+    from lowshot.comm import datasets
+
+    base = root / cfg.data.path if cfg.data.path else root
+    if cfg.world == "clevr":
+        return datasets.read_clevr(base, split)
+    if cfg.world == "cub":
+        return datasets.read_cub(base, split)
+    syn = root / cfg.data.synset_file if cfg.data.synset_file else None
+    return datasets.read_image_folder(base / split, syn)
+
+
+def _resolve(path: str, root: Path | None) -> str:
+    p = Path(path)
+    return str(root / p) if root is not None and not p.is_absolute() and (root / p).exists() else path
+
+
+def run_dataset(cfg: CommConfig, run_dir: Path | None, data_root: Path | None,
+                log: Any = print) -> dict[str, Any]:
+    """REI on a released dataset with an MLLM speaker (LoRA per listener) and MLLM/pixel listeners."""
+    import os
+
+    import numpy as np
+
+    from lowshot.comm.adapt import Game, adapt
+    from lowshot.comm.agents import Weakened
+    from lowshot.comm.games import evaluate_rei, play_rei, sample_rei_episodes
+    from lowshot.comm.listeners import PixelListener
+    from lowshot.comm.mllm import MLLMListener, MLLMSpeaker, load_mllm
+    from lowshot.comm.perception import make_weakness
+    from lowshot.comm.policy import SpeakerPolicy
+    from lowshot.errors import ConfigError
+    from lowshot.utils.rundir import RunDir
+
+    if data_root is None and os.environ.get("LOWSHOT_DATA_ROOT"):
+        data_root = Path(os.environ["LOWSHOT_DATA_ROOT"])
+    if data_root is None:
+        raise ConfigError(f"world '{cfg.world}' needs --data-root (or $LOWSHOT_DATA_ROOT)")
+    if cfg.speaker.family in ("tiny_lm", "pixel") or not cfg.speaker.path:
+        raise ConfigError("dataset worlds need an MLLM speaker: speaker.family and speaker.path")
+    rd = RunDir(run_dir) if run_dir is not None else None
+    if rd is not None:
+        rd.write_config(cfg)
+    train_pool = _pool(cfg, data_root, cfg.data.train_split)
+    test_pool = _pool(cfg, data_root, cfg.data.test_split)
+    sp = load_mllm(cfg.speaker.family, _resolve(cfg.speaker.path, data_root), cfg.speaker.device,
+                   cfg.speaker.dtype, cfg.speaker.max_new_tokens)
+    if cfg.listener.family == "pixel":
+        base_listener: Any = PixelListener()
+    else:
+        base_listener = MLLMListener(load_mllm(cfg.listener.family, _resolve(cfg.listener.path, data_root),
+                                               cfg.listener.device, cfg.listener.dtype,
+                                               cfg.listener.max_new_tokens))
+    policy = SpeakerPolicy(sp.model, sp.tokenizer, MLLMSpeaker(sp).encode_rei, cfg.lora,
+                           sp.family.pass_position_ids)
+    loop = replace(cfg.loop, eval_max_new_tokens=cfg.speaker.max_new_tokens)
+    runs: list[dict[str, Any]] = []
+    for seed in cfg.seeds:
+        test_eps = sample_rei_episodes(test_pool, cfg.test_episodes, np.random.default_rng(10_000 + seed))
+        for algo_name, algo in cfg.algorithms.items():
+            for weakness in cfg.listeners:
+                listener = Weakened(base_listener, make_weakness(weakness, cfg.world_config.blur_radius))
+                adapter = f"{algo_name}-{weakness}-s{seed}"
+                policy.add_adapter(adapter)
+
+                def play(eps, msgs, listener=listener):
+                    return play_rei(eps, msgs, listener)[0]
+
+                def evaluate(describe, listener=listener, test_eps=test_eps):
+                    return evaluate_rei(describe, listener, test_eps, batch_size=8)
+
+                game = Game(lambda n, rng: sample_rei_episodes(train_pool, n, rng), play, evaluate)
+                ckpt = rd.path / "checkpoints" / adapter if rd is not None else None
+
+                def on_record(m, s=seed, a=algo_name, w=weakness):
+                    if rd is not None:
+                        rd.append_history({"seed": s, "algorithm": a, "listener": w, **m})
+
+                res = adapt(policy, game, algo, loop, seed=seed, checkpoint_dir=ckpt, on_record=on_record)
+                runs.append({"seed": seed, "algorithm": algo_name, "listener": weakness,
+                             "before": res.initial, "after": res.final, "best": res.best,
+                             "best_interactions": res.best_interactions, "seconds": res.seconds,
+                             "curve": res.curve})
+                log(f"[seed {seed}] {algo_name} {weakness}: success {res.initial['success_rate']:.3f} -> "
+                    f"{res.final['success_rate']:.3f}")
+    result = {"name": cfg.name, "runs": runs, "summary": summarise(runs), "config": to_dict(cfg)}
+    if rd is not None:
+        rd.write_result(result)
+    return result
+
+
+@RECIPES.register("comm")
+def comm_recipe(config: dict[str, Any], run_dir: Path, data_root: Path | None = None) -> dict[str, Any]:
+    """``lowshot reproduce comm.<setting>`` entry point."""
+    cfg = load_config(config)
+    if cfg.world == "synthetic":
+        return run_world(cfg, Path(run_dir))
+    return run_dataset(cfg, Path(run_dir), data_root)
+
+
+__all__ = ["AgentConfig", "CommConfig", "DataConfig", "load_config", "run_world", "run_dataset",
+           "summarise", "comm_recipe"]

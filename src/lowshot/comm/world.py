@@ -1,0 +1,210 @@
+"""An offline world where speaker adaptation is measurable on a CPU in minutes.
+
+Project construction (thesis ch. 7 has no offline analogue; design and measurements in
+``shared/reference/communication.md`` §9): procedurally rendered CLEVR-like scenes; a
+pixel listener with a perceptual weakness; and a small speaker *language model* (a random
+init ``LlamaForCausalLM`` with a word-level tokenizer built here). The speaker reads the
+unaltered scenes as attribute words in its prompt (its perception is perfect, as the GT
+speaker's), and may say at most ``budget`` words, so that a better policy than "mention
+everything" exists: with one word, colour is best for a normal listener and shape for a
+colour-blind one. It is first taught (supervised) from a colour-biased GT speaker, then
+adapted online with the real PPO / NLPO / KTO code through a LoRA adapter per listener.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from lowshot.comm.agents import Weakened
+from lowshot.comm.attributes import ATTRIBUTE_TYPES, ATTRIBUTES
+from lowshot.comm.games import ImageItem, REIEpisode, evaluate_rei, play_rei, sample_rei_episodes
+from lowshot.comm.gt_speaker import GTSpeaker
+from lowshot.comm.listeners import PixelListener
+from lowshot.comm.perception import make_weakness
+from lowshot.comm.policy import LoraSpec, SpeakerPolicy
+from lowshot.comm.render import Scene, render, sample_scene
+
+PROMPT_WORDS = ("target", "other", "and", "say")
+
+
+@dataclass(frozen=True)
+class SpeakerLMConfig:
+    """Size of the tiny speaker LM and its supervised warm-up."""
+
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 128
+    sft_steps: int = 300
+    sft_batch_size: int = 32
+    sft_lr: float = 3e-3
+    teacher_prior: dict[str, float] = field(
+        default_factory=lambda: {"color": 0.55, "shape": 0.15, "size": 0.15, "material": 0.15})
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """The offline REI world.
+
+    Attributes:
+        image_size: square canvas in pixels.
+        n_objects: objects per scene.
+        train_images / test_images: sizes of the disjoint scene pools.
+        test_episodes: fixed held-out episodes (thesis: 300).
+        budget: at most this many attribute types per description (the headroom); a
+            description is ``<type> <value>`` per type (``"shape cube"``).
+        blur_radius: blur of a ``blur`` listener in pixels per 64 px.
+        left_bias: listener's probability of "left" on ties.
+        speaker: the tiny speaker LM.
+        lora: adapter size.
+    """
+
+    image_size: int = 64
+    n_objects: int = 1
+    train_images: int = 400
+    test_images: int = 200
+    test_episodes: int = 300
+    budget: int = 1
+    blur_radius: float = 3.0
+    left_bias: float = 0.5
+    speaker: SpeakerLMConfig = field(default_factory=SpeakerLMConfig)
+    lora: LoraSpec = field(default_factory=lambda: LoraSpec(r=8, alpha=16.0))
+
+
+def scene_pool(n: int, rng: np.random.Generator, cfg: WorldConfig, prefix: str) -> list[ImageItem]:
+    """``n`` rendered scenes as pool items (images drawn lazily, then cached)."""
+    items = []
+    for i in range(n):
+        s = sample_scene(rng, cfg.n_objects, cfg.image_size, cfg.image_size, f"{prefix}{i}")
+        items.append(ImageItem(s.image_id, (lambda s=s: render(s)), None, s))
+    return items
+
+
+def vocabulary() -> list[str]:
+    """Prompt words plus every attribute value (the speaker's whole vocabulary)."""
+    return list(PROMPT_WORDS) + list(ATTRIBUTE_TYPES) + [v for t in ATTRIBUTE_TYPES for v in ATTRIBUTES[t]]
+
+
+def _scene_words(scene: Scene) -> str:
+    return " and ".join(" ".join(o.attributes()[t] for t in ATTRIBUTE_TYPES) for o in scene.objects)
+
+
+def speaker_prompt(episode: REIEpisode) -> str:
+    """What the text speaker reads: ``<bos> target <attrs> other <attrs> say``."""
+    assert episode.target.scene is not None and episode.confounder.scene is not None
+    return f"<bos> target {_scene_words(episode.target.scene)} other {_scene_words(episode.confounder.scene)} say"
+
+
+class World:
+    """Pools, held-out episodes, listeners and the tiny speaker of one seed."""
+
+    def __init__(self, cfg: WorldConfig, seed: int = 0) -> None:
+        from lowshot.comm.tiny import tiny_causal_lm, word_tokenizer
+
+        self.cfg = cfg
+        self.seed = seed
+        rng = np.random.default_rng(seed)
+        self.train_pool = scene_pool(cfg.train_images, rng, cfg, "train")
+        self.test_pool = scene_pool(cfg.test_images, rng, cfg, "test")
+        self.test_episodes = sample_rei_episodes(self.test_pool, cfg.test_episodes, rng)
+        self.tokenizer = word_tokenizer(vocabulary())
+        torch.manual_seed(seed)
+        s = cfg.speaker
+        self.model = tiny_causal_lm(len(self.tokenizer), s.hidden_size, s.num_layers, s.num_heads,
+                                    s.intermediate_size, self.tokenizer.pad_token_id,
+                                    self.tokenizer.bos_token_id, self.tokenizer.eos_token_id)
+
+    # -------------------------------------------------------------- speaker
+    def encode(self, episodes: Sequence[REIEpisode]) -> dict[str, torch.Tensor]:
+        """Left-padded prompt ids of ``episodes``."""
+        enc = self.tokenizer([speaker_prompt(e) for e in episodes], return_tensors="pt", padding=True,
+                             add_special_tokens=False)
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+    def teacher(self, seed: int = 0) -> GTSpeaker:
+        """The colour-biased GT speaker with the word budget."""
+        return GTSpeaker(budget=2 * self.cfg.budget, prior=self.cfg.speaker.teacher_prior, seed=seed,
+                         name_types=True)
+
+    def pretrain(self) -> list[float]:
+        """Supervised warm-up of the speaker LM on teacher descriptions; returns the losses."""
+        s = self.cfg.speaker
+        rng = np.random.default_rng(self.seed + 1000)
+        teacher = self.teacher(self.seed)
+        opt = torch.optim.Adam(self.model.parameters(), lr=s.sft_lr)
+        self.model.train()
+        losses = []
+        for _ in range(s.sft_steps):
+            eps = sample_rei_episodes(self.train_pool, s.sft_batch_size, rng)
+            texts = [f"{speaker_prompt(e)} {d} <eos>".replace("  ", " ")
+                     for e, d in zip(eps, teacher.describe(eps))]
+            enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            prompt_len = [len(speaker_prompt(e).split()) for e in eps]
+            labels = enc["input_ids"].clone()
+            labels[enc["attention_mask"] == 0] = -100
+            for i, n in enumerate(prompt_len):
+                pad = int((enc["attention_mask"][i] == 0).sum())
+                labels[i, : pad + n] = -100
+            pos = (enc["attention_mask"].cumsum(-1) - 1).clamp_min(0)
+            out = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                             position_ids=pos, labels=labels)
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            opt.step()
+            losses.append(float(out.loss.detach()))
+        self.model.eval()
+        return losses
+
+    def policy(self) -> SpeakerPolicy:
+        """Wrap the (pretrained) speaker LM for adaptation (LoRA adapters added per listener)."""
+        return SpeakerPolicy(self.model, self.tokenizer, self.encode, self.cfg.lora)
+
+    # -------------------------------------------------------------- listeners and games
+    def truncate(self, messages: Sequence[str]) -> list[str]:
+        """The description budget: the listener reads at most ``2 * budget`` words."""
+        return [" ".join(m.split()[: self.max_new_tokens]) for m in messages]
+
+    @property
+    def max_new_tokens(self) -> int:
+        """Words a speaker may say: a type word and a value per attribute of the budget."""
+        return 2 * self.cfg.budget
+
+    def listener(self, weakness: str, seed: int = 0) -> Weakened:
+        """A pixel listener seeing through ``weakness`` (``normal``, ``grayscale``, ``blur``, ...)."""
+        return Weakened(PixelListener(left_bias=self.cfg.left_bias, seed=seed),
+                        make_weakness(weakness, self.cfg.blur_radius))
+
+    def game(self, weakness: str, seed: int = 0) -> Any:
+        """The adaptation :class:`~lowshot.comm.adapt.Game` against a ``weakness`` listener."""
+        from lowshot.comm.adapt import Game
+
+        train_listener = self.listener(weakness, seed)
+        eval_listener = self.listener(weakness, seed + 7919)
+
+        def sample(n: int, rng: np.random.Generator) -> list[REIEpisode]:
+            return sample_rei_episodes(self.train_pool, n, rng)
+
+        def play(eps: Sequence[REIEpisode], msgs: Sequence[str]) -> np.ndarray:
+            return play_rei(eps, self.truncate(msgs), train_listener)[0]
+
+        def evaluate(describe: Any) -> dict[str, float]:
+            eval_listener.listener.rng = np.random.default_rng(seed + 7919)  # same ties each time
+            return evaluate_rei(lambda e: self.truncate(describe(e)), eval_listener,
+                                self.test_episodes, batch_size=100)
+
+        return Game(sample, play, evaluate, "success_rate")
+
+    def gt_table(self, weaknesses: Sequence[str], ablations: dict[str, tuple[str, ...]],
+                 budget: int | None = None) -> dict[str, dict[str, float]]:
+        """Success of GT speakers (attribute subsets) per listener on the held-out episodes."""
+        out: dict[str, dict[str, float]] = {}
+        for name, types in ablations.items():
+            sp = GTSpeaker(types=types, budget=budget)
+            out[name] = {w: evaluate_rei(sp.describe, self.listener(w, 1), self.test_episodes)["success_rate"]
+                         for w in weaknesses}
+        return out

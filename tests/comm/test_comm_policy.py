@@ -1,0 +1,113 @@
+"""SpeakerPolicy on the tiny word-level LM: alignment of log-probs, NLPO(top-p 1) == PPO, KTO pairs."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+pytest.importorskip("peft")
+
+from lowshot.comm.adapt import AlgoConfig, ppo_update  # noqa: E402
+from lowshot.comm.games import sample_rei_episodes  # noqa: E402
+from lowshot.comm.policy import SamplingConfig  # noqa: E402
+from lowshot.comm.world import SpeakerLMConfig, World, WorldConfig  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def world():
+    return World(WorldConfig(train_images=40, test_images=20, test_episodes=20,
+                             speaker=SpeakerLMConfig(sft_steps=0)), seed=3)
+
+
+def _episodes(world, n=3, seed=0):
+    return sample_rei_episodes(world.train_pool, n, np.random.default_rng(seed))
+
+
+def test_logprobs_align_with_sampling_distribution(world):
+    policy = world.policy()
+    policy.add_adapter("first")
+    eps = _episodes(world)
+    roll = policy.sample(eps, SamplingConfig(max_new_tokens=3, do_sample=False))
+    lp, _ = policy.logprobs(roll)
+    # recompute step by step from the raw model: greedy tokens are the per-step argmax
+    ids = torch.cat([roll.inputs["input_ids"], roll.tokens], 1)
+    P = roll.inputs["input_ids"].shape[1]
+    with torch.no_grad():
+        logits = policy.model(input_ids=ids).logits.float()
+        logits[..., policy.banned_ids] = float("-inf")  # pad/unk/bos are never generated
+        logits = logits.log_softmax(-1)
+    for t in range(roll.tokens.shape[1]):
+        step = logits[:, P - 1 + t]
+        m = roll.mask[:, t].bool()
+        assert torch.equal(step.argmax(-1)[m], roll.tokens[m, t])
+        assert torch.allclose(step.max(-1).values[m], lp[m, t], atol=1e-5)
+
+
+def test_nlpo_with_top_p_one_updates_exactly_like_ppo(world):
+    policy = world.policy()
+    policy.add_adapter("first")
+    for p in policy.trainable_parameters():
+        torch.nn.init.normal_(p, std=0.02)
+    twin = copy.deepcopy(policy)
+    eps = _episodes(world)
+    torch.manual_seed(0)
+    r_ppo = policy.sample(eps, SamplingConfig(max_new_tokens=2))
+    snap = twin.snapshot()  # creating the snapshot adapter draws random numbers: do it before seeding
+    torch.manual_seed(0)
+    r_nlpo = twin.sample(eps, SamplingConfig(max_new_tokens=2), mask_adapter=snap, mask_top_p=1.0)
+    assert torch.equal(r_ppo.tokens, r_nlpo.tokens) and r_nlpo.action_masks.all()
+    rewards = np.array([1.0, -1.0, 1.0])
+    cfg = AlgoConfig(name="ppo", ppo_epochs=2, lr=1e-2)
+    s1 = ppo_update(policy, torch.optim.Adam(policy.trainable_parameters(), lr=1e-2), r_ppo, rewards, cfg)
+    s2 = ppo_update(twin, torch.optim.Adam(twin.trainable_parameters(), lr=1e-2), r_nlpo, rewards, cfg)
+    assert s1["loss"] == pytest.approx(s2["loss"], abs=1e-6)
+    for a, b in zip(policy.trainable_parameters(), twin.trainable_parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_nlpo_mask_restricts_sampling_to_the_snapshot_nucleus(world):
+    policy = world.policy()
+    policy.add_adapter("first")
+    snap = policy.snapshot()
+    torch.manual_seed(0)
+    roll = policy.sample(_episodes(world, 8), SamplingConfig(max_new_tokens=2), mask_adapter=snap,
+                         mask_top_p=0.3, min_tokens_to_keep=1)
+    am = roll.action_masks
+    assert am is not None and am.shape[:2] == roll.tokens.shape
+    kept = am.sum(-1)[roll.mask.bool()]
+    assert kept.float().mean() < am.shape[-1] / 2  # a real restriction
+    chosen = am.gather(-1, roll.tokens.unsqueeze(-1)).squeeze(-1)
+    assert chosen[roll.mask.bool()].all()  # every sampled action lies in the mask
+
+
+def test_shifted_rollout_pairs_each_completion_with_the_previous_context(world):
+    policy = world.policy()
+    policy.add_adapter("first")
+    roll = policy.sample(_episodes(world), SamplingConfig(max_new_tokens=2))
+    mm = roll.shifted(1)
+    assert torch.equal(mm.tokens[1], roll.tokens[0]) and torch.equal(mm.inputs["input_ids"], roll.inputs["input_ids"])
+    assert mm.texts[1] == roll.texts[0]
+
+
+def test_nlpo_mask_policy_refreshes_every_mu_updates(world, monkeypatch):
+    from lowshot.comm.adapt import LoopConfig, adapt
+
+    policy = world.policy()
+    policy.add_adapter("nlpo")
+    calls = []
+    real = policy.snapshot
+
+    def counting_snapshot(*a, **k):
+        calls.append(len(calls))
+        return real(*a, **k)
+
+    monkeypatch.setattr(policy, "snapshot", counting_snapshot)
+    game = world.game("grayscale")
+    loop = LoopConfig(interactions=15, eval_every=0, sampling=SamplingConfig(max_new_tokens=2),
+                      eval_max_new_tokens=2)
+    adapt(policy, game, AlgoConfig(name="nlpo", mask_update_every=2, ppo_epochs=1), loop)
+    assert len(calls) == 3  # updates 0, 2, 4 of 5
