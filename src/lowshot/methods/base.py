@@ -80,6 +80,14 @@ class Batch:
         return int(self.labels.shape[0])
 
 
+def label_tensors(features: FeatureSet, idx: np.ndarray, targets: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(labels ``[B]``, targets ``[B]``) as int64 tensors; targets are -1 at evaluation."""
+    labels = torch.from_numpy(features.labels[idx].astype(np.int64))
+    if targets is None:
+        return labels, torch.full_like(labels, -1)
+    return labels, torch.from_numpy(targets.astype(np.int64))
+
+
 def dense_rows(features: np.ndarray | SequenceStore, idx: np.ndarray) -> torch.Tensor:
     """Rows ``idx`` of dense features as float32 ``[B, D]``."""
     if isinstance(features, SequenceStore):
@@ -120,8 +128,7 @@ class GZSLMethod(nn.Module):
             train: training (random crops etc.) or evaluation (deterministic).
             generator: numpy RNG for stochastic collation.
         """
-        labels = torch.from_numpy(features.labels[idx].astype(np.int64))
-        tgt = torch.from_numpy(targets.astype(np.int64)) if targets is not None else torch.full_like(labels, -1)
+        labels, tgt = label_tensors(features, idx, targets)
         return Batch(dense_rows(features.audio, idx), dense_rows(features.video, idx), labels, tgt)
 
     def training_loss(self, batch: Batch, class_embeddings: torch.Tensor) -> dict[str, torch.Tensor]:

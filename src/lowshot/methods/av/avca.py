@@ -36,7 +36,7 @@ from lowshot.data.featureset import FeatureSet, SequenceStore
 from lowshot.data.sequences import gather_windows
 from lowshot.errors import ConfigError
 from lowshot.losses.triplet import sample_negatives, triplet
-from lowshot.methods.base import Batch, GZSLMethod, InputSpec, dense_rows
+from lowshot.methods.base import Batch, GZSLMethod, InputSpec, dense_rows, label_tensors
 from lowshot.models.av.avca import AVCANet
 
 LossTerm = Literal["l_t", "l_rec", "l_ct", "l_w", "l_r"]
@@ -134,12 +134,7 @@ class AVCA(GZSLMethod):
         generator: np.random.Generator | None = None,
     ) -> Batch:
         """Dense batch; temporal features are averaged over their valid steps (AVCA input)."""
-        labels = torch.from_numpy(features.labels[idx].astype(np.int64))
-        tgt = (
-            torch.from_numpy(targets.astype(np.int64))
-            if targets is not None
-            else torch.full_like(labels, -1)
-        )
+        labels, tgt = label_tensors(features, idx, targets)
         return Batch(_averaged(features.audio, idx), _averaged(features.video, idx), labels, tgt)
 
     def training_loss(

@@ -45,7 +45,7 @@ from lowshot.data.sequences import gather_av_windows
 from lowshot.errors import ConfigError
 from lowshot.layers.input_norm import InputNorm, normalize_features
 from lowshot.losses.triplet import sample_negatives, triplet
-from lowshot.methods.base import Batch, GZSLMethod, InputSpec
+from lowshot.methods.base import Batch, GZSLMethod, InputSpec, label_tensors
 from lowshot.models.av.tcaf import TCaFNet, TemporalInput
 
 log = logging.getLogger(__name__)
@@ -166,12 +166,7 @@ class TCaF(GZSLMethod):
             features.audio, features.video, idx, r_a, r_v, c.seqlen_mode,
             c.train_maxlen if train else c.eval_maxlen, train, generator, c.legacy_audio_len,
         )  # fmt: skip
-        labels = torch.from_numpy(features.labels[idx].astype(np.int64))
-        tgt = (
-            torch.from_numpy(targets.astype(np.int64))
-            if targets is not None
-            else torch.full_like(labels, -1)
-        )
+        labels, tgt = label_tensors(features, idx, targets)
         return Batch(
             _t(a.values), _t(v.values), labels, tgt,
             torch.from_numpy(a.mask), torch.from_numpy(v.mask),
