@@ -24,6 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
+from lowshot._registry import BENCHMARKS
 from lowshot.data.av_datasets import SPLITS, AVDatasetSpec, FeatureFamily, dataset_spec
 from lowshot.data.class_split import ClassSplit, load_class_split
 from lowshot.data.embeddings import (
@@ -227,6 +228,7 @@ def read_split_features(
     return out
 
 
+@BENCHMARKS.register("av_gzsl")
 def load_gzsl_benchmark(
     root: str | Path | None,
     dataset: str,

@@ -23,9 +23,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from lowshot._registry import MODELS
 from lowshot.models.adverbs.attention import SlicedSDPAttention
 
 
+@MODELS.register("adverbs.ac")
 class ACModel(nn.Module):
     """Verb-query attention + MLP ``rho`` giving one output per adverb.
 
@@ -80,6 +82,7 @@ class ACModel(nn.Module):
         return self.rho(self.attn(x, lengths, self.verbs(actions)))
 
 
+@MODELS.register("adverbs.action_modifier")
 class ActionModifierModel(nn.Module):
     """Action-query attention video embedding; adverbs as linear maps of the action.
 

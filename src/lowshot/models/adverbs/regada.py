@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lowshot._registry import MODELS
 from lowshot.models.adverbs.attention import ActionQueryAttention
 
 Main = Literal["adverb", "action", "composition"]
@@ -211,6 +212,7 @@ class VideoEncoder(nn.Module):
         return self.proj(self.attn(x, lengths, query))
 
 
+@MODELS.register("adverbs.regada")
 class ReGaDa(nn.Module):
     """Text and video encoders of ReGaDa over a fixed vocabulary.
 

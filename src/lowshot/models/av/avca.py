@@ -12,6 +12,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from lowshot._registry import MODELS
 from lowshot.layers.attention import TransformerStack
 from lowshot.layers.mlp import embedding_net
 
@@ -31,6 +32,7 @@ class AVCAOutputs:
     theta: dict[str, torch.Tensor]
 
 
+@MODELS.register("avca")
 class AVCANet(nn.Module):
     """A_enc, V_enc, the cross-attention block, A_proj, V_proj, W_proj, D, A_rec and V_rec.
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lowshot._registry import MODELS
 from lowshot.layers.mlp import linear_bn_relu, mlp
 
 
+@MODELS.register("clipclap")
 class ClipClapNet(nn.Module):
     """O_enc, W_enc, O_proj, W_proj, D_o and D_w of ClipClap-GZSL.
 

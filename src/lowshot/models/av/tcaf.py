@@ -13,6 +13,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from lowshot._registry import MODELS
 from lowshot.layers.attention import TransformerStack
 from lowshot.layers.embeddings import FourierTimeEmbedding
 from lowshot.layers.masks import AUDIO, GLOBAL, VIDEO, Pattern, layer_masks
@@ -34,6 +35,7 @@ class TemporalInput:
     times: torch.Tensor
 
 
+@MODELS.register("tcaf")
 class TCaFNet(nn.Module):
     """A_enc, V_enc, position encoder, class token, L transformer layers, O_proj, D_o, W_proj, D_w.
 
