@@ -7,7 +7,9 @@ exists): hyperparameters the thesis leaves open are explicit config fields (GAE 
 lambda, PPO epochs, value-head placement = linear head on the policy's last hidden state,
 k1 KL estimator, reward scale, NLPO mu and ``min_tokens_to_keep``, gradient clipping);
 learning curves are logged at a fixed interval, and both the best and the last adapter
-are checkpointed.
+are checkpointed. With a ``checkpoint_dir`` the whole run state (adapter + value head,
+optimiser, NLPO snapshot, RNG states incl. the listener's, update counter, curves) is
+saved atomically at every evaluation, and re-running resumes from it bit-for-bit.
 """
 
 from __future__ import annotations
@@ -102,13 +104,17 @@ class Game:
         play: ``(episodes, messages) -> rewards [B]`` via the listener.
         evaluate: ``describe -> metrics`` on fixed held-out episodes; must contain ``metric``.
         metric: the key that selects the best checkpoint (``success_rate`` or ``miou``).
+        get_state / set_state: JSON-able state of the training side that is not in the
+            loop's RNGs (e.g. the listener's tie-break RNG), saved for resuming.
     """
 
     def __init__(self, sample: Callable[[int, np.random.Generator], Sequence[Any]],
                  play: Callable[[Sequence[Any], Sequence[str]], np.ndarray],
                  evaluate: Callable[[Callable[[Sequence[Any]], list[str]]], dict[str, float]],
-                 metric: str = "success_rate") -> None:
+                 metric: str = "success_rate", get_state: Callable[[], Any] | None = None,
+                 set_state: Callable[[Any], None] | None = None) -> None:
         self.sample, self.play, self.evaluate, self.metric = sample, play, evaluate, metric
+        self.get_state, self.set_state = get_state, set_state
 
 
 # ---------------------------------------------------------------------------- updates
@@ -181,6 +187,46 @@ class AdaptResult:
     train_log: list[dict[str, float]] = field(default_factory=list)
 
 
+STATE_FILE = "state.safetensors"
+
+
+def _join_keys(tree: Any, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Flatten a nested dict back to ``a/b`` keys (``unpack_state`` splits adapter keys on ``/``)."""
+    if isinstance(tree, torch.Tensor):
+        return {prefix: tree}
+    out: dict[str, torch.Tensor] = {}
+    for k, v in tree.items():
+        out.update(_join_keys(v, f"{prefix}/{k}" if prefix else str(k)))
+    return out
+
+
+def save_run_state(path: Path, state: dict[str, Any]) -> None:
+    """Write the run state atomically (safetensors via ``pack_state``) plus a JSON progress sidecar."""
+    from lowshot.utils.io import atomic_write_json, pack_state, save_state
+
+    save_state(path, pack_state(state), {"update": str(state["update"])})
+    atomic_write_json(path.with_suffix(".json"), {"update": state["update"], "n_updates": state["n_updates"],
+                                                  "curve": state["curve"]})
+
+
+def load_run_state(path: Path) -> dict[str, Any] | None:
+    """Read a state written by :func:`save_run_state` (None when there is none)."""
+    from lowshot.utils.io import load_state, unpack_state
+
+    if not path.exists():
+        return None
+    state = unpack_state(load_state(path))
+    state["adapter"] = _join_keys(state["adapter"])
+    if "snapshot" in state:
+        state["snapshot"] = _join_keys(state["snapshot"])
+    opt = state.setdefault("optimizer", {})
+    opt.setdefault("state", {})
+    for key in ("curve", "log"):  # empty containers do not survive packing
+        state.setdefault(key, [])
+    state.setdefault("best", {})
+    return state
+
+
 def adapt(policy: SpeakerPolicy, game: Game, algo: AlgoConfig, loop: LoopConfig, seed: int = 0,
           checkpoint_dir: Path | None = None, on_record: Callable[[dict[str, Any]], None] | None = None,
           ) -> AdaptResult:
@@ -192,8 +238,11 @@ def adapt(policy: SpeakerPolicy, game: Game, algo: AlgoConfig, loop: LoopConfig,
         algo: update rule.
         loop: schedule.
         seed: seeds episode sampling and token sampling.
-        checkpoint_dir: if given, ``best.safetensors`` and ``last.safetensors`` adapters.
-        on_record: called with every evaluation record (history logging).
+        checkpoint_dir: if given, ``best.safetensors`` and ``last.safetensors`` adapters and the
+            resumable run state ``state.safetensors`` (saved at every evaluation; when it
+            exists the run continues from it, a finished run returns its stored result).
+        on_record: called with every evaluation record (history logging); a resumed run may
+            repeat the records after its last saved state.
     """
     from lowshot.utils.io import save_state
 
@@ -202,6 +251,7 @@ def adapt(policy: SpeakerPolicy, game: Game, algo: AlgoConfig, loop: LoopConfig,
     opt = torch.optim.Adam(policy.trainable_parameters(), lr=algo.lr)
     mask_adapter: str | None = None
     n_updates = loop.interactions // loop.episodes_per_update
+    state_path = checkpoint_dir / STATE_FILE if checkpoint_dir is not None else None
 
     def describe(eps: Sequence[Any]) -> list[str]:
         return policy.describe(eps, loop.eval_max_new_tokens)
@@ -211,6 +261,38 @@ def adapt(policy: SpeakerPolicy, game: Game, algo: AlgoConfig, loop: LoopConfig,
     log: list[dict[str, float]] = []
     best: dict[str, float] = {}
     best_at = 0
+    start = 0
+    prior_seconds = 0.0
+
+    def checkpoint(updates: int) -> None:
+        if state_path is None:
+            return
+        state: dict[str, Any] = {
+            "update": updates, "n_updates": n_updates, "adapter": policy.adapter_state(),
+            "optimizer": opt.state_dict(), "curve": curve, "log": log, "best": best, "best_at": best_at,
+            "seconds": prior_seconds + time.perf_counter() - t0,
+            "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}}
+        if mask_adapter is not None:
+            state["snapshot"] = policy.adapter_state(mask_adapter)
+        if game.get_state is not None:
+            state["game"] = game.get_state()
+        save_run_state(state_path, state)
+
+    saved = load_run_state(state_path) if state_path is not None else None
+    if saved is not None:
+        if saved["n_updates"] != n_updates:
+            raise ValueError(f"{state_path} is a run of {saved['n_updates']} updates, not {n_updates}")
+        policy.load_adapter_state(saved["adapter"])
+        opt.load_state_dict(saved["optimizer"])
+        if "snapshot" in saved:
+            mask_adapter = policy.snapshot()
+            policy.load_adapter_state(saved["snapshot"], mask_adapter)
+        if game.set_state is not None and "game" in saved:
+            game.set_state(saved["game"])
+        curve, log, best = list(saved["curve"]), list(saved["log"]), dict(saved["best"])
+        best_at, start, prior_seconds = int(saved["best_at"]), int(saved["update"]), float(saved["seconds"])
+        rng.bit_generator.state = saved["rng"]["numpy"]
+        torch.set_rng_state(saved["rng"]["torch"])
 
     def record(done: int) -> None:
         nonlocal best, best_at
@@ -224,8 +306,10 @@ def adapt(policy: SpeakerPolicy, game: Game, algo: AlgoConfig, loop: LoopConfig,
                 save_state(checkpoint_dir / "best.safetensors", policy.adapter_state(),
                            {"interactions": str(done)})
 
-    record(0)
-    for u in range(n_updates):
+    if saved is None:
+        record(0)
+        checkpoint(0)
+    for u in range(start, n_updates):
         if algo.name == "nlpo" and u % algo.mask_update_every == 0:
             mask_adapter = policy.snapshot()
         episodes = game.sample(loop.episodes_per_update, rng)
@@ -240,10 +324,15 @@ def adapt(policy: SpeakerPolicy, game: Game, algo: AlgoConfig, loop: LoopConfig,
             stats = ppo_update(policy, opt, roll, rewards, algo)
         log.append({"update": u, "reward": float(np.mean(rewards)), **stats})
         done = (u + 1) * loop.episodes_per_update
-        if loop.eval_every and done % loop.eval_every < loop.episodes_per_update and u + 1 < n_updates:
+        if u + 1 == n_updates:
             record(done)
-    record(n_updates * loop.episodes_per_update)
-    if checkpoint_dir is not None:
-        save_state(checkpoint_dir / "last.safetensors", policy.adapter_state(),
-                   {"interactions": str(n_updates * loop.episodes_per_update)})
-    return AdaptResult(curve, curve[0], curve[-1], best, best_at, time.perf_counter() - t0, log)
+        elif loop.eval_every and done % loop.eval_every < loop.episodes_per_update:
+            record(done)
+            checkpoint(u + 1)
+    if start < n_updates or saved is None:
+        if checkpoint_dir is not None:
+            save_state(checkpoint_dir / "last.safetensors", policy.adapter_state(),
+                       {"interactions": str(n_updates * loop.episodes_per_update)})
+        checkpoint(n_updates)
+    seconds = prior_seconds + time.perf_counter() - t0
+    return AdaptResult(curve, curve[0], curve[-1], best, best_at, seconds, log)

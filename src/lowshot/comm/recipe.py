@@ -5,6 +5,10 @@ episodes; one adapter per listener). ``world: synthetic`` runs the offline world
 (:mod:`lowshot.comm.world`: rendered scenes, pixel listeners, tiny speaker LM);
 ``world: clevr | cub | imagenet`` runs REI with an MLLM speaker loaded from a local path
 (LoRA on its LLM) against MLLM or pixel listeners, on the released datasets.
+``game: res`` plays RES in the synthetic world (multi-object scenes, reward = IoU, KTO
+desirable at IoU >= 0.5) against pixel listeners or a PaliGemma listener from a local path.
+With a run directory every adaptation run checkpoints its state at each evaluation, and
+re-running the same command resumes (finished runs are not repeated).
 """
 
 from __future__ import annotations
@@ -55,7 +59,11 @@ class CommConfig:
         recipe: always ``comm``.
         name: setting name (set by the loader).
         world: ``synthetic`` (offline world) or a dataset (``clevr``, ``cub``, ``imagenet``).
-        speaker / listener: agents for dataset worlds (MLLMs from local paths).
+        game: ``rei`` or ``res`` (RES: synthetic world only; KTO must use ``binary_ge`` with
+            ``desirable_threshold`` 0.5, i.e. IoU >= 0.5 is desirable).
+        speaker / listener: agents for dataset worlds (MLLMs from local paths); in the
+            synthetic world ``listener`` may be an MLLM (``paligemma`` for RES) instead of
+            the pixel listeners.
         data: dataset location and splits.
         test_episodes: held-out episodes for dataset worlds (thesis: 300).
         listeners: weaknesses of the pixel listeners, one adapter each.
@@ -69,6 +77,7 @@ class CommConfig:
     recipe: str = "comm"
     name: str = ""
     world: Literal["synthetic", "clevr", "cub", "imagenet"] = "synthetic"
+    game: Literal["rei", "res"] = "rei"
     speaker: AgentConfig = field(default_factory=AgentConfig)
     listener: AgentConfig = field(default_factory=lambda: AgentConfig(family="pixel"))
     data: DataConfig = field(default_factory=DataConfig)
@@ -84,9 +93,39 @@ class CommConfig:
 
 def load_config(mapping: dict[str, Any]) -> CommConfig:
     """Strictly validate a mapping (YAML + overrides) into :class:`CommConfig`."""
-    cfg = from_dict(CommConfig, mapping, where=str(mapping.get("name", "comm")))
+    from lowshot.errors import ConfigError
+
+    where = str(mapping.get("name", "comm"))
+    cfg = from_dict(CommConfig, mapping, where=where)
     algos = {k: replace(v, name=k) if v.name != k else v for k, v in cfg.algorithms.items()}
+    if cfg.game == "res":
+        if cfg.world != "synthetic":
+            raise ConfigError(f"{where}: game 'res' runs in the synthetic world only")
+        kto = algos.get("kto")
+        if kto is not None and not (kto.binary_ge and kto.desirable_threshold == 0.5):
+            raise ConfigError(f"{where}: RES KTO labels episodes by IoU >= 0.5: set "
+                              "algorithms.kto.binary_ge=true and desirable_threshold=0.5")
     return replace(cfg, algorithms=algos)
+
+
+def _history_logger(rd: Any, **keys: Any) -> Any:
+    """``on_record`` that appends to the run history, skipping records a resumed run repeats."""
+    if rd is None:
+        return None
+    seen = {r["interactions"] for r in rd.history() if all(r.get(k) == v for k, v in keys.items())}
+
+    def on_record(m: dict[str, Any]) -> None:
+        if m["interactions"] not in seen:
+            seen.add(m["interactions"])
+            rd.append_history({**keys, **m})
+
+    return on_record
+
+
+def _run_record(seed: int, algo: str, listener: str, res: Any) -> dict[str, Any]:
+    return {"seed": seed, "algorithm": algo, "listener": listener, "before": res.initial,
+            "after": res.final, "best": res.best, "best_interactions": res.best_interactions,
+            "seconds": res.seconds, "curve": res.curve}
 
 
 def run_world(cfg: CommConfig, run_dir: Path | None = None, log: Any = print) -> dict[str, Any]:
@@ -105,12 +144,18 @@ def run_world(cfg: CommConfig, run_dir: Path | None = None, log: Any = print) ->
     rd = RunDir(run_dir) if run_dir is not None else None
     if rd is not None:
         rd.write_config(cfg)
+    mllm_listener = None
+    if cfg.listener.family != "pixel":
+        from lowshot.comm.mllm import MLLMListener, load_mllm
+
+        mllm_listener = MLLMListener(load_mllm(cfg.listener.family, cfg.listener.path, cfg.listener.device,
+                                               cfg.listener.dtype, cfg.listener.max_new_tokens))
     loop = replace(cfg.loop, sampling=replace(cfg.loop.sampling, max_new_tokens=2 * cfg.world_config.budget),
                    eval_max_new_tokens=2 * cfg.world_config.budget)
     runs: list[dict[str, Any]] = []
     for seed in cfg.seeds:
         t0 = time.perf_counter()
-        world = World(cfg.world_config, seed)
+        world = World(cfg.world_config, seed, cfg.game)
         world.pretrain()
         log(f"[seed {seed}] speaker pretrained in {time.perf_counter() - t0:.1f}s")
         # one model in memory; each (algorithm, listener) gets its own adapter, which starts
@@ -121,20 +166,14 @@ def run_world(cfg: CommConfig, run_dir: Path | None = None, log: Any = print) ->
                 adapter = f"{algo_name}-{weakness}"
                 policy.add_adapter(adapter)
                 ckpt = rd.path / "checkpoints" / f"seed{seed}" / adapter if rd is not None else None
-
-                def on_record(m: dict[str, Any], s=seed, a=algo_name, w=weakness) -> None:
-                    if rd is not None:
-                        rd.append_history({"seed": s, "algorithm": a, "listener": w, **m})
-
-                res = adapt(policy, world.game(weakness, seed), algo, loop, seed=seed,
+                on_record = _history_logger(rd, seed=seed, algorithm=algo_name, listener=weakness)
+                res = adapt(policy, world.game(weakness, seed, mllm_listener), algo, loop, seed=seed,
                             checkpoint_dir=ckpt, on_record=on_record)
-                run = {"seed": seed, "algorithm": algo_name, "listener": weakness,
-                       "before": res.initial, "after": res.final, "best": res.best,
-                       "best_interactions": res.best_interactions, "seconds": res.seconds,
-                       "curve": res.curve}
-                runs.append(run)
+                runs.append(_run_record(seed, algo_name, weakness, res))
+                miou = (f"  mIoU {res.initial['miou']:.3f} -> {res.final['miou']:.3f}"
+                        if "miou" in res.final else "")
                 log(f"[seed {seed}] {algo_name:4s} {weakness:9s} success {res.initial['success_rate']:.3f}"
-                    f" -> {res.final['success_rate']:.3f}  colour-word rate "
+                    f" -> {res.final['success_rate']:.3f}{miou}  colour-word rate "
                     f"{res.initial['color_word_rate']:.2f} -> {res.final['color_word_rate']:.2f}"
                     f"  ({res.seconds:.0f}s)")
                 torch.manual_seed(seed)
@@ -146,7 +185,7 @@ def run_world(cfg: CommConfig, run_dir: Path | None = None, log: Any = print) ->
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Mean before/after success and colour-word rate per (algorithm, listener) over seeds."""
+    """Mean before/after success, colour-word rate (and RES mIoU) per (algorithm, listener) over seeds."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
         groups.setdefault(f"{r['algorithm']}/{r['listener']}", []).append(r)
@@ -160,6 +199,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
             "color_after": sum(r["after"]["color_word_rate"] for r in rs) / n,
             "seeds": n,
         }
+        if all("miou" in r["after"] for r in rs):
+            out[k]["miou_before"] = sum(r["before"]["miou"] for r in rs) / n
+            out[k]["miou_after"] = sum(r["after"]["miou"] for r in rs) / n
     return out
 
 
@@ -236,16 +278,9 @@ def run_dataset(cfg: CommConfig, run_dir: Path | None, data_root: Path | None,
 
                 game = Game(lambda n, rng: sample_rei_episodes(train_pool, n, rng), play, evaluate)
                 ckpt = rd.path / "checkpoints" / adapter if rd is not None else None
-
-                def on_record(m, s=seed, a=algo_name, w=weakness):
-                    if rd is not None:
-                        rd.append_history({"seed": s, "algorithm": a, "listener": w, **m})
-
+                on_record = _history_logger(rd, seed=seed, algorithm=algo_name, listener=weakness)
                 res = adapt(policy, game, algo, loop, seed=seed, checkpoint_dir=ckpt, on_record=on_record)
-                runs.append({"seed": seed, "algorithm": algo_name, "listener": weakness,
-                             "before": res.initial, "after": res.final, "best": res.best,
-                             "best_interactions": res.best_interactions, "seconds": res.seconds,
-                             "curve": res.curve})
+                runs.append(_run_record(seed, algo_name, weakness, res))
                 log(f"[seed {seed}] {algo_name} {weakness}: success {res.initial['success_rate']:.3f} -> "
                     f"{res.final['success_rate']:.3f}")
     result = {"name": cfg.name, "runs": runs, "summary": summarise(runs), "config": to_dict(cfg)}

@@ -9,25 +9,39 @@ speaker's), and may say at most ``budget`` words, so that a better policy than "
 everything" exists: with one word, colour is best for a normal listener and shape for a
 colour-blind one. It is first taught (supervised) from a colour-biased GT speaker, then
 adapted online with the real PPO / NLPO / KTO code through a LoRA adapter per listener.
+The same world plays RES (``game="res"``): scenes with several objects, the speaker reads
+the target object's and the other objects' attributes, the listener returns a mask, reward
+= IoU; any RES listener (pixel or a PaliGemma :class:`~lowshot.comm.mllm.MLLMListener`) plugs in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from lowshot.comm.agents import Weakened
 from lowshot.comm.attributes import ATTRIBUTE_TYPES, ATTRIBUTES
-from lowshot.comm.games import ImageItem, REIEpisode, evaluate_rei, play_rei, sample_rei_episodes
+from lowshot.comm.games import (
+    ImageItem,
+    REIEpisode,
+    RESEpisode,
+    RESItem,
+    evaluate_rei,
+    evaluate_res,
+    play_rei,
+    play_res,
+    sample_rei_episodes,
+    sample_res_episodes,
+)
 from lowshot.comm.gt_speaker import GTSpeaker
 from lowshot.comm.listeners import PixelListener
 from lowshot.comm.perception import make_weakness
 from lowshot.comm.policy import LoraSpec, SpeakerPolicy
-from lowshot.comm.render import Scene, render, sample_scene
+from lowshot.comm.render import SceneObject, object_mask, render, sample_scene
 
 PROMPT_WORDS = ("target", "other", "and", "say")
 
@@ -90,28 +104,60 @@ def vocabulary() -> list[str]:
     return list(PROMPT_WORDS) + list(ATTRIBUTE_TYPES) + [v for t in ATTRIBUTE_TYPES for v in ATTRIBUTES[t]]
 
 
-def _scene_words(scene: Scene) -> str:
-    return " and ".join(" ".join(o.attributes()[t] for t in ATTRIBUTE_TYPES) for o in scene.objects)
+def res_items(pool: Sequence[ImageItem]) -> list[RESItem]:
+    """RES view of rendered scene items: every object is referable (box + rendered mask)."""
+    out = []
+    for it in pool:
+        assert it.scene is not None
+        out.append(RESItem(it.key, it.load, tuple(o.box for o in it.scene.objects),
+                           (lambda k, s=it.scene: object_mask(s, k)), scene=it.scene))
+    return out
 
 
-def speaker_prompt(episode: REIEpisode) -> str:
-    """What the text speaker reads: ``<bos> target <attrs> other <attrs> say``."""
-    assert episode.target.scene is not None and episode.confounder.scene is not None
-    return f"<bos> target {_scene_words(episode.target.scene)} other {_scene_words(episode.confounder.scene)} say"
+def _scene_words(objects: Sequence[SceneObject]) -> str:
+    return " and ".join(" ".join(o.attributes()[t] for t in ATTRIBUTE_TYPES) for o in objects)
+
+
+def speaker_prompt(episode: REIEpisode | RESEpisode) -> str:
+    """What the text speaker reads: ``<bos> target <attrs> other <attrs> say``.
+
+    REI: the target image's objects vs the other image's; RES: the target object vs the
+    other objects of the scene.
+    """
+    if isinstance(episode, RESEpisode):
+        scene = episode.item.scene
+        assert scene is not None
+        target = [scene.objects[episode.target]]
+        other = [o for i, o in enumerate(scene.objects) if i != episode.target]
+    else:
+        assert episode.target.scene is not None and episode.confounder.scene is not None
+        target, other = list(episode.target.scene.objects), list(episode.confounder.scene.objects)
+    return f"<bos> target {_scene_words(target)} other {_scene_words(other)} say"
 
 
 class World:
-    """Pools, held-out episodes, listeners and the tiny speaker of one seed."""
+    """Pools, held-out episodes, listeners and the tiny speaker of one seed.
 
-    def __init__(self, cfg: WorldConfig, seed: int = 0) -> None:
+    Args:
+        cfg: the world.
+        seed: seeds pools, held-out episodes and the speaker's init.
+        game: ``rei`` (two images) or ``res`` (one scene, segment the target object).
+    """
+
+    def __init__(self, cfg: WorldConfig, seed: int = 0, game: Literal["rei", "res"] = "rei") -> None:
         from lowshot.comm.tiny import tiny_causal_lm, word_tokenizer
 
+        if game not in ("rei", "res"):
+            raise ValueError(f"game must be 'rei' or 'res', not {game!r}")
         self.cfg = cfg
         self.seed = seed
+        self.kind = game
         rng = np.random.default_rng(seed)
-        self.train_pool = scene_pool(cfg.train_images, rng, cfg, "train")
-        self.test_pool = scene_pool(cfg.test_images, rng, cfg, "test")
-        self.test_episodes = sample_rei_episodes(self.test_pool, cfg.test_episodes, rng)
+        self.train_pool: list[Any] = scene_pool(cfg.train_images, rng, cfg, "train")
+        self.test_pool: list[Any] = scene_pool(cfg.test_images, rng, cfg, "test")
+        if game == "res":
+            self.train_pool, self.test_pool = res_items(self.train_pool), res_items(self.test_pool)
+        self.test_episodes = self.sample(self.test_pool, cfg.test_episodes, rng)
         self.tokenizer = word_tokenizer(vocabulary())
         torch.manual_seed(seed)
         s = cfg.speaker
@@ -119,8 +165,14 @@ class World:
                                     s.intermediate_size, self.tokenizer.pad_token_id,
                                     self.tokenizer.bos_token_id, self.tokenizer.eos_token_id)
 
+    def sample(self, pool: Sequence[Any], n: int, rng: np.random.Generator) -> list[Any]:
+        """``n`` episodes of this world's game from ``pool``."""
+        if self.kind == "res":
+            return sample_res_episodes(pool, n, rng)
+        return sample_rei_episodes(pool, n, rng)
+
     # -------------------------------------------------------------- speaker
-    def encode(self, episodes: Sequence[REIEpisode]) -> dict[str, torch.Tensor]:
+    def encode(self, episodes: Sequence[REIEpisode | RESEpisode]) -> dict[str, torch.Tensor]:
         """Left-padded prompt ids of ``episodes``."""
         enc = self.tokenizer([speaker_prompt(e) for e in episodes], return_tensors="pt", padding=True,
                              add_special_tokens=False)
@@ -140,9 +192,9 @@ class World:
         self.model.train()
         losses = []
         for _ in range(s.sft_steps):
-            eps = sample_rei_episodes(self.train_pool, s.sft_batch_size, rng)
-            texts = [f"{speaker_prompt(e)} {d} <eos>".replace("  ", " ")
-                     for e, d in zip(eps, teacher.describe(eps))]
+            eps = self.sample(self.train_pool, s.sft_batch_size, rng)
+            said = teacher.describe_object(eps) if self.kind == "res" else teacher.describe(eps)
+            texts = [f"{speaker_prompt(e)} {d} <eos>".replace("  ", " ") for e, d in zip(eps, said)]
             enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
             prompt_len = [len(speaker_prompt(e).split()) for e in eps]
             labels = enc["input_ids"].clone()
@@ -179,25 +231,48 @@ class World:
         return Weakened(PixelListener(left_bias=self.cfg.left_bias, seed=seed),
                         make_weakness(weakness, self.cfg.blur_radius))
 
-    def game(self, weakness: str, seed: int = 0) -> Any:
-        """The adaptation :class:`~lowshot.comm.adapt.Game` against a ``weakness`` listener."""
+    def game(self, weakness: str, seed: int = 0, listener: Any = None) -> Any:
+        """The adaptation :class:`~lowshot.comm.adapt.Game` against a ``weakness`` listener.
+
+        Args:
+            weakness: the listener's perceptual weakness.
+            seed: seeds the pixel listeners' tie breaks.
+            listener: a base listener (e.g. an MLLM) to weaken instead of the pixel listeners;
+                used for training and evaluation.
+        """
         from lowshot.comm.adapt import Game
 
-        train_listener = self.listener(weakness, seed)
-        eval_listener = self.listener(weakness, seed + 7919)
+        if listener is None:
+            train_listener = self.listener(weakness, seed)
+            eval_listener = self.listener(weakness, seed + 7919)
+        else:
+            train_listener = eval_listener = Weakened(listener, make_weakness(weakness, self.cfg.blur_radius))
+        res = self.kind == "res"
 
-        def sample(n: int, rng: np.random.Generator) -> list[REIEpisode]:
-            return sample_rei_episodes(self.train_pool, n, rng)
+        def sample(n: int, rng: np.random.Generator) -> list[Any]:
+            return self.sample(self.train_pool, n, rng)
 
-        def play(eps: Sequence[REIEpisode], msgs: Sequence[str]) -> np.ndarray:
+        def play(eps: Sequence[Any], msgs: Sequence[str]) -> np.ndarray:
+            if res:
+                return play_res(eps, self.truncate(msgs), train_listener)
             return play_rei(eps, self.truncate(msgs), train_listener)[0]
 
         def evaluate(describe: Any) -> dict[str, float]:
-            eval_listener.listener.rng = np.random.default_rng(seed + 7919)  # same ties each time
-            return evaluate_rei(lambda e: self.truncate(describe(e)), eval_listener,
-                                self.test_episodes, batch_size=100)
+            if hasattr(eval_listener.listener, "rng"):
+                eval_listener.listener.rng = np.random.default_rng(seed + 7919)  # same ties each time
+            run = evaluate_res if res else evaluate_rei
+            return run(lambda e: self.truncate(describe(e)), eval_listener, self.test_episodes, batch_size=100)
 
-        return Game(sample, play, evaluate, "success_rate")
+        rng_of = getattr(train_listener.listener, "rng", None)
+
+        def get_state() -> Any:
+            return rng_of.bit_generator.state if rng_of is not None else None
+
+        def set_state(state: Any) -> None:
+            if rng_of is not None and state is not None:
+                rng_of.bit_generator.state = state
+
+        return Game(sample, play, evaluate, "miou" if res else "success_rate", get_state, set_state)
 
     def gt_table(self, weaknesses: Sequence[str], ablations: dict[str, tuple[str, ...]],
                  budget: int | None = None) -> dict[str, dict[str, float]]:
