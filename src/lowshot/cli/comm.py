@@ -11,7 +11,7 @@ def _demo_config(args: argparse.Namespace):
     from lowshot.comm.recipe import load_config
     from lowshot.config.paper import load_paper_config
 
-    data = load_paper_config("comm.demo", args.overrides)
+    data = load_paper_config(f"comm.{args.setting}", args.overrides)
     if args.quick:
         data.setdefault("loop", {})["interactions"] = 300
         data["seeds"] = [0]
@@ -19,7 +19,10 @@ def _demo_config(args: argparse.Namespace):
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Adapt a tiny speaker LM to colour-blind and normal pixel listeners (PPO, NLPO, KTO)."""
+    """Adapt a tiny speaker LM to colour-blind and normal pixel listeners (PPO, NLPO, KTO).
+
+    With ``--run-dir``, re-running the same command resumes an interrupted run.
+    """
     import torch
 
     from lowshot.comm.recipe import run_world
@@ -31,7 +34,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"{'algorithm/listener':22s} success before -> after   colour-word rate before -> after")
     for k, v in res["summary"].items():
         print(f"{k:22s} {v['success_before']:.3f} -> {v['success_after']:.3f}"
-              f"            {v['color_before']:.2f} -> {v['color_after']:.2f}")
+              f"            {v['color_before']:.2f} -> {v['color_after']:.2f}"
+              + (f"   mIoU {v['miou_before']:.3f} -> {v['miou_after']:.3f}" if "miou_after" in v else ""))
     if args.json:
         Path(args.json).write_text(json.dumps({k: v for k, v in res.items() if k != "config"}, indent=1))
     return 0
@@ -54,8 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("comm", help="communicating agents: offline adaptation demo, GT tables")
     csub = p.add_subparsers(dest="comm_command", required=True, metavar="SUBCOMMAND")
     d = csub.add_parser("demo", help="adapt a tiny speaker to colour-blind / normal listeners")
-    d.add_argument("overrides", nargs="*", help="key=value overrides of comm.demo")
-    d.add_argument("--run-dir", help="write config, history, checkpoints and result here")
+    d.add_argument("overrides", nargs="*", help="key=value overrides of the setting")
+    d.add_argument("--setting", default="demo", choices=["demo", "res_demo"],
+                   help="demo: REI (Fig. 7.5 analogue); res_demo: RES with IoU rewards")
+    d.add_argument("--run-dir", help="write config, history, checkpoints and result here; "
+                                     "re-running with the same dir resumes")
     d.add_argument("--quick", action="store_true", help="300 interactions, one seed (smoke run)")
     d.add_argument("--threads", type=int, default=1, help="torch threads (tiny models: 1 is fastest)")
     d.add_argument("--json", help="also write the result (without config) to this JSON file")
