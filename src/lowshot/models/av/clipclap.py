@@ -7,6 +7,7 @@ concatenated label embeddings, ``d_model`` = 512, ``d_out`` = 64.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lowshot._registry import MODELS
@@ -59,6 +60,8 @@ class ClipClapNet(nn.Module):
         """
         hidden = self.w_enc[0](w)  # Linear, [C, d_model]
         if rows is not None:
-            hidden = hidden[rows]
+            # gather as a one-hot matmul: its backward is a matmul, which is deterministic on
+            # CPU, whereas indexing backward (index_add) sums in thread-dependent order
+            hidden = F.one_hot(rows, hidden.shape[0]).to(hidden.dtype) @ hidden
         encoded = self.w_enc[1:](hidden)
         return encoded, self.w_proj(encoded)
