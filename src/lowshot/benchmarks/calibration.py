@@ -20,16 +20,12 @@ import numpy as np
 
 from lowshot.metrics.classification import harmonic_mean, per_class_accuracy
 
-#: published grids as (start, stop, num) for ``np.linspace``
-PUBLISHED_GRIDS = {
-    "avca": (0.0, 3.0, 16),  # step 0.2 (AVCA, TCaF and the AVCA-repo baselines)
-    "clipclap": (0.0, 5.0, 76),  # step 1/15 (the thesis rounds it to 0.07)
-    "avdiff": (0.0, 1.0, 11),  # step 0.1, probabilities
-}
-
 
 def beta_grid(start: float, stop: float, num: int) -> np.ndarray:
-    """``linspace(start, stop, num)`` as float32 (the dtype the published code adds)."""
+    """``linspace(start, stop, num)`` as float32 (the dtype the published code adds).
+
+    Published grids: (0, 3, 16) AVCA/TCaF, (0, 5, 76) ClipClap, (0, 1, 11) AV-Diff.
+    """
     if num < 1:
         raise ValueError("a beta grid needs at least one value")
     return np.linspace(start, stop, int(num), dtype=np.float64).astype(np.float32)

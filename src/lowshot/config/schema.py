@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import types
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -40,14 +39,13 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             if type(None) in args:
                 return None
             raise ConfigError(f"{where}: null is not allowed (expected {_type_name(tp)})")
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _convert(value, arg, where)
-            except ConfigError as err:
-                errors.append(str(err))
+            except ConfigError:
+                continue
         raise ConfigError(f"{where}: {value!r} does not match {_type_name(tp)}")
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
@@ -170,4 +168,3 @@ def save_yaml(data: Any, path: str | Path) -> None:
 
 
 __all__ = ["from_dict", "to_dict", "load_yaml", "save_yaml"]
-_ = typing  # keep typing importable for get_type_hints on string annotations

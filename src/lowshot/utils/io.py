@@ -10,7 +10,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -125,14 +125,6 @@ def unflatten_state(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]
 
     return fix(root, "")
 
-
-def write_once(path: Path, make: Callable[[], Any]) -> Path:
-    """Create ``path`` via ``make(tmp_path)`` atomically unless it already exists."""
-    path = Path(path)
-    if not path.exists():
-        with atomic_path(path) as tmp:
-            make(tmp)
-    return path
 
 
 def pack_state(obj: Any) -> dict[str, torch.Tensor]:
