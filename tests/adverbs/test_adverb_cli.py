@@ -56,7 +56,9 @@ def test_synth_convert_train(tmp_path: Path, capsys: pytest.CaptureFixture[str])
             "--data-root", str(root), "--run-dir", str(tmp_path / "run")]  # fmt: skip
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "selected on" not in out and "test (published protocol" in out
+    assert "selection = validation: 10% of train clips" in out
+    assert "| published (Table 6.2 (REGADA, VATEX Adverbs)) |" in out
+    assert "| test-selected (published) |" in out
 
 
 @pytest.mark.slow
@@ -65,6 +67,8 @@ def test_demo_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for label in ("Priors", "S3D pre-trained", "AC_CLS", "ReGaDa"):
         assert f"| {label}" in out
+    assert "| none (training-free) |" in out and "| validation: 10% of train clips" in out
+    assert "test-selected" not in out
 
 
 def test_text_cache_then_train_without_s3d_weights(synth_root: Path, tmp_path: Path) -> None:
