@@ -186,6 +186,9 @@ def test_paper_configs_validate() -> None:
         cfg = from_dict(AdverbsConfig, raw, where=name)
         from_dict(method_spec(cfg.method).schema, cfg.model, where=f"{name}.model")
         assert cfg.provenance.expected and cfg.provenance.table
+        if method_spec(cfg.method).trainable:  # published numbers were selected on test
+            assert "Expected numbers are test-selected" in cfg.provenance.notes, name
+            assert cfg.protocol.selection == "validation", name  # never test-selected by default
     vatex = from_dict(AdverbsConfig, load_paper_config("regada.vatex"), where="x")
     assert (
         vatex.model["lambda_adv"] == 2.0
