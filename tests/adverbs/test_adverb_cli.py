@@ -56,7 +56,9 @@ def test_synth_convert_train(tmp_path: Path, capsys: pytest.CaptureFixture[str])
             "--data-root", str(root), "--run-dir", str(tmp_path / "run")]  # fmt: skip
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "selected on" not in out and "test (published protocol" in out
+    assert "selection = validation: 10% of train clips" in out
+    assert "| published (Table 6.2 (REGADA, VATEX Adverbs)) |" in out
+    assert "| test-selected (published) |" in out
 
 
 @pytest.mark.slow
@@ -65,6 +67,8 @@ def test_demo_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for label in ("Priors", "S3D pre-trained", "AC_CLS", "ReGaDa"):
         assert f"| {label}" in out
+    assert "| none (training-free) |" in out and "| validation: 10% of train clips" in out
+    assert "test-selected" not in out
 
 
 def test_text_cache_then_train_without_s3d_weights(synth_root: Path, tmp_path: Path) -> None:
@@ -83,3 +87,30 @@ def test_text_cache_then_train_without_s3d_weights(synth_root: Path, tmp_path: P
             "data.trust_pickle=true", "text.encoder=adverbs.text_cache", f"text.cache={cache}",
             "--data-root", str(synth_root), "--run-dir", str(tmp_path / "run")]  # fmt: skip
     assert main(args) == 0
+
+
+def test_report_tables_state_the_selection_rule(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """md / csv / LaTeX tables of adverb runs: one selection rule per row."""
+    common = ["data.video_dim=16", "data.joint_dim=8", "data.trust_pickle=true",
+              "--data-root", str(synth_root)]  # fmt: skip
+    assert main(["adverbs", "train", "adverbs_baselines.priors_vatex", *common,
+                 "--run-dir", str(tmp_path / "priors")]) == 0  # fmt: skip
+    assert main(["adverbs", "train", "adverbs_baselines.ac_cls_air", "data.dataset=vatex",
+                 "train.epochs=2", "train.eval_interval=1", "model.heads=2", "model.d_k=8",
+                 "model.hidden=[8]", "train.num_threads=1", "protocol.selection=best_per_metric",
+                 *common, "--run-dir", str(tmp_path / "ac")]) == 0  # fmt: skip
+    capsys.readouterr()
+    runs = [str(tmp_path / "priors"), str(tmp_path / "ac")]
+    assert main(["report", *runs, "--format", "md"]) == 0
+    md = capsys.readouterr().out
+    assert md.splitlines()[0] == "| run | map_w | map_m | acc_a | selection |"
+    assert "| none (training-free) |" in md  # Priors and its (exactly reproduced) paper row
+    assert md.count("test-selected (published)") == 2  # legacy run + the paper's AC_CLS row
+    assert main(["report", *runs, "--format", "csv"]) == 0
+    csv_out = capsys.readouterr().out
+    assert csv_out.splitlines()[0].endswith(",selection")
+    assert main(["report", *runs, "--format", "latex", "--no-reference"]) == 0
+    tex = capsys.readouterr().out
+    assert "& selection" in tex and "none (training-free)" in tex

@@ -227,6 +227,24 @@ def test_empty_safe_roundtrip_and_validation_carving(synth_root: Path, tmp_path:
     assert back.video.shape == (1, 2, 2)
 
 
+@pytest.mark.parametrize("fraction", [0.02, 0.1, 0.3])
+def test_validation_carve_is_stratified_and_seeded(synth_root: Path, fraction: float) -> None:
+    """Every adverb/action with >= 2 training clips is on both sides; same seed, same split."""
+    s = load_split(synth_root, "vatex").train
+    tr, va = carve_validation(s, fraction, seed=5)
+    assert np.array_equal(tr, carve_validation(s, fraction, seed=5)[0])
+    assert not np.array_equal(va, carve_validation(s, fraction, seed=6)[1])
+    n_clips = len(set(s.clip_ids))
+    assert len({s.clip_ids[i] for i in va}) >= round(fraction * n_clips)
+    for names in (s.adverbs, s.actions):
+        clips_of: dict[str, set[str]] = {}
+        for c, n in zip(s.clip_ids, names):
+            clips_of.setdefault(n, set()).add(c)
+        on_train, on_val = {names[i] for i in tr}, {names[i] for i in va}
+        assert on_train == set(names)  # training keeps every label
+        assert on_val == {n for n, c in clips_of.items() if len(c) >= 2}
+
+
 # ------------------------------------------------------------------ synth
 def test_synth_is_deterministic(tmp_path: Path) -> None:
     spec = SynthSpec(n_clips=60, n_adverb_pairs=2, n_actions=3, video_dim=8, joint_dim=4, seed=5)

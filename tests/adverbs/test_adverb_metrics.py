@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lowshot.benchmarks.adverbs import select_metrics
+from lowshot.benchmarks.adverbs import best_validation_epoch, select_metrics, selection_label
 from lowshot.errors import ConfigError
 from lowshot.metrics.retrieval import (
     adverb_map,
@@ -72,10 +72,10 @@ def test_retrieval_metrics_keys() -> None:
 
 
 HIST = [
-    {"epoch": 0, "test": {"map_m": 0.1, "acc_a": 0.9}, "val": {"map_m": 0.3}},
-    {"epoch": 10, "test": {"map_m": 0.5, "acc_a": 0.6}, "val": {"map_m": 0.2}},
+    {"epoch": 0, "test": {"map_m": 0.1, "acc_a": 0.9}, "val": {"map_m": 0.3, "acc_a": 0.5}},
+    {"epoch": 10, "test": {"map_m": 0.5, "acc_a": 0.6}, "val": {"map_m": 0.2, "acc_a": 0.7}},
     {"epoch": 15, "train": {"loss": 1.0}},
-    {"epoch": 20, "test": {"map_m": 0.4, "acc_a": 0.7}, "val": {"map_m": 0.3}},
+    {"epoch": 20, "test": {"map_m": 0.4, "acc_a": 0.7}, "val": {"map_m": 0.3, "acc_a": 0.5}},
 ]
 
 
@@ -83,11 +83,19 @@ def test_selection_protocols() -> None:
     best = select_metrics(HIST, "best_per_metric", ["map_m", "acc_a"])
     assert best["metrics"] == {"map_m": 0.5, "acc_a": 0.9}
     assert best["epochs"] == {"map_m": 10, "acc_a": 0}  # different epochs, as published
-    assert "test" in best["selected_on"]
     assert select_metrics(HIST, "last", ["map_m"])["metrics"] == {"map_m": 0.4}
     assert select_metrics(HIST, "fixed_epoch", ["acc_a"], epoch=10)["metrics"] == {"acc_a": 0.6}
-    val = select_metrics(HIST, "validation", ["map_m", "acc_a"], "map_m")
-    assert val["epochs"] == {"map_m": 0, "acc_a": 0}  # first maximum of val map_m
-    assert val["metrics"] == {"map_m": 0.1, "acc_a": 0.9}
     with pytest.raises(ConfigError, match="never evaluated"):
         select_metrics(HIST, "fixed_epoch", ["map_m"], epoch=15)
+    # validation: the first maximum of one metric, or of the mean of the reported metrics
+    assert best_validation_epoch(HIST, ["map_m", "acc_a"], "map_m") == 0
+    assert best_validation_epoch(HIST, ["map_m", "acc_a"], None) == 10
+    with pytest.raises(ConfigError, match="lack"):
+        best_validation_epoch(HIST, ["map_m"], "map_w")
+
+
+def test_selection_labels_name_the_rule() -> None:
+    assert selection_label("best_per_metric").startswith("test-selected (published)")
+    assert "test" not in selection_label("validation", ["map_w", "map_m"], None, None, 0.1)
+    assert "10%" in selection_label("validation", ["map_w"], None, None, 0.1)
+    assert "epoch 7" in selection_label("fixed_epoch", epoch=7)

@@ -17,6 +17,7 @@ from lowshot.methods.adverbs import (
     make_batch,
     predict_adverb_scores,
 )
+from lowshot.models.adverbs.attention import SlicedSDPAttention
 from lowshot.models.adverbs.baselines import ACModel, ActionModifierModel
 from lowshot.models.adverbs.regada import ReGaDa, ResidualGatedComposer, TIRGComposer
 
@@ -102,6 +103,36 @@ def test_ac_padding_mask_and_legacy_eval() -> None:
         zero_row(x, lengths, torch.tensor([0])),
         zero_row(padded, torch.tensor([8]), torch.tensor([0])),
     )
+
+
+def test_sliced_attention_drops_attention_weights_in_training_only() -> None:
+    """Published SDPAttention applies dropout 0.1 to the attention weights (train mode)."""
+    torch.manual_seed(0)
+    attn = SlicedSDPAttention(8, 8, 2, 8, 8)
+    assert attn.drop.p == 0.1  # published default
+    x, q, lengths = torch.randn(64, 6, 8), torch.randn(64, 8), torch.full((64,), 6)
+    assert not torch.allclose(attn.train()(x, lengths, q), attn(x, lengths, q))
+    attn.eval()
+    assert torch.equal(attn(x, lengths, q), attn(x, lengths, q))
+    for model in (
+        ACModel(torch.randn(V, 8), A, 8, heads=2, d_k=8, hidden=(8,), dropout=0.3),
+        ActionModifierModel(torch.randn(V, 8), A, 8, heads=2, d_k=8),
+    ):
+        assert model.attn.drop.p == (0.3 if isinstance(model, ACModel) else 0.1)
+
+
+def test_legacy_padding_mask_tests_channel_zero() -> None:
+    """Published: a step is padding when its feature channel 0 is zero (not the whole row)."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 4, 8)
+    x[0, 1, 0] = 0.0  # a real step whose channel 0 happens to be zero (e.g. after a ReLU)
+    without_step = x[:, [0, 2, 3]]
+    q = torch.randn(1, 8)
+    for legacy in (False, True):
+        attn = SlicedSDPAttention(8, 8, 2, 8, 8, legacy_zero_value_padding_mask=legacy).eval()
+        full = attn(x, torch.tensor([4]), q)
+        dropped = attn(without_step, torch.tensor([3]), q)
+        assert torch.allclose(full, dropped, atol=1e-6) is legacy
 
 
 def test_action_modifier_starts_at_identity() -> None:
@@ -252,3 +283,55 @@ def test_parameter_count_matches_published_air_model() -> None:
         torch.randn(34, 512), torch.randn(135, 512), 1024, layers_gated=4, layers_residual=3
     )
     assert sum(p.numel() for p in bigger_vocab.parameters() if p.requires_grad) == n
+
+
+def test_ac_evaluation_batch_effect_is_legacy_only(tiny_data) -> None:
+    """Default (masked) scores do not depend on the evaluation batch size; the published
+    unmasked evaluation does (a clip attends to padding up to its batch's longest clip)."""
+    data, text = tiny_data
+    assert len(set(data.test.store.lengths.tolist())) > 1  # variable-length clips
+    cfg = {"heads": 2, "d_k": 8, "hidden": [8]}
+    for legacy in (False, True):
+        torch.manual_seed(0)
+        m = build_method("adverbs.ac_cls", cfg | {"legacy_unmasked_eval": legacy}, data, text, 16)
+        small, _ = predict_adverb_scores(m, data.test, data.vocab.n_actions, batch_size=5)
+        large, _ = predict_adverb_scores(m, data.test, data.vocab.n_actions, batch_size=512)
+        assert np.allclose(small, large, atol=1e-6) is not legacy
+
+
+def test_published_evaluation_batch_size_is_the_default() -> None:
+    """air-cvpr23 ``--test_batch 512``: the legacy unmasked evaluation reproduces it only
+    with 512-row evaluation batches, so that is the default (masked results ignore it)."""
+    from lowshot.recipes.adverbs_config import TrainConfig
+
+    assert TrainConfig().eval_batch_size == 512
+
+
+def test_ac_reg_delta_without_antonyms_is_published(tiny_data) -> None:
+    """--no_antonyms: delta = ||S("v a") - S("v")|| * |cos(S(v), S(a))| (not delta = 1)."""
+    from dataclasses import replace
+
+    data, text = tiny_data
+    no_ant = replace(data, antonyms=None)
+    m = build_method("adverbs.ac_reg", {"heads": 2, "d_k": 8, "hidden": [8]}, no_ant, text, 16)
+    a, v = data.vocab.adverbs[1], data.vocab.actions[2]
+    s_va, s_v, s_a = text.embed([f"{v} {a}", v, a])
+    want = (s_va - s_v).norm() * F.cosine_similarity(s_v, s_a, dim=0).abs()
+    assert float(m.delta[1, 2]) == pytest.approx(float(want), rel=1e-5)
+    fixed = build_method(
+        "adverbs.ac_reg",
+        {"heads": 2, "d_k": 8, "hidden": [8], "fixed_delta": True},
+        no_ant,
+        text,
+        16,
+    )
+    assert torch.equal(fixed.delta, torch.ones_like(fixed.delta))
+    # the published target: +delta on the GT adverb only (no -delta without antonyms)
+    m.eval()
+    b = make_batch(data.train, np.arange(8))
+    out = m.training_loss(b, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        pred = m.model(b.video, b.lengths, b.actions)
+    target = torch.zeros_like(pred)
+    target[torch.arange(8), b.adverbs] = m.delta[b.adverbs, b.actions]
+    assert out["loss_terms"]["mse"] == pytest.approx(float(F.mse_loss(pred, target)), rel=1e-5)

@@ -47,7 +47,8 @@ def test_run_dir_contents_and_published_protocol(synth_root: Path, tmp_path: Pat
         "checkpoints/last.safetensors",
     ):
         assert (tmp_path / "r" / f).exists(), f
-    assert "test" in res["selected_on"] and set(res["mean"]) == {"map_w", "map_m", "acc_a"}
+    assert res["selection"].startswith("test-selected (published)")
+    assert set(res["mean"]) == {"map_w", "map_m", "acc_a"}
     assert res["data_report"]["clips_in_train_and_test"] > 0  # synthetic overlap is reported, kept
     hist = [json.loads(x) for x in (tmp_path / "r" / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in hist] == [0, 1, 2, 3, 4]
@@ -56,8 +57,14 @@ def test_run_dir_contents_and_published_protocol(synth_root: Path, tmp_path: Pat
     assert res["mean"]["map_m"] == pytest.approx(best)
 
 
-def test_resume_after_kill_matches_uninterrupted_run(synth_root: Path, tmp_path: Path) -> None:
-    cfg = _cfg(train={"epochs": 5, "eval_interval": 2, "checkpoint_interval": 2})
+@pytest.mark.parametrize("selection", ["last", "validation"])
+def test_resume_after_kill_matches_uninterrupted_run(
+    synth_root: Path, tmp_path: Path, selection: str
+) -> None:
+    cfg = _cfg(
+        train={"epochs": 5, "eval_interval": 2, "checkpoint_interval": 2},
+        protocol={"selection": selection},
+    )
     full = run_adverbs(cfg, tmp_path / "full", synth_root)
     stopped = run_adverbs(cfg, tmp_path / "killed", synth_root, stop_after_epoch=3)
     assert stopped["status"] == "stopped" and not (tmp_path / "killed" / "result.json").exists()
@@ -87,9 +94,52 @@ def test_multi_seed_mean_std_and_validation_protocol(synth_root: Path, tmp_path:
     vals = [r["metrics"]["acc_a"] for r in res["per_seed"].values()]
     assert res["mean"]["acc_a"] == pytest.approx(sum(vals) / 2)
     assert res["std"]["acc_a"] == pytest.approx(abs(vals[0] - vals[1]) / 2)
-    assert "validation" in res["selected_on"]
+    assert res["selection"].startswith("validation: 20% of train clips")
     hist = (tmp_path / "r" / "seed_0" / "history.jsonl").read_text()
     assert '"val"' in hist
+
+
+def test_default_selects_on_validation_and_evaluates_test_once(
+    synth_root: Path, tmp_path: Path
+) -> None:
+    """Nothing is selected on test by default: the epoch comes from a validation split
+    carved from train, and test is evaluated once, with the best validation model."""
+    from lowshot.benchmarks.adverbs import best_validation_epoch
+    from lowshot.recipes.adverbs_config import ProtocolConfig
+
+    assert ProtocolConfig().selection == "validation"
+    cfg = _cfg(train={"epochs": 6, "eval_interval": 2})
+    del cfg["protocol"]
+    res = run_adverbs(cfg, tmp_path / "r", synth_root)
+    hist = [json.loads(x) for x in (tmp_path / "r" / "history.jsonl").read_text().splitlines()]
+    assert not any("test" in h for h in hist)  # test never looked at during training
+    assert [h["epoch"] for h in hist if "val" in h] == [0, 2, 4, 6]
+    metrics = ("map_w", "map_m", "acc_a")
+    chosen = best_validation_epoch(hist, metrics, None)
+    assert res["per_seed"]["0"]["epochs"] == dict.fromkeys(metrics, chosen)
+    assert (
+        res["selection"] == "validation: 10% of train clips, epoch by val mean(map_w, map_m, acc_a)"
+    )
+    # the reported numbers are those of the saved best-validation model
+    from lowshot.benchmarks.adverbs import evaluate_scores, load_adverb_data
+    from lowshot.data.adverbs_text import build_text_encoder
+    from lowshot.methods.adverbs import VocabText, build_method, predict_adverb_scores
+    from lowshot.utils.io import load_state
+
+    data = load_adverb_data(synth_root, "vatex", features_root=synth_root, trust_pickle=True)
+    enc = build_text_encoder(
+        "adverbs.s3d_text",
+        weights=synth_root / "features/s3d/s3d_howto100m.pth",
+        word_dict=synth_root / "features/s3d/s3d_dict.npy",
+        trust_pickle=True,
+    )
+    text = VocabText(enc.encode, data.vocab.adverbs, data.vocab.actions)
+    m = build_method("adverbs.regada", SMALL, data, text, 16)
+    state = load_state(tmp_path / "r" / "checkpoints" / "best_val.safetensors")
+    m.load_state_dict({k[6:]: v for k, v in state.items()})
+    gt, _ = predict_adverb_scores(m, data.test, data.vocab.n_actions)
+    want = evaluate_scores(data.test, gt, data.antonyms)
+    assert res["mean"] == pytest.approx({k: want[k] for k in metrics})
 
 
 def test_unseen_and_no_antonym_metrics(synth_root: Path, tmp_path: Path) -> None:
@@ -102,7 +152,8 @@ def test_unseen_and_no_antonym_metrics(synth_root: Path, tmp_path: Path) -> None
     res = run_adverbs(
         _cfg(method="adverbs.priors", protocol={"no_action_gt": True}), tmp_path / "p", synth_root
     )
-    assert "no_act/map_w" in res["per_seed"]["0"]["last_epoch_all_metrics"]
+    assert "no_act/map_w" in res["per_seed"]["0"]["other_metrics"]
+    assert res["selection"] == "none (training-free)"
 
 
 def test_config_errors(synth_root: Path, tmp_path: Path) -> None:
@@ -135,6 +186,9 @@ def test_paper_configs_validate() -> None:
         cfg = from_dict(AdverbsConfig, raw, where=name)
         from_dict(method_spec(cfg.method).schema, cfg.model, where=f"{name}.model")
         assert cfg.provenance.expected and cfg.provenance.table
+        if method_spec(cfg.method).trainable:  # published numbers were selected on test
+            assert "Expected numbers are test-selected" in cfg.provenance.notes, name
+            assert cfg.protocol.selection == "validation", name  # never test-selected by default
     vatex = from_dict(AdverbsConfig, load_paper_config("regada.vatex"), where="x")
     assert (
         vatex.model["lambda_adv"] == 2.0

@@ -5,18 +5,26 @@ every adverb paired with the row's GT action (``[N, n_adverbs]``) and optionally
 no-action-GT scores (max over actions). Seen splits report mAP W, mAP M and Acc-A;
 unseen splits report Acc-A (cls).
 
-Model selection (§7.6, §10.2), recorded with every result:
+Model selection (§7.6, §10.2), recorded with every result and every table row
+(:func:`selection_label`):
 
-* ``best_per_metric``: the published protocol; each metric's maximum over all test
-  evaluations, possibly from different epochs. **Selected on test data.**
-* ``last``: the last evaluation.
-* ``fixed_epoch``: the evaluation at a given epoch.
-* ``validation``: the epoch with the best ``select_metric`` on a validation subset carved
-  from the training rows (grouped by clip); all test metrics from that one epoch.
+* ``validation`` (default): a validation subset is carved from the training clips
+  (:func:`carve_validation`: deterministic from the seed, grouped by clip, every adverb
+  and action that has two or more training clips appears on both sides; default 10 %);
+  the model trains on the rest, the epoch with the best validation score (the mean of the
+  reported metrics unless ``select_metric`` names one) is kept, and test is evaluated
+  once, at that epoch.
+* ``last`` / ``fixed_epoch``: the epoch is fixed in advance; test is evaluated once, there.
+* ``best_per_metric``: the published protocol (legacy): each metric's maximum over all
+  test evaluations, possibly from different epochs. **Selected on test data**; labelled
+  "test-selected (published)".
+
+Training-free methods (Priors, zero-shot) select nothing: "none (training-free)".
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,18 +120,47 @@ class AdverbData:
 
 
 def carve_validation(rows: SplitRows, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split row indices into (train, val), keeping all rows of a clip on one side.
+    """Split row indices into (train, val) by clip, deterministically from ``seed``.
+
+    All rows of a clip stay on one side (features belong to clips). Clips are visited in
+    a seeded random order: first, a clip goes to val when it brings an adverb or action
+    that val lacks and every label of the clip keeps at least one training clip (so every
+    adverb/action with two or more training clips is represented on both sides); then
+    further clips whose labels all keep a training clip fill val up to
+    ``round(fraction * n_clips)`` (val can be larger when coverage needs it).
 
     Raises:
         ConfigError: ``fraction`` not in (0, 1) or nothing left on a side.
     """
     if not 0.0 < fraction < 1.0:
         raise ConfigError(f"protocol.val_fraction must be in (0, 1), got {fraction}")
-    clips = sorted(set(rows.clip_ids))
-    rng = np.random.default_rng(seed)
+    labels: dict[str, set[str]] = {}
+    for c, a, v in zip(rows.clip_ids, rows.adverbs, rows.actions):
+        labels.setdefault(c, set()).update((f"adverb {a}", f"action {v}"))
+    clips = sorted(labels)
+    order = [clips[i] for i in np.random.default_rng(seed).permutation(len(clips))]
+    in_train = Counter(lab for c in clips for lab in labels[c])  # training clips per label
+    val: set[str] = set()
+    covered: set[str] = set()
+
+    def take(c: str) -> None:
+        val.add(c)
+        covered.update(labels[c])
+        in_train.subtract(labels[c])
+
+    def movable(c: str) -> bool:
+        return c not in val and all(in_train[lab] >= 2 for lab in labels[c])
+
+    for c in order:  # coverage
+        if not labels[c] <= covered and movable(c):
+            take(c)
     n_val = int(round(fraction * len(clips)))
-    val_clips = set(np.asarray(clips, dtype=object)[rng.permutation(len(clips))[:n_val]].tolist())
-    is_val = np.array([c in val_clips for c in rows.clip_ids])
+    for c in order:  # fill up to the fraction
+        if len(val) >= n_val:
+            break
+        if movable(c):
+            take(c)
+    is_val = np.array([c in val for c in rows.clip_ids])
     if is_val.all() or not is_val.any():
         raise ConfigError(f"validation fraction {fraction} leaves an empty train or val part")
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
@@ -228,28 +265,79 @@ def priors_table(splits_root: str | Path, unseen: bool = False) -> dict[str, dic
 
 
 # --------------------------------------------------------------------------- selection
+#: table label of the published protocol
+TEST_SELECTED = "test-selected (published)"
+#: table label of methods without training
+TRAINING_FREE = "none (training-free)"
+
+
+def selection_label(
+    protocol: Protocol,
+    metrics: Sequence[str] = (),
+    select_metric: str | None = None,
+    epoch: int | None = None,
+    val_fraction: float | None = None,
+) -> str:
+    """Short rule that produced a result, for result JSONs and every table row."""
+    if protocol == "best_per_metric":
+        return f"{TEST_SELECTED}: best of each metric over test evaluations"
+    if protocol == "last":
+        return "last epoch (fixed in advance)"
+    if protocol == "fixed_epoch":
+        return f"epoch {epoch} (fixed in advance)"
+    if protocol == "validation":
+        score = select_metric or f"mean({', '.join(metrics)})"
+        return f"validation: {val_fraction:.0%} of train clips, epoch by val {score}"
+    raise ConfigError(f"unknown protocol '{protocol}'")
+
+
+def validation_score(
+    val: dict[str, float], metrics: Sequence[str], select_metric: str | None
+) -> float:
+    """The score the ``validation`` protocol maximises: ``select_metric`` or the mean of ``metrics``."""
+    names = [select_metric] if select_metric else list(metrics)
+    missing = [m for m in names if m not in val]
+    if missing:
+        raise ConfigError(f"validation metrics lack {missing}; have {sorted(val)}")
+    return float(np.mean([val[m] for m in names]))
+
+
+def best_validation_epoch(
+    history: Sequence[dict[str, Any]], metrics: Sequence[str], select_metric: str | None
+) -> int:
+    """Epoch of the first maximum of :func:`validation_score` over records with ``val``."""
+    scored = [
+        (validation_score(r["val"], metrics, select_metric), r["epoch"])
+        for r in history
+        if "val" in r
+    ]
+    if not scored:
+        raise DataError("no validation records to select from")
+    best = max(v for v, _ in scored)
+    return next(e for v, e in scored if v == best)
+
+
 def select_metrics(
     history: Sequence[dict[str, Any]],
     protocol: Protocol,
     metrics: Sequence[str],
-    select_metric: str = "map_m",
     epoch: int | None = None,
 ) -> dict[str, Any]:
-    """Pick reported test metrics from evaluation records.
+    """Pick the reported test metrics from evaluation records.
 
     Args:
-        history: records with ``epoch``, ``test`` (metric dict) and, for the validation
-            protocol, ``val`` (metric dict). Records without ``test`` are ignored.
+        history: records with ``epoch`` and ``test`` (metric dict). Only the published
+            protocol has ``test`` at every evaluation; the others hold one ``test`` record,
+            at the epoch fixed in advance or chosen on validation.
         protocol: see the module docstring.
         metrics: names of the test metrics to report.
-        select_metric: validation metric maximised by ``protocol="validation"``.
         epoch: the epoch for ``protocol="fixed_epoch"``.
 
     Returns:
-        ``{"protocol", "selected_on", "metrics": {name: value}, "epochs": {name: epoch}}``.
+        ``{"protocol", "metrics": {name: value}, "epochs": {name: epoch}}``.
 
     Raises:
-        ConfigError: unknown protocol, or the requested epoch/metric is missing.
+        ConfigError: unknown protocol, or the requested epoch is missing.
     """
     evals = [r for r in history if "test" in r]
     if not evals:
@@ -262,23 +350,15 @@ def select_metrics(
                 v = r["test"].get(m)
                 if v is not None and (m not in best or v > best[m]):
                     best[m], epochs[m] = v, r["epoch"]
-        return {"protocol": protocol, "selected_on": "test (published protocol; optimistic)",
-                "metrics": best, "epochs": epochs}  # fmt: skip
-    if protocol == "last":
-        chosen, on = evals[-1], "none (last evaluation)"
-    elif protocol == "fixed_epoch":
+        return {"protocol": protocol, "metrics": best, "epochs": epochs}
+    if protocol == "fixed_epoch":
         match = [r for r in evals if r["epoch"] == epoch]
         if not match:
             raise ConfigError(f"protocol.epoch={epoch} was never evaluated")
-        chosen, on = match[-1], f"none (fixed epoch {epoch})"
-    elif protocol == "validation":
-        with_val = [r for r in evals if select_metric in r.get("val", {})]
-        if not with_val:
-            raise ConfigError(f"no validation records with metric '{select_metric}'")
-        chosen = max(with_val, key=lambda r: r["val"][select_metric])  # first max wins
-        on = f"validation split carved from train ({select_metric})"
+        chosen = match[-1]
+    elif protocol in ("last", "validation"):
+        chosen = evals[-1]
     else:
         raise ConfigError(f"unknown protocol '{protocol}'")
     vals = {m: chosen["test"][m] for m in metrics if m in chosen["test"]}
-    return {"protocol": protocol, "selected_on": on, "metrics": vals,
-            "epochs": {m: chosen["epoch"] for m in vals}}  # fmt: skip
+    return {"protocol": protocol, "metrics": vals, "epochs": {m: chosen["epoch"] for m in vals}}

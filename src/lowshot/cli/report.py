@@ -36,7 +36,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="tables (md/csv/latex) and figures from GZSL run directories")
+    p = sub.add_parser("report", help="tables (md/csv/latex) and figures from GZSL or video-adverb run directories")
     p.add_argument("runs", nargs="+", help="run directories holding result.json")
     p.add_argument("--format", choices=("table", "md", "csv", "latex"), default="table")
     p.add_argument("--no-reference", action="store_true", help="omit the published numbers")

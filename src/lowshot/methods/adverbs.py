@@ -30,11 +30,17 @@ Citations (code read, never copied) and differences from the published code:
   §6.5 is unreleased: ReGaDa's video encoder, action modified by adverb, softmax
   cross-entropy over all pairs with TIRG's learnable scale (initial 4).
 * AC_CLS / AC_REG: Moltisanti et al., CVPR 2023 (dmoltisanti/air-cvpr23 @ 4b09522).
-  Padding masked from true lengths in training and evaluation (published evaluation is
-  unmasked: ``legacy_unmasked_eval``); indices from names, never from CSV label columns.
+  Padding masked from true lengths in training and evaluation; the published training
+  treats a step whose feature channel 0 is zero as padding
+  (``legacy_zero_value_padding_mask``) and the published evaluation is unmasked, so a
+  clip's scores depend on the longest clip of its 512-row test batch
+  (``legacy_unmasked_eval`` with ``train.eval_batch_size: 512``, the default). Indices
+  from names, never from CSV label columns. AC_REG without antonyms uses the published
+  delta ||S("v a") - S("v")|| * |cos(S(v), S(a))| (``--no_antonyms``).
 * Action Modifier: Doughty et al., CVPR 2020 (hazeld/action-modifiers @ ca4937a, no
   licence). S3D features/text instead of I3D/GloVe; the S3D-feature version used in the
-  published tables is unreleased; the action triplet uses the modified pair embedding.
+  published tables is unreleased; the action triplet uses the modified pair embedding;
+  padding masked from true lengths (the published code has no mask).
 * S3D pre-trained: Miech et al., CVPR 2020 (MIL-NCE S3D-HowTo100M), as a baseline in the
   AIR paper; configuration unreleased (pooling/similarity/phrase order are options).
 * CLIP: Radford et al., ICML 2021, as in thesis App. E.2/E.4; any image-text encoder
@@ -335,8 +341,13 @@ class TIRGMethod(AdverbMethod):
 class ACConfig:
     """AC_CLS / AC_REG (air-cvpr23 defaults: 4 heads, d_k 512, rho 512-512-512, dropout 0.1).
 
-    ``fixed_delta`` sets delta = 1 (``--fixed_d``); ``use_antonyms`` False drops the -delta
-    target (``--no_antonyms``). ``legacy_*`` restore the published padding handling.
+    ``dropout`` applies to ``rho`` and to the attention weights (one value, as published).
+    ``fixed_delta`` sets delta = 1 (``--fixed_d``). Without antonyms (``data.use_antonyms:
+    false``, ``--no_antonyms``) the -delta target is dropped and delta compares the phrase
+    with the bare verb: ||S("v a") - S("v")|| * |cos(S(v), S(a))|.
+    ``legacy_zero_value_padding_mask`` (channel-0 padding test in training) and
+    ``legacy_unmasked_eval`` (no mask at evaluation; results then depend on
+    ``train.eval_batch_size``, published 512) restore the published padding handling.
     """
 
     heads: int = 4
@@ -348,11 +359,19 @@ class ACConfig:
     legacy_zero_value_padding_mask: bool = False
 
 
-def ac_delta(text: VocabText, antonyms: np.ndarray) -> torch.Tensor:
-    """``[A, V]`` delta(v, a) = ||S("v a") - S("v ant(a)")|| * |cos(S(v), S(a))| (verb first)."""
+def ac_delta(text: VocabText, antonyms: np.ndarray | None) -> torch.Tensor:
+    """``[A, V]`` AC_REG regression targets (verb-first phrases, as published).
+
+    delta(v, a) = ||S("v a") - S("v ant(a)")|| * |cos(S(v), S(a))|; without antonyms
+    (``antonyms`` None) the negative phrase is the bare verb: ||S("v a") - S("v")|| * |cos|.
+    """
     a_n, v_n = len(text.adverbs), len(text.actions)
     phrases = text.pair_emb("action adverb").view(a_n, v_n, -1)
-    diff = (phrases - phrases[torch.as_tensor(antonyms)]).norm(dim=-1)  # [A, V]
+    if antonyms is None:
+        negative = text.action_emb()[None].expand_as(phrases)
+    else:
+        negative = phrases[torch.as_tensor(antonyms)]
+    diff = (phrases - negative).norm(dim=-1)  # [A, V]
     cos = F.cosine_similarity(text.adverb_emb()[:, None], text.action_emb()[None], dim=-1).abs()
     return diff * cos
 
@@ -378,7 +397,7 @@ class ACMethod(AdverbMethod):
         self.register_buffer("antonyms", None if ant is None else torch.as_tensor(ant))
         delta = None
         if mode == "reg":
-            if cfg.fixed_delta or ant is None:
+            if cfg.fixed_delta:
                 delta = torch.ones(data.vocab.n_adverbs, data.vocab.n_actions)
             else:
                 delta = ac_delta(text, ant)
@@ -406,10 +425,12 @@ class ACMethod(AdverbMethod):
 @dataclass(frozen=True)
 class ActionModifierConfig:
     """Action Modifier: triplet margin 0.5; actions only until ``adverb_start`` epochs
-    (modifier lr 0), then every group at ``lr * late_lr_factor`` (0.1), as published."""
+    (modifier lr 0), then every group at ``lr * late_lr_factor`` (0.1), as published;
+    ``dropout`` on the attention weights (published default 0.1)."""
 
     heads: int = 4
     d_k: int = 512
+    dropout: float = 0.1
     margin: float = 0.5
     adverb_start: int = 200
     late_lr_factor: float = 0.1
@@ -424,7 +445,7 @@ class ActionModifierMethod(AdverbMethod):
         super().__init__()
         self.cfg = cfg
         self.model = ActionModifierModel(
-            text.action_emb(), data.vocab.n_adverbs, feature_dim, cfg.heads, cfg.d_k
+            text.action_emb(), data.vocab.n_adverbs, feature_dim, cfg.heads, cfg.d_k, cfg.dropout
         )
         ant = data.antonyms
         self.register_buffer("antonyms", None if ant is None else torch.as_tensor(ant))

@@ -1,14 +1,20 @@
-"""The ``adverbs`` recipe: train/evaluate a video-adverb method through the published protocol.
+"""The ``adverbs`` recipe: train/evaluate a video-adverb method and select its reported epoch.
 
 ``lowshot reproduce regada.vatex --data-root DIR`` loads ``configs/regada/vatex.yaml``,
 validates it against :class:`~lowshot.recipes.adverbs_config.AdverbsConfig` and calls
 :func:`run_adverbs`. The loop is explicit: per epoch a shuffled pass over the training rows
-(ReGaDa: 2001 epochs of batch 512), evaluation every ``eval_interval`` epochs on test (and
-on a validation split when the ``validation`` protocol is chosen), one history line per
-epoch, a safetensors checkpoint (model, optimizer, RNG) every ``checkpoint_interval``
-epochs. A killed run resumes from its last checkpoint with the same command; shuffling
-and negatives are drawn from generators seeded by (seed, epoch), so a resumed run
-continues exactly as an uninterrupted one.
+(ReGaDa: 2001 epochs of batch 512), one history line per epoch, a safetensors checkpoint
+(model, optimizer, RNG) every ``checkpoint_interval`` epochs. A killed run resumes from its
+last checkpoint with the same command; shuffling and negatives are drawn from generators
+seeded by (seed, epoch), so a resumed run continues exactly as an uninterrupted one.
+
+Selection (``protocol.selection``, see :mod:`lowshot.benchmarks.adverbs`): by default a
+validation split is carved from the training clips and evaluated every ``eval_interval``
+epochs; the best epoch's model is kept (``checkpoints/best_val.safetensors``) and test is
+evaluated once, after training, with that model. ``last`` / ``fixed_epoch`` evaluate test
+once, at the epoch fixed in advance. Only the published ``best_per_metric`` (legacy,
+test-selected) evaluates test every ``eval_interval`` epochs. Every result carries the
+rule as ``selection``.
 
 Several seeds (``train.seeds``) run in ``<run_dir>/seed_<s>/`` and the result holds
 their mean and standard deviation (thesis App. E.5).
@@ -19,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +34,22 @@ import torch
 
 from lowshot._registry import RECIPES
 from lowshot.benchmarks.adverbs import (
+    TEST_SELECTED,
+    TRAINING_FREE,
     AdverbData,
+    best_validation_epoch,
     evaluate_scores,
     load_adverb_data,
     select_metrics,
+    selection_label,
+    validation_score,
     with_validation,
 )
 from lowshot.config import from_dict, to_dict
 from lowshot.data.adverbs_splits import overlap_report
 from lowshot.data.adverbs_synth import SynthSpec, generate
 from lowshot.data.adverbs_text import build_text_encoder
-from lowshot.errors import ConfigError
+from lowshot.errors import ConfigError, DataError
 from lowshot.methods.adverbs import (
     AdverbMethod,
     VocabText,
@@ -58,6 +70,7 @@ from lowshot.utils.rundir import RunDir
 from lowshot.utils.seed import resolve_device, seed_everything
 
 CHECKPOINT = "last.safetensors"
+BEST = "best_val.safetensors"
 
 
 def _resolve(root: Path, path: str | None) -> Path | None:
@@ -129,12 +142,18 @@ def load_experiment(
 
 
 def evaluate(
-    method: AdverbMethod, data: AdverbData, cfg: AdverbsConfig, device: torch.device
+    method: AdverbMethod,
+    data: AdverbData,
+    cfg: AdverbsConfig,
+    device: torch.device,
+    parts: tuple[str, ...] = ("test",),
 ) -> dict[str, dict[str, float]]:
-    """Test (and validation) metrics of the current model."""
+    """Metrics of the current model on ``parts`` (``"test"`` and/or ``"val"``)."""
     out = {}
-    parts = [("test", data.test)] + ([("val", data.val)] if data.val is not None else [])
-    for name, rows in parts:
+    for name in parts:
+        rows = data.test if name == "test" else data.val
+        if rows is None:
+            continue
         gt, no_act = predict_adverb_scores(
             method,
             rows,
@@ -147,10 +166,18 @@ def evaluate(
     return out
 
 
+def _model_tensors(method: AdverbMethod) -> dict[str, torch.Tensor]:
+    return {f"model/{k}": v for k, v in method.state_dict().items()}
+
+
+def _load_model(method: AdverbMethod, tensors: dict[str, torch.Tensor]) -> None:
+    method.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
+
+
 def _save_checkpoint(
     path: Path, method: AdverbMethod, opt: torch.optim.Optimizer, epoch: int
 ) -> None:
-    tensors: dict[str, torch.Tensor] = {f"model/{k}": v for k, v in method.state_dict().items()}
+    tensors = _model_tensors(method)
     flat: dict[str, torch.Tensor] = {}
     meta: dict[str, Any] = {}
     flatten_state("", opt.state_dict(), flat, meta)
@@ -159,13 +186,17 @@ def _save_checkpoint(
     save_state(path, tensors, {"epoch": str(epoch), "optim_meta": json.dumps(meta)})
 
 
-def _load_checkpoint(path: Path, method: AdverbMethod, opt: torch.optim.Optimizer) -> int:
+def _header(path: Path) -> dict[str, str]:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as fh:
-        header = fh.metadata()
+        return fh.metadata()
+
+
+def _load_checkpoint(path: Path, method: AdverbMethod, opt: torch.optim.Optimizer) -> int:
+    header = _header(path)
     tensors = load_state(path)
-    method.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
+    _load_model(method, tensors)
     optim = unflatten_state(
         {k[6:]: v for k, v in tensors.items() if k.startswith("optim/")},
         json.loads(header["optim_meta"]),
@@ -180,6 +211,34 @@ def _truncate_history(run: RunDir, last_epoch: int) -> list[dict[str, Any]]:
     kept = [r for r in run.history() if r.get("epoch", -1) <= last_epoch]
     atomic_write_text(run.history_path, "".join(json.dumps(r) + "\n" for r in kept))
     return kept
+
+
+def selection_rule(cfg: AdverbsConfig) -> str:
+    """The table label of the selection that produces ``cfg``'s reported numbers."""
+    if not method_spec(cfg.method).trainable:
+        return TRAINING_FREE
+    p = cfg.protocol
+    return selection_label(
+        p.selection, cfg.reported_metrics(), p.select_metric, p.epoch, p.val_fraction
+    )
+
+
+def _test_epochs(cfg: AdverbsConfig) -> Callable[[int], bool]:
+    """When test is evaluated during training: every evaluation only for the published
+    (test-selected) protocol; at the one epoch fixed in advance otherwise; never for
+    ``validation`` (test is evaluated once, after training, at the selected epoch)."""
+    p, last = cfg.protocol, cfg.train.epochs
+    if p.selection == "best_per_metric":
+        return lambda e: e % cfg.train.eval_interval == 0 or e == last
+    if p.selection == "fixed_epoch":
+        if p.epoch is None or not 0 <= p.epoch <= last:
+            raise ConfigError(
+                f"protocol.epoch must be in [0, {last}] for fixed_epoch, got {p.epoch}"
+            )
+        return lambda e: e == p.epoch
+    if p.selection == "last":
+        return lambda e: e == last
+    return lambda e: False
 
 
 def train_one_seed(
@@ -197,27 +256,37 @@ def train_one_seed(
     """
     device = resolve_device(cfg.train.device)
     seed_everything(seed)
-    if cfg.protocol.selection == "validation":
-        data = with_validation(data, cfg.protocol.val_fraction, seed)
+    spec = method_spec(cfg.method)
+    p = cfg.protocol
+    validating = spec.trainable and p.selection == "validation"
+    if validating:
+        data = with_validation(data, p.val_fraction, seed)
+    metrics = cfg.reported_metrics()
     feature_dim = data.train.store.video_dim if data.train.store is not None else 0
     method = build_method(cfg.method, cfg.model, data, text, feature_dim).to(device)
-    spec = method_spec(cfg.method)
     ckpt = run.path / "checkpoints" / CHECKPOINT
+    best_path = run.path / "checkpoints" / BEST
     history: list[dict[str, Any]]
     if not spec.trainable:
         history = [r for r in run.history() if "test" in r]
         if not history:
             history = [{"epoch": 0, "seed": seed, **evaluate(method, data, cfg, device)}]
             run.append_history(history[0])
+        selection = select_metrics(history, "last", metrics)
     else:
         opt = torch.optim.Adam(
             method.param_groups(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
         )
+        test_now = _test_epochs(cfg)
         start = 0
         history = []
         if ckpt.exists():
             start = _load_checkpoint(ckpt, method, opt) + 1
             history = _truncate_history(run, start - 1)
+        best_val = max(
+            (validation_score(r["val"], metrics, p.select_metric) for r in history if "val" in r),
+            default=float("-inf"),
+        )
         ck_every = cfg.train.checkpoint_interval or cfg.train.eval_interval
         n = len(data.train)
         for epoch in range(start, cfg.train.epochs + 1):
@@ -240,7 +309,13 @@ def train_one_seed(
                 "time_s": time.perf_counter() - t0,
             }
             last = epoch == cfg.train.epochs
-            if epoch % cfg.train.eval_interval == 0 or last:
+            if validating and (epoch % cfg.train.eval_interval == 0 or last):
+                record |= evaluate(method, data, cfg, device, ("val",))
+                score = validation_score(record["val"], metrics, p.select_metric)
+                if score > best_val:  # first maximum wins
+                    best_val = score
+                    save_state(best_path, _model_tensors(method), {"epoch": str(epoch)})
+            if test_now(epoch):
                 record |= evaluate(method, data, cfg, device)
             run.append_history(record)
             history.append(record)
@@ -248,17 +323,38 @@ def train_one_seed(
                 _save_checkpoint(ckpt, method, opt, epoch)
             if stop_after_epoch is not None and epoch >= stop_after_epoch and not last:
                 return None
-    selection = select_metrics(
-        history,
-        cfg.protocol.selection,
-        cfg.reported_metrics(),
-        cfg.protocol.select_metric,
-        cfg.protocol.epoch,
-    )
-    extra = [m for m in history[-1].get("test", {}) if m not in selection["metrics"]]
-    selection["last_epoch_all_metrics"] = {m: history[-1]["test"][m] for m in extra}
+        if validating:
+            history = [_test_at_best_epoch(method, data, cfg, device, history, best_path)]
+        selection = select_metrics(history, p.selection, metrics, p.epoch)
+    chosen = [r for r in history if "test" in r][-1]  # best_per_metric: the last evaluation
+    selection = {
+        "protocol": p.selection if spec.trainable else "none",
+        "selection": selection_rule(cfg),
+        **{k: v for k, v in selection.items() if k != "protocol"},
+        "other_metrics": {m: v for m, v in chosen["test"].items() if m not in selection["metrics"]},
+    }
     run.write_result({"seed": seed, **selection})
     return selection
+
+
+def _test_at_best_epoch(
+    method: AdverbMethod,
+    data: AdverbData,
+    cfg: AdverbsConfig,
+    device: torch.device,
+    history: list[dict[str, Any]],
+    best_path: Path,
+) -> dict[str, Any]:
+    """Restore the model of the best validation epoch and evaluate test, once."""
+    epoch = best_validation_epoch(history, cfg.reported_metrics(), cfg.protocol.select_metric)
+    saved = int(_header(best_path)["epoch"]) if best_path.exists() else None
+    if saved != epoch:
+        raise DataError(
+            f"{best_path}: holds epoch {saved}, but validation selects epoch {epoch}; "
+            "delete the run directory and rerun"
+        )
+    _load_model(method, load_state(best_path))
+    return {"epoch": epoch, **evaluate(method, data, cfg, device)}
 
 
 def data_report(data: AdverbData) -> dict[str, Any]:
@@ -319,10 +415,15 @@ def run_adverbs(
         "method": cfg.method,
         "dataset": data.split.name,
         "protocol": results[cfg.train.seeds[0]]["protocol"],
-        "selected_on": results[cfg.train.seeds[0]]["selected_on"],
+        "selection": selection_rule(cfg),
         "per_seed": {str(s): r for s, r in results.items()},
         **aggregate_seeds(results),
         "expected_x100": dict(cfg.provenance.expected),
+        "expected_selection": (
+            TRAINING_FREE if not method_spec(cfg.method).trainable else TEST_SELECTED
+        )
+        if cfg.provenance.expected
+        else None,
         "data_report": data_report(data),
         "config": to_dict(cfg),
     }

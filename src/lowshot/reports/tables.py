@@ -1,7 +1,10 @@
-"""Result tables from ``result.json`` files of GZSL runs.
+"""Result tables from ``result.json`` files of GZSL and video-adverb runs.
 
 Rows are runs (or reference rows such as the paper's numbers and chance); columns are
-S / U / HM / ZSL as ``mean ± std`` (x100). Renders to markdown, CSV, LaTeX or a rich table.
+S / U / HM / ZSL as ``mean ± std`` (x100), or for video-adverb runs mAP W / mAP M / Acc-A /
+Acc-A (cls) (0-1, three decimals) followed by the selection rule that produced each row
+("test-selected (published)" for the paper's numbers). Renders to markdown, CSV, LaTeX or
+a rich table.
 """
 
 from __future__ import annotations
@@ -16,20 +19,48 @@ from typing import Any
 from lowshot.utils.io import read_json
 
 COLUMNS = ("S", "U", "HM", "ZSL")
+ADVERB_COLUMNS = ("map_w", "map_m", "acc_a", "acc_a_cls")
 
 
 @dataclass(frozen=True)
 class Row:
-    """One table row: a label and per-column (mean, std or None)."""
+    """One table row: a label, per-column (mean, std or None) and the selection rule."""
 
     label: str
     values: dict[str, tuple[float, float | None]]
+    selection: str | None = None
+    digits: int = 2
 
-    def cell(self, column: str, digits: int = 2) -> str:
+    def cell(self, column: str, digits: int | None = None) -> str:
         if column not in self.values:
             return "–"
+        d = self.digits if digits is None else digits
         mean, std = self.values[column]
-        return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+        return f"{mean:.{d}f}" if std is None else f"{mean:.{d}f} ± {std:.{d}f}"
+
+
+def _columns(rows: Sequence[Row]) -> tuple[str, ...]:
+    """GZSL columns, or the adverb metrics present when any row is a video-adverb row."""
+    if any(c in r.values for r in rows for c in ADVERB_COLUMNS):
+        return tuple(c for c in ADVERB_COLUMNS if any(c in r.values for r in rows))
+    return COLUMNS
+
+
+def _extra(rows: Sequence[Row]) -> tuple[str, ...]:
+    return ("selection",) if any(r.selection for r in rows) else ()
+
+
+def adverb_rows(summary: dict[str, Any], with_reference: bool = True) -> list[Row]:
+    """A video-adverb result (``recipe: adverbs``) and, optionally, its published numbers."""
+    n = int(summary.get("n_seeds", 1))
+    values = {k: (v, summary["std"][k] if n > 1 else None) for k, v in summary["mean"].items()}
+    rows = [Row(f"{summary['name']} ({n} seed{'s' if n > 1 else ''})", values, summary["selection"], 3)]
+    expected = summary.get("expected_x100") or {}
+    if with_reference and expected:
+        table = summary.get("config", {}).get("provenance", {}).get("table", "")
+        rows.append(Row(f"published ({table})" if table else "published",
+                        {k: (v / 100, None) for k, v in expected.items()}, summary["expected_selection"], 3))
+    return rows
 
 
 def row_from_summary(summary: dict[str, Any], label: str | None = None) -> Row:
@@ -54,6 +85,9 @@ def load_rows(run_dirs: Sequence[Path], with_reference: bool = True) -> list[Row
     rows: list[Row] = []
     for run in run_dirs:
         summary = read_json(Path(run) / "result.json")
+        if summary.get("config", {}).get("recipe") == "adverbs":
+            rows.extend(adverb_rows(summary, with_reference))
+            continue
         rows.append(row_from_summary(summary))
         if with_reference:
             rows.extend(reference_rows(summary))
@@ -61,38 +95,48 @@ def load_rows(run_dirs: Sequence[Path], with_reference: bool = True) -> list[Row
 
 
 def to_markdown(rows: Sequence[Row]) -> str:
-    lines = ["| run | " + " | ".join(COLUMNS) + " |", "|---|" + "---|" * len(COLUMNS)]
-    lines += [f"| {r.label} | " + " | ".join(r.cell(c) for c in COLUMNS) + " |" for r in rows]
+    cols, extra = _columns(rows), _extra(rows)
+    lines = ["| run | " + " | ".join(cols + extra) + " |", "|---|" + "---|" * len(cols + extra)]
+    lines += [f"| {r.label} | " + " | ".join([r.cell(c) for c in cols] + [r.selection or "–" for _ in extra]) + " |"
+              for r in rows]
     return "\n".join(lines) + "\n"
 
 
 def to_csv(rows: Sequence[Row]) -> str:
+    cols, extra = _columns(rows), _extra(rows)
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["run"] + [f"{c}{s}" for c in COLUMNS for s in ("", "_std")])
+    writer.writerow(["run"] + [f"{c}{s}" for c in cols for s in ("", "_std")] + list(extra))
     for r in rows:
         cells: list[Any] = [r.label]
-        for c in COLUMNS:
+        for c in cols:
             mean, std = r.values.get(c, (None, None))
             cells += [mean, std]
-        writer.writerow(cells)
+        writer.writerow(cells + [r.selection for _ in extra])
     return buf.getvalue()
 
 
 def to_latex(rows: Sequence[Row]) -> str:
-    body = [" & ".join([r.label.replace("_", r"\_")] + [r.cell(c).replace("±", r"$\pm$") for c in COLUMNS]) + r" \\"
+    cols, extra = _columns(rows), _extra(rows)
+    tex = lambda x: x.replace("_", r"\_").replace("%", r"\%")  # noqa: E731
+    body = [" & ".join([tex(r.label)] + [r.cell(c).replace("±", r"$\pm$") for c in cols]
+                       + [tex(r.selection or "–") for _ in extra]) + r" \\"
             for r in rows]
-    return "\n".join([r"\begin{tabular}{l" + "c" * len(COLUMNS) + "}", r"\toprule",
-                      "Run & " + " & ".join(COLUMNS) + r" \\", r"\midrule", *body, r"\bottomrule", r"\end{tabular}"]) + "\n"
+    head = "Run & " + " & ".join(tex(c) for c in cols + extra) + r" \\"
+    return "\n".join([r"\begin{tabular}{l" + "c" * len(cols) + "l" * len(extra) + "}", r"\toprule",
+                      head, r"\midrule", *body, r"\bottomrule", r"\end{tabular}"]) + "\n"
 
 
 def to_rich(rows: Sequence[Row], title: str = "") -> Any:
     from rich.table import Table
 
+    cols, extra = _columns(rows), _extra(rows)
     table = Table(title=title or None)
     table.add_column("run")
-    for c in COLUMNS:
+    for c in cols:
         table.add_column(c, justify="right")
+    for c in extra:
+        table.add_column(c)
     for r in rows:
-        table.add_row(r.label, *(r.cell(c) for c in COLUMNS))
+        table.add_row(r.label, *(r.cell(c) for c in cols), *(r.selection or "–" for _ in extra))
     return table

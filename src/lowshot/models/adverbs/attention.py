@@ -10,8 +10,10 @@ time steps of a clip, so they use these two small modules instead.
   ``H`` slices that share one key and one value projection; the query is cut into ``H``
   parts.
 
-Padding masks come from true lengths (``t < length``). The published AC code inferred
-padding from all-zero feature rows and did not mask at evaluation; both are available as
+Padding masks come from true lengths (``t < length``). The published AC code
+(air-cvpr23 ``model.py`` / ``attention.py``) marks a step as padding when its feature
+channel 0 is zero (so a real step whose channel 0 is zero, e.g. after S3D's ReLU, is
+masked too) and calls the attention without any mask at evaluation; both are available as
 explicit compatibility options on :class:`SlicedSDPAttention` (off by default).
 """
 
@@ -87,10 +89,14 @@ class SlicedSDPAttention(nn.Module):
         heads: number of slices/heads (4).
         d_k: total key/value size (512), i.e. ``d_k / heads`` per head.
         out_dim: output size (512).
-        legacy_zero_value_padding_mask: infer padding from all-zero feature rows, as the
-            published AC code does (a real all-zero row is then masked too). Off by default.
+        dropout: dropout on the attention weights (published: 0.1, train mode only).
+        legacy_zero_value_padding_mask: mark step ``t`` as padding when ``x[:, t, 0] == 0``
+            (feature channel 0 is zero), as the published AC training does; a real step
+            whose channel 0 is zero is then masked too. Off by default.
         legacy_unmasked_eval: do not mask padding when not training, as the published AC
-            evaluation does (results then depend on padding length). Off by default.
+            evaluation does: a clip then also attends to the zero padding up to the longest
+            clip of its evaluation batch, so its scores depend on the batch it lands in
+            (published: 512 unshuffled test rows). Off by default.
     """
 
     def __init__(
@@ -100,6 +106,7 @@ class SlicedSDPAttention(nn.Module):
         heads: int,
         d_k: int,
         out_dim: int,
+        dropout: float = 0.1,
         legacy_zero_value_padding_mask: bool = False,
         legacy_unmasked_eval: bool = False,
     ) -> None:
@@ -113,6 +120,7 @@ class SlicedSDPAttention(nn.Module):
         self.to_v = nn.Linear(feature_dim // heads, self.k_head)
         self.to_q = nn.Linear(self.q_slice, self.k_head)
         self.to_out = nn.Linear(d_k, out_dim)
+        self.drop = nn.Dropout(dropout)
         self.legacy_zero_value_padding_mask = legacy_zero_value_padding_mask
         self.legacy_unmasked_eval = legacy_unmasked_eval
 
@@ -126,9 +134,9 @@ class SlicedSDPAttention(nn.Module):
         logits = (q @ k.transpose(-1, -2)) * self.k_head**-0.5  # [B, H, 1, T]
         if not (self.legacy_unmasked_eval and not self.training):
             if self.legacy_zero_value_padding_mask:
-                valid = x.abs().sum(-1) != 0
+                valid = x[..., 0] != 0
             else:
                 valid = valid_steps(lengths, t)
             logits = logits.masked_fill(~valid[:, None, None, :], -1e20)
-        out = (logits.softmax(dim=-1) @ v).reshape(b, self.heads * self.k_head)
+        out = (self.drop(logits.softmax(dim=-1)) @ v).reshape(b, self.heads * self.k_head)
         return self.to_out(out)

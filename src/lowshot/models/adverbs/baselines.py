@@ -3,14 +3,16 @@
 * AC: D. Moltisanti, F. Keller, H. Bilen, L. Sevilla-Lara, "Learning Action Changes by
   Measuring Verb-Adverb Textual Relationships", CVPR 2023 (dmoltisanti/air-cvpr23 @
   4b09522, ``model.py::RegClsAdverbModel``, read not copied). Differences: padding is
-  masked from true lengths in training *and* evaluation (the published evaluation attends
-  to zero padding; ``legacy_unmasked_eval`` / ``legacy_zero_value_padding_mask`` restore
-  it), device-agnostic code.
+  masked from true lengths in training *and* evaluation (the published training marks
+  steps whose feature channel 0 is zero as padding and the published evaluation does not
+  mask at all; ``legacy_zero_value_padding_mask`` / ``legacy_unmasked_eval`` restore
+  both), device-agnostic code. Same dropout (0.1) on the attention weights and in ``rho``.
 * Action Modifier: H. Doughty, I. Laptev, W. Mayol-Cuevas, D. Damen, "Action Modifiers:
   Learning from Adverbs in Instructional Videos", CVPR 2020 (hazeld/action-modifiers @
   ca4937a, no licence: read only). Differences: S3D features and S3D text embeddings (as
   in the AIR/ReGaDa tables) instead of I3D + GloVe; the action query embedding has the
-  text-embedding size.
+  text-embedding size; padding masked from true lengths (the published code has no mask:
+  its HowTo100M clips have a fixed length). Attention-weight dropout 0.1 as published.
 
 TIRG reuses :class:`lowshot.models.adverbs.regada.ReGaDa` with ``composer="tirg"``; the
 zero-shot and Priors baselines have no parameters (see :mod:`lowshot.methods.adverbs`).
@@ -38,7 +40,7 @@ class ACModel(nn.Module):
         heads: attention slices (4).
         d_k: total key/value size (512).
         hidden: widths of ``rho``'s hidden layers (512, 512, 512).
-        dropout: dropout in ``rho``.
+        dropout: dropout in ``rho`` and on the attention weights (published: one value).
         legacy_unmasked_eval / legacy_zero_value_padding_mask: see
             :class:`~lowshot.models.adverbs.attention.SlicedSDPAttention`.
     """
@@ -64,6 +66,7 @@ class ACModel(nn.Module):
             heads,
             d_k,
             d_theta,
+            dropout,
             legacy_zero_value_padding_mask,
             legacy_unmasked_eval,
         )
@@ -94,6 +97,7 @@ class ActionModifierModel(nn.Module):
         n_adverbs: number of adverbs.
         feature_dim: ``d_model`` of the features.
         heads / d_k: attention sizes.
+        dropout: dropout on the attention weights (published ``SDPAttention`` default 0.1).
     """
 
     def __init__(
@@ -103,11 +107,12 @@ class ActionModifierModel(nn.Module):
         feature_dim: int,
         heads: int = 4,
         d_k: int = 512,
+        dropout: float = 0.1,
     ) -> None:
         super().__init__()
         d = action_emb.shape[1]
         self.register_buffer("action_emb", action_emb.float().clone())
-        self.attn = SlicedSDPAttention(feature_dim, d, heads, d_k, d)
+        self.attn = SlicedSDPAttention(feature_dim, d, heads, d_k, d, dropout)
         self.modifiers = nn.Parameter(torch.eye(d).repeat(n_adverbs, 1, 1))  # [A, d, d]
 
     def video_embeddings(
