@@ -48,7 +48,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     )
     print(
         f"converted tree at {path} ({time.perf_counter() - start:.1f} s); use it as the data root: "
-        f"--data-root {args.out} (lowshot reproduce/train), data.root, or LOWSHOT_DATA_ROOT"
+        f"--data-root {args.out} (lowshot reproduce), data.root, or LOWSHOT_DATA_ROOT"
     )
     return 0
 

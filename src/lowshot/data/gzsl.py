@@ -51,7 +51,7 @@ def resolve_data_root(root: str | Path | None) -> Path:
     value = str(root) if root is not None else os.environ.get(ENV_DATA_ROOT)
     if not value:
         raise DataError(
-            "no data root given: pass it (lowshot reproduce/train: --data-root DIR; lowshot data: the "
+            "no data root given: pass it (lowshot reproduce: --data-root DIR; lowshot data: the "
             f"ROOT argument; config: data.root) or set {ENV_DATA_ROOT} to the folder where you unzipped "
             "the released archives (it holds UCF/, ActivityNet/, VGGSound/)"
         )
