@@ -144,10 +144,25 @@ def ordered_dict_class_pickle(e: Env) -> None:
         pickle.dump(OrderedDict(content), fh)
 
 
-def stray_hostile_pickle_in_h5_tree(e: Env) -> None:
+def stray_hostile_pickles(e: Env) -> None:
     # sorts before every class file and stage: the old layout detection unpickled it first
     with open(e.feat / "audio" / "stage_1_train" / "00_stray.pkl", "wb") as fh:
         pickle.dump({"features": e.payload()}, fh)
+    # not a class-embedding file of UCF: the converter and inspect read text/*.npy before
+    with open(e.feat / "text" / "notes.npy", "wb") as fh:
+        np.save(fh, np.array({"x": e.payload()}, dtype=object), allow_pickle=True)
+
+
+def every_pickle_protocol(e: Env) -> None:
+    """Class files rewritten with protocols 0-5, numpy scalars and numpy bytes inside."""
+    for protocol in range(6):
+        path = e.class_file("audio", i=protocol)
+        with open(path, "rb") as fh:
+            content = pickle.load(fh)  # noqa: S301 - a file this test suite generated
+        content["video_names"] = [np.bytes_(v) for v in content["video_names"]]
+        content["fps"] = [np.int64(f) for f in content["fps"]]
+        with open(path, "wb") as fh:
+            pickle.dump(content, fh, protocol=protocol)
 
 
 def _trusted_dict(path: Path) -> dict[str, np.ndarray]:
@@ -315,10 +330,10 @@ CASES: tuple[Case, ...] = (
         no_conversion,
     ),
     Case(
-        "stray_pickle_in_h5_tree",
-        "a stray .pkl in an h5 tree is never opened, even with --trust-pickle",
+        "stray_pickles",
+        "a stray .pkl in an h5 tree, or a stray .npy in text/, is never opened, even with trust",
         "main_averaged",
-        stray_hostile_pickle_in_h5_tree,
+        stray_hostile_pickles,
         (
             Step(inspect(TRUST), 0, r"\(released, averaged\)"),
             Step(convert(TRUST, "--split", "cls"), 0, "converted tree at"),
@@ -331,6 +346,13 @@ CASES: tuple[Case, ...] = (
         nothing,
         (Step(convert("--split", "cls"), 0, "converted tree at"),),
         conversion_loads_like_the_source,
+    ),
+    Case(
+        "every_pickle_protocol",
+        "class pickles of protocols 0-5 (numpy 2 names, numpy scalars) are read without trust",
+        "clipclap",
+        every_pickle_protocol,
+        (Step(inspect(), 0, r"\(released, vector\)"),),
     ),
     Case(
         "temporal_pickles_without_trust",

@@ -108,6 +108,18 @@ def find_embedding_file(text_dir: Path, kind: str, spec: AVDatasetSpec) -> Path:
     )
 
 
+def text_files(text_dir: Path, spec: AVDatasetSpec) -> tuple[list[Path], list[Path]]:
+    """(class-embedding files of ``spec`` in ``text_dir``, other files there).
+
+    Only files named like a released dict of some kind (``.npy`` or ``.safetensors``) are
+    class-embedding files; nothing else in ``text/`` is ever read.
+    """
+    stems = {text_file_stem(kind, spec) for kind in TEXT_KINDS}
+    files = sorted(Path(text_dir).glob("*")) if Path(text_dir).is_dir() else []
+    known = [p for p in files if p.stem in stems and p.suffix in (".npy", ".safetensors")]
+    return known, [p for p in files if p not in known]
+
+
 def embedding_keys(class_split: ClassSplit, kind: str) -> tuple[str | None, ...]:
     """Dict key of every class for ``kind``: clip_class_name where a clip CSV exists
     (UCF ClipClap dicts), else the manual name (reference §2.5)."""

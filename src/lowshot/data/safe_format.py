@@ -43,7 +43,7 @@ import numpy as np
 
 from lowshot.data.av_datasets import FeatureFamily, ModalityFamily, dataset_spec
 from lowshot.data.class_split import ClassIndex, ClassSplit, load_class_split
-from lowshot.data.embeddings import read_embedding_dict, write_embedding_dict
+from lowshot.data.embeddings import read_embedding_dict, text_files, write_embedding_dict
 from lowshot.data.feature_tree import ClassFiles, ReleasedFeatureDir, read_class_pair
 from lowshot.data.featureset import STAGES, FeatureSet, SequenceStore
 from lowshot.data.gzsl import check_split_classes, dataset_dir, read_split_features
@@ -400,8 +400,15 @@ def convert_feature_dir(
         check_split_classes(
             lambda st: {f.class_index for f in tree.class_files(st)}, class_split, split, tree.path
         )
-    text_files = sorted(tree.text_dir.glob("*.npy")) + sorted(tree.text_dir.glob("*.safetensors"))
-    tables = {p.stem: read_embedding_dict(p, trust_pickle) for p in text_files}
+    known, others = text_files(tree.text_dir, spec)
+    if others:
+        log.warning(
+            "%s: not class-embedding files of %s, not converted: %s",
+            tree.text_dir,
+            spec.name,
+            [p.name for p in others],
+        )
+    tables = {p.stem: read_embedding_dict(p, trust_pickle) for p in known}
     _copy_class_split(src_ds / "class-split", out_ds / "class-split")
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))

@@ -18,7 +18,7 @@ import numpy as np
 
 from lowshot.data.av_datasets import TEXT_KINDS, FeatureFamily, dataset_spec, text_file_stem
 from lowshot.data.class_split import ClassSplit, load_class_split
-from lowshot.data.embeddings import missing_embeddings, read_embedding_dict
+from lowshot.data.embeddings import missing_embeddings, read_embedding_dict, text_files
 from lowshot.data.feature_tree import (
     MODALITIES,
     ReleasedFeatureDir,
@@ -187,9 +187,10 @@ def _text_summary(
     """Measured dims of every class-embedding file, and classes of the splits it lacks."""
     spec = dataset_spec(dataset)
     required = np.unique(np.concatenate([v for ls in cs.lists.values() for v in ls.values()]))
-    for p in sorted(text_dir.glob("*")) if text_dir.is_dir() else []:
-        if p.suffix not in (".npy", ".safetensors"):
-            continue
+    known, others = text_files(text_dir, spec)
+    for p in others:
+        out.text[p.name] = f"not a class-embedding file of {spec.name} (not read)"
+    for p in known:
         try:
             table = read_embedding_dict(p, trust_pickle)
         except DataError as err:
@@ -200,10 +201,10 @@ def _text_summary(
         out.text[p.name] = f"{dim}-d, {len(table)} entries"
         kinds = [k for k in TEXT_KINDS if text_file_stem(k, spec) == p.stem]
         kind = next((k for k in kinds if TEXT_KINDS[k][0] == dim), None)
-        if kinds and kind is None:
+        if kind is None:
             want = " or ".join(f"{TEXT_KINDS[k][0]}-d ({k})" for k in kinds)
             out.problems.append(f"{p}: {dim}-d vectors, but this file should hold {want}")
-        elif kind is not None:
+        else:
             out.text[p.name] += f" ({kind})"
             missing = missing_embeddings(cs, table, kind, p, required)
             if missing:
