@@ -146,11 +146,17 @@ def ordered_dict_class_pickle(e: Env) -> None:
 
 def stray_hostile_pickles(e: Env) -> None:
     # sorts before every class file and stage: the old layout detection unpickled it first
-    with open(e.feat / "audio" / "stage_1_train" / "00_stray.pkl", "wb") as fh:
-        pickle.dump({"features": e.payload()}, fh)
+    for name in ("00_stray.pkl", f"{e.class_file('audio').stem}.pkl"):  # not a class; a class
+        with open(e.feat / "audio" / "stage_1_train" / name, "wb") as fh:
+            pickle.dump({"features": e.payload()}, fh)
     # not a class-embedding file of UCF: the converter and inspect read text/*.npy before
     with open(e.feat / "text" / "notes.npy", "wb") as fh:
         np.save(fh, np.array({"x": e.payload()}, dtype=object), allow_pickle=True)
+
+
+def stray_hostile_pickle_in_pkl_tree(e: Env) -> None:
+    with open(e.feat / "audio" / "stage_1_train" / "00_stray.pkl", "wb") as fh:
+        pickle.dump({"features": e.payload()}, fh)
 
 
 def every_pickle_protocol(e: Env) -> None:
@@ -338,6 +344,13 @@ CASES: tuple[Case, ...] = (
             Step(inspect(TRUST), 0, r"\(released, averaged\)"),
             Step(convert(TRUST, "--split", "cls"), 0, "converted tree at"),
         ),
+    ),
+    Case(
+        "stray_pickle_in_pkl_tree",
+        "a .pkl that is not a class file is reported, never opened, even with trust",
+        "clipclap",
+        stray_hostile_pickle_in_pkl_tree,
+        (Step(convert(TRUST), 2, r"00_stray\.pkl: file stem '00_stray' is not a class"),),
     ),
     Case(
         "vector_pickles_without_trust",

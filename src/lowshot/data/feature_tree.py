@@ -109,13 +109,14 @@ def list_class_files(
     return pairs
 
 
-def detect_layout(feature_root: Path, trust_pickle: bool) -> tuple[str, Path]:
-    """Layout of a released feature folder and the file it was detected from.
+def detect_layout(feature_root: Path, classes: ClassIndex, trust_pickle: bool) -> str:
+    """Layout of a released feature folder, opening no file the layout does not read.
 
-    ``.h5`` files anywhere under ``audio/<stage>/`` -> ``averaged`` (any ``.pkl`` there is
-    ignored and never opened); otherwise the first ``.pkl`` is read: ``temporal`` or ``vector``.
+    ``.h5`` class files under ``audio/<stage>/`` -> ``averaged`` (``.pkl`` files are then
+    ignored, never opened); otherwise the first ``.pkl`` class file is read: ``temporal`` or
+    ``vector``. Files whose stem is not a class are never opened here.
     """
-    files = [p for p in _audio_files(feature_root) if p.suffix in EXTENSIONS]
+    files = [p for p in _audio_files(feature_root) if classes.find(p.stem) is not None]
     h5 = [p for p in files if p.suffix == ".h5"]
     pkl = [p for p in files if p.suffix == ".pkl"]
     if h5:
@@ -126,10 +127,10 @@ def detect_layout(feature_root: Path, trust_pickle: bool) -> tuple[str, Path]:
                 len(pkl),
                 pkl[0],
             )
-        return "averaged", h5[0]
+        return "averaged"
     if not pkl:
-        raise DataError(f"{feature_root}: no .h5 or .pkl feature files under audio/<stage>/")
-    return read_pickle_class_file(pkl[0], trust_pickle).kind, pkl[0]
+        raise DataError(f"{feature_root}: no .h5 or .pkl class files under audio/<stage>/")
+    return read_pickle_class_file(pkl[0], trust_pickle).kind
 
 
 def _audio_files(feature_root: Path) -> Iterator[Path]:
@@ -137,7 +138,11 @@ def _audio_files(feature_root: Path) -> Iterator[Path]:
     if root.is_dir():
         for stage in sorted(root.iterdir()):
             if stage.is_dir():
-                yield from (p for p in sorted(stage.iterdir()) if not p.name.startswith("."))
+                yield from (
+                    p
+                    for p in sorted(stage.iterdir())
+                    if p.suffix in EXTENSIONS and not p.name.startswith(".")
+                )
 
 
 def read_class_file(
@@ -258,7 +263,7 @@ class ReleasedFeatureDir:
             raise DataError(f"missing feature folder {self.path}")
         self.classes = classes
         self.trust_pickle = trust_pickle
-        self.layout, _ = detect_layout(self.path, trust_pickle)
+        self.layout = detect_layout(self.path, classes, trust_pickle)
         self.suffix = ".h5" if self.layout == "averaged" else ".pkl"
         self.family = feature_family(self.layout, self.path.name)
 

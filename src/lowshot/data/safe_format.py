@@ -2,7 +2,8 @@
 
 The released TCaF / AV-Diff / ClipClap archives are pickles (read by a restricted
 unpickler, :mod:`lowshot.data.pickles`, but slow to parse) and the temporal ones do not
-fit in RAM for VGGSound-cls (~93k videos of 4096-d C3D sequences, 20+ GB). Convert a folder once::
+fit in RAM for VGGSound-cls (~93k videos of 4096-d C3D sequences, 20+ GB). Convert a
+folder once::
 
     lowshot data convert SRC_ROOT DATASET FEATURE_DIR OUT [--split cls]
 
@@ -302,8 +303,8 @@ def verify_converted(path: Path) -> str | None:
     """Why ``path`` is not a complete conversion (None if it is).
 
     Complete means: the marker (written last, atomically) is a readable
-    ``lowshot-av-features`` record whose manifest lists exactly the files present, each of
-    the recorded size.
+    ``lowshot-av-features`` record and every file of its manifest is present with the
+    recorded size (other files are ignored).
     """
     try:
         meta = json.loads((Path(path) / MARKER).read_text(encoding="utf-8"))
@@ -319,8 +320,7 @@ def verify_converted(path: Path) -> str | None:
             return f"{name} is missing"
         if have[name] != size:
             return f"{name} has {have[name]} bytes, {size} were written"
-    extra = sorted(set(have) - set(meta["files"]))
-    return f"{extra[0]} is not part of the conversion" if extra else None
+    return None
 
 
 def _discard(path: Path) -> None:
