@@ -13,7 +13,7 @@ from lowshot.data.featureset import SequenceStore
 from lowshot.data.gzsl import load_gzsl_benchmark
 from lowshot.data.h5_averaged import read_h5_class_file, write_h5_class_file
 from lowshot.data.safe_format import MARKER, convert_feature_dir
-from lowshot.errors import DataError, UntrustedPickleError
+from lowshot.errors import DataError
 
 
 @pytest.mark.parametrize("preset", ["main_averaged", "cls_temporal", "clipclap"])
@@ -56,12 +56,6 @@ def test_rerun_is_a_noop(synth_tree, tmp_path: Path) -> None:
     assert stamp == {p: p.stat().st_mtime_ns for p in out.rglob("*")}
     meta = json.loads((out / MARKER).read_text())
     assert meta["layout"] == "vector" and meta["stages"]["stage_1_train"]["videos"] > 0
-
-
-def test_pickles_are_not_converted_without_trust(synth_tree, tmp_path: Path) -> None:
-    with pytest.raises(UntrustedPickleError):
-        convert_feature_dir(synth_tree("clipclap"), "UCF", "cls_features_non_averaged", tmp_path)
-    assert not (tmp_path / "UCF" / "features" / "cls_features_non_averaged").exists()
 
 
 def test_failure_midway_leaves_no_output(tree_copy, tmp_path: Path) -> None:

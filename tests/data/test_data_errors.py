@@ -13,7 +13,7 @@ from lowshot.data.embeddings import read_embedding_dict, write_embedding_dict
 from lowshot.data.gzsl import load_gzsl_benchmark
 from lowshot.data.h5_averaged import read_h5_class_file, write_h5_class_file
 from lowshot.data.pickles import read_pickle_class_file
-from lowshot.errors import DataError, UntrustedPickleError
+from lowshot.errors import DataError
 
 H5 = "main_averaged"
 PKL = "clipclap"
@@ -167,15 +167,6 @@ def test_unknown_class_in_list_and_unknown_file_stem(tree_copy) -> None:
     (src.parent / "NotAClass.h5").write_bytes(src.read_bytes())
     with pytest.raises(DataError, match="NotAClass.h5: file stem 'NotAClass' is not a class"):
         _load(root, H5)
-
-
-def test_pickles_need_trust(synth_tree) -> None:
-    with pytest.raises(UntrustedPickleError, match="trust_pickle=True") as err:
-        _load(synth_tree(PKL), PKL, trust_pickle=False)
-    assert "lowshot data convert" in str(err.value) and ".pkl" in str(err.value)
-    # the h5 tree's class-embedding dict is a pickle too
-    with pytest.raises(UntrustedPickleError, match="word_embeddings_ucf_normed.npy"):
-        _load(synth_tree(H5), H5, trust_pickle=False)
 
 
 def test_fasttext_asked_on_a_clipclap_tree(synth_tree) -> None:

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+
+#: problem lines printed by ``data inspect`` (the rest are counted)
+MAX_PROBLEM_LINES = 50
+TRUST_HELP = (
+    "allow the full unpickler (which can run code) for a pickle that holds more than "
+    "dicts/lists/strings/numpy arrays; the released files are read without it"
+)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -21,7 +29,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     )
     print(f"wrote {path}")
     print(
-        f"load it with: load_gzsl_benchmark('{args.out}', '{args.dataset}', '{path.name}', split, trust_pickle=True)"
+        f"load it with: load_gzsl_benchmark('{args.out}', '{args.dataset}', '{path.name}', split)"
     )
     return 0
 
@@ -39,7 +47,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         split=args.split,
     )
     print(
-        f"converted tree at {path} ({time.perf_counter() - start:.1f} s); use --root {args.out} (or LOWSHOT_DATA_ROOT)"
+        f"converted tree at {path} ({time.perf_counter() - start:.1f} s); use it as the data root: "
+        f"--data-root {args.out} (lowshot reproduce), data.root, or LOWSHOT_DATA_ROOT"
     )
     return 0
 
@@ -47,12 +56,20 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from lowshot.data.summary import summarize
 
+    summary = summarize(args.root, args.dataset, args.feature_dir, trust_pickle=args.trust_pickle)
+    print(summary.format())
+    if not summary.problems:
+        return 0
+    for line in summary.problems[:MAX_PROBLEM_LINES]:
+        print(f"lowshot: data problem: {line}", file=sys.stderr)
+    if len(summary.problems) > MAX_PROBLEM_LINES:
+        print(f"lowshot: ... and {len(summary.problems) - MAX_PROBLEM_LINES} more", file=sys.stderr)
     print(
-        summarize(
-            args.root, args.dataset, args.feature_dir, trust_pickle=args.trust_pickle
-        ).format()
+        f"lowshot: error: {len(summary.problems)} problem(s); "
+        f"{summary.path} is not usable as it is",
+        file=sys.stderr,
     )
-    return 0
+    return 2
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -76,9 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--embeddings", help="a fastText dict file whose vectors are the class semantics"
     )
-    p.add_argument(
-        "--trust-pickle", action="store_true", help="allow reading a pickled --embeddings file"
-    )
+    p.add_argument("--trust-pickle", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=cmd_synth)
 
     p = dsub.add_parser(
@@ -91,12 +106,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--split", choices=("main", "cls"), help="check afterwards that this split loads"
     )
-    p.add_argument("--trust-pickle", action="store_true", help="allow reading the released pickles")
+    p.add_argument("--trust-pickle", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=cmd_convert)
 
-    p = dsub.add_parser("inspect", help="print class/video counts per stage and feature dims")
+    p = dsub.add_parser(
+        "inspect",
+        help="measure counts, dims and NaN/inf per stage and check the class embeddings "
+        "(exit 2 if the data is not usable)",
+    )
     p.add_argument("root", nargs="?", default=None, help="data root (default: $LOWSHOT_DATA_ROOT)")
     p.add_argument("dataset")
     p.add_argument("feature_dir")
-    p.add_argument("--trust-pickle", action="store_true", help="allow reading the released pickles")
+    p.add_argument("--trust-pickle", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=cmd_inspect)

@@ -1,7 +1,8 @@
 """Class-label embedding dictionaries and their attachment to class indices (reference §2.5, §6.1).
 
 Released files (``features/<feature_dir>/text/``) are ``np.save``-d Python dicts
-``{name: float32[D]}`` (pickles: read only with trust):
+``{name: float32[D]}`` (pickles, read by the restricted unpickler of
+:mod:`lowshot.data.pickles`: no code runs, no trust needed):
 
 ==========  ====  =====================================================  ================================
 kind        D     file                                                   keys
@@ -26,7 +27,7 @@ import numpy as np
 
 from lowshot.data.av_datasets import TEXT_KINDS, AVDatasetSpec, text_file_stem
 from lowshot.data.class_split import ClassSplit
-from lowshot.data.pickles import require_trust
+from lowshot.data.pickles import load_npy
 from lowshot.errors import DataError
 from lowshot.utils.io import atomic_path
 
@@ -35,6 +36,11 @@ EmbeddingDict = dict[str, np.ndarray]
 
 def read_embedding_dict(path: Path, trust_pickle: bool = False) -> EmbeddingDict:
     """Read a class-embedding dict (``.npy`` pickled dict, or ``.safetensors``).
+
+    Args:
+        path: the file.
+        trust_pickle: allow the full unpickler for a ``.npy`` that holds more than
+            dicts / arrays / strings (the released files do not).
 
     Returns:
         name -> ``[D]`` float32 vector.
@@ -50,22 +56,20 @@ def read_embedding_dict(path: Path, trust_pickle: bool = False) -> EmbeddingDict
         except Exception as err:
             raise DataError(f"{path}: not a readable safetensors file ({err})") from None
     else:
-        require_trust(path, trust_pickle)
-        try:
-            obj = np.load(path, allow_pickle=True)
-            raw = obj.item() if isinstance(obj, np.ndarray) and obj.dtype == object else obj
-        except Exception as err:
-            raise DataError(
-                f"{path}: not a readable embedding dict ({type(err).__name__}: {err})"
-            ) from None
+        obj = load_npy(path, trust_pickle)
+        raw = obj.item() if obj.dtype == object and obj.ndim == 0 else obj
         if not isinstance(raw, dict):
             raise DataError(
                 f"{path}: expected a pickled dict {{name: vector}}, got {type(raw).__name__}"
             )
     out: EmbeddingDict = {}
     for key, value in raw.items():
-        vec = np.asarray(value, dtype=np.float32).reshape(-1)
-        out[str(key)] = vec
+        try:
+            out[str(key)] = np.asarray(value, dtype=np.float32).reshape(-1)
+        except (ValueError, TypeError):
+            raise DataError(
+                f"{path}: the entry '{key}' is not a numeric vector ({type(value).__name__})"
+            ) from None
     if not out:
         raise DataError(f"{path}: empty embedding dict")
     dims = {v.shape[0] for v in out.values()}
@@ -102,6 +106,18 @@ def find_embedding_file(text_dir: Path, kind: str, spec: AVDatasetSpec) -> Path:
     raise DataError(
         f"no {kind} class embeddings: {Path(text_dir) / stem}.npy not found (text folder holds {have})"
     )
+
+
+def text_files(text_dir: Path, spec: AVDatasetSpec) -> tuple[list[Path], list[Path]]:
+    """(class-embedding files of ``spec`` in ``text_dir``, other files there).
+
+    Only files named like a released dict of some kind (``.npy`` or ``.safetensors``) are
+    class-embedding files; nothing else in ``text/`` is ever read.
+    """
+    stems = {text_file_stem(kind, spec) for kind in TEXT_KINDS}
+    files = sorted(Path(text_dir).glob("*")) if Path(text_dir).is_dir() else []
+    known = [p for p in files if p.stem in stems and p.suffix in (".npy", ".safetensors")]
+    return known, [p for p in files if p not in known]
 
 
 def embedding_keys(class_split: ClassSplit, kind: str) -> tuple[str | None, ...]:
@@ -143,7 +159,6 @@ def attach_embeddings(
         )
         raise DataError(f"{source}: {dim}-d vectors, but {kind} embeddings are {expected}-d{hint}")
     n = len(class_split.class_names)
-    out = np.zeros((n, dim), np.float32)
     if legacy_text_order:
         values = [table[k] for k in sorted(table)]
         if len(values) < n:
@@ -151,20 +166,40 @@ def attach_embeddings(
                 f"{source}: legacy_text_order needs one entry per class ({n}), found {len(values)}"
             )
         return np.stack(values[:n]).astype(np.float32)
-    keys = embedding_keys(class_split, kind)
+    missing = missing_embeddings(class_split, table, kind, source, required)
+    if missing:
+        raise DataError(missing[0])
+    out = np.zeros((n, dim), np.float32)
+    for c, hit in enumerate(embedding_hits(class_split, table, kind)):
+        if hit is not None:
+            out[c] = table[hit]
+    return out
+
+
+def embedding_hits(class_split: ClassSplit, table: EmbeddingDict, kind: str) -> list[str | None]:
+    """The key of ``table`` that holds each class's embedding (exact, else case-insensitive),
+    or None."""
     lower = {k.lower(): k for k in table}
-    required_set = {int(c) for c in required}
+    return [
+        None if key is None else (key if key in table else lower.get(key.lower()))
+        for key in embedding_keys(class_split, kind)
+    ]
+
+
+def missing_embeddings(
+    class_split: ClassSplit, table: EmbeddingDict, kind: str, source: Path, required: np.ndarray
+) -> list[str]:
+    """One message per class of ``required`` without an entry in ``table``."""
+    keys = embedding_keys(class_split, kind)
     mapping = class_split.clip_file if keys is class_split.clip else class_split.mapping_file
-    for c in range(n):
-        key = keys[c]
-        hit = None if key is None else (key if key in table else lower.get(key.lower()))
-        if hit is None:
-            if c in required_set:
-                name = class_split.class_names[c]
-                via = f"key '{key}' from {mapping}" if key else f"no row in {mapping}"
-                raise DataError(f"class '{name}' has no {kind} embedding in {source} ({via})")
-            continue
-        out[c] = table[hit]
+    hits = embedding_hits(class_split, table, kind)
+    out = []
+    for c in sorted({int(c) for c in required}):
+        if hits[c] is None:
+            via = f"key '{keys[c]}' from {mapping}" if keys[c] else f"no row in {mapping}"
+            out.append(
+                f"class '{class_split.class_names[c]}' has no {kind} embedding in {source} ({via})"
+            )
     return out
 
 

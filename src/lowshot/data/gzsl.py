@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -51,8 +51,9 @@ def resolve_data_root(root: str | Path | None) -> Path:
     value = str(root) if root is not None else os.environ.get(ENV_DATA_ROOT)
     if not value:
         raise DataError(
-            f"no data root given: pass root (CLI --root / config data.root) or set {ENV_DATA_ROOT} "
-            "to the folder where you unzipped the released archives (it holds UCF/, ActivityNet/, VGGSound/)"
+            "no data root given: pass it (lowshot reproduce: --data-root DIR; lowshot data: the "
+            f"ROOT argument; config: data.root) or set {ENV_DATA_ROOT} to the folder where you unzipped "
+            "the released archives (it holds UCF/, ActivityNet/, VGGSound/)"
         )
     path = Path(value).expanduser()
     if not path.is_dir():
@@ -201,6 +202,37 @@ def build_benchmark(
     )
 
 
+def check_split_classes(
+    present_classes: Callable[[str], set[int]], class_split: ClassSplit, split: str, where: Path
+) -> dict[str, np.ndarray]:
+    """The split's class list per stage, after checking every listed class has feature files.
+
+    Args:
+        present_classes: stage -> class indices with feature files.
+        class_split: class lists.
+        split: ``main`` or ``cls``.
+        where: the feature folder (for messages).
+
+    Raises:
+        DataError: an empty class list, or a listed class without feature files.
+    """
+    lists = class_split.split_lists(split)
+    for stage in STAGES:
+        wanted = lists[stage]
+        if len(wanted) == 0:
+            raise DataError(
+                f"{class_split.root}/{split}_split/{stage}.txt lists no classes (empty split)"
+            )
+        present = present_classes(stage)
+        missing = [int(c) for c in wanted if int(c) not in present]
+        if missing:
+            raise DataError(
+                f"class '{class_split.class_names[missing[0]]}' of {split}_split/{stage}.txt has no "
+                f"feature files in {where} (stage {stage})"
+            )
+    return lists
+
+
 def read_split_features(
     source: FeatureSource, class_split: ClassSplit, split: str, where: Path
 ) -> dict[str, FeatureSet]:
@@ -209,23 +241,8 @@ def read_split_features(
     Raises:
         DataError: a listed class without feature files, or an empty stage.
     """
-    lists = class_split.split_lists(split)
-    out: dict[str, FeatureSet] = {}
-    for stage in STAGES:
-        wanted = lists[stage]
-        if len(wanted) == 0:
-            raise DataError(
-                f"{class_split.root}/{split}_split/{stage}.txt lists no classes (empty split)"
-            )
-        present = source.present_classes(stage)
-        missing = [int(c) for c in wanted if int(c) not in present]
-        if missing:
-            raise DataError(
-                f"class '{class_split.class_names[missing[0]]}' of {split}_split/{stage}.txt has no "
-                f"feature files in {where}/{{audio,video}}/{stage}/"
-            )
-        out[stage] = source.read_stage(stage, wanted)
-    return out
+    lists = check_split_classes(source.present_classes, class_split, split, where)
+    return {stage: source.read_stage(stage, lists[stage]) for stage in STAGES}
 
 
 @BENCHMARKS.register("av_gzsl")
@@ -246,7 +263,9 @@ def load_gzsl_benchmark(
         feature_dir: folder under ``<root>/<DS>/features/`` (e.g. ``cls_features_non_averaged``).
         split: class split, ``main`` or ``cls``.
         text: class-embedding kinds to concatenate, in order (``fasttext``, ``clip``, ``clap``).
-        trust_pickle: allow reading the released pickles (features and embedding dicts).
+        trust_pickle: allow the full unpickler for a released pickle (of the selected feature
+            folder or text kinds) that holds more than dicts / lists / str / numpy arrays; the
+            released files do not, and are read without it (no code runs).
         legacy_text_order: reproduce the upstream class-embedding misalignment (§6.1); off by default.
 
     Returns:

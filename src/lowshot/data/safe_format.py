@@ -1,10 +1,11 @@
 """Pickle-free, memory-mapped copy of a released feature folder (the recommended path).
 
-The released TCaF / AV-Diff / ClipClap archives are pickles (reading them can run code)
-and the temporal ones do not fit in RAM for VGGSound-cls (~93k videos of 4096-d C3D
-sequences, 20+ GB). Convert a folder once::
+The released TCaF / AV-Diff / ClipClap archives are pickles (read by a restricted
+unpickler, :mod:`lowshot.data.pickles`, but slow to parse) and the temporal ones do not
+fit in RAM for VGGSound-cls (~93k videos of 4096-d C3D sequences, 20+ GB). Convert a
+folder once::
 
-    lowshot data convert SRC_ROOT DATASET FEATURE_DIR OUT --trust-pickle
+    lowshot data convert SRC_ROOT DATASET FEATURE_DIR OUT [--split cls]
 
 and point the data root at ``OUT``; :func:`~lowshot.data.gzsl.load_gzsl_benchmark` detects
 the converted tree and returns the same benchmark, with the feature blocks opened by
@@ -14,7 +15,8 @@ Converted layout (no pickle anywhere)::
 
     OUT/<DS>/class-split/                      copied .txt/.csv files (both splits, name CSVs)
     OUT/<DS>/features/<feature_dir>/
-        lowshot_format.json                    layout, feature family, dtypes, class names, per-stage counts
+        lowshot_format.json                    layout, feature family, dtypes, class names, per-stage
+                                               counts, manifest (file -> bytes); written last
         <stage>/audio.npy, video.npy           dense [N, D] float32, or temporal flat [sum T, D] (source dtype)
         <stage>/audio_lengths.npy, video_lengths.npy   temporal only: [N] int64 steps per video
         <stage>/labels.npy                     [N] int64 class index (code-point order of all_class.txt)
@@ -25,12 +27,14 @@ The converter streams class file by class file: a first pass sizes every stage (
 or one pickle at a time), then pre-sized ``.npy`` files (header by
 ``np.lib.format.open_memmap``) are filled in a second pass with plain file writes, so peak
 memory is about one class file. Everything is written into a temporary
-folder renamed into place at the end; a re-run on a completed output is a no-op.
+folder renamed into place at the end (after the optional split check); a re-run verifies the
+marker's manifest and is then a no-op, or redoes an output that fails the verification.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -39,14 +43,16 @@ from pathlib import Path
 import numpy as np
 
 from lowshot.data.av_datasets import FeatureFamily, ModalityFamily, dataset_spec
-from lowshot.data.class_split import ClassIndex, load_class_split
-from lowshot.data.embeddings import read_embedding_dict, write_embedding_dict
+from lowshot.data.class_split import ClassIndex, ClassSplit, load_class_split
+from lowshot.data.embeddings import read_embedding_dict, text_files, write_embedding_dict
 from lowshot.data.feature_tree import ClassFiles, ReleasedFeatureDir, read_class_pair
 from lowshot.data.featureset import STAGES, FeatureSet, SequenceStore
-from lowshot.data.gzsl import dataset_dir, read_split_features
+from lowshot.data.gzsl import check_split_classes, dataset_dir, read_split_features
 from lowshot.data.h5_averaged import read_h5_class_file
 from lowshot.errors import DataError
 from lowshot.utils.io import atomic_write_json
+
+log = logging.getLogger(__name__)
 
 MARKER = "lowshot_format.json"
 FORMAT_NAME = "lowshot-av-features"
@@ -94,6 +100,11 @@ class ConvertedFeatureDir:
             raise DataError(f"{self.path / MARKER}: not a {FORMAT_NAME} v{FORMAT_VERSION} folder")
         if tuple(self.meta["class_names"]) != classes.names:
             raise DataError(f"{self.path}: converted with other classes than {classes.source}")
+        problem = verify_converted(self.path) if "files" in self.meta else None
+        if problem:
+            raise DataError(
+                f"{self.path}: incomplete conversion ({problem}); run `lowshot data convert` again"
+            )
         self.layout: str = self.meta["layout"]
         self.family = _family_from_json(self.meta["family"])
 
@@ -107,7 +118,8 @@ class ConvertedFeatureDir:
     def present_classes(self, stage: str) -> set[int]:
         return set(self.meta["stages"].get(stage, {}).get("classes", []))
 
-    def _load(self, stage: str, name: str) -> np.ndarray:
+    def load(self, stage: str, name: str) -> np.ndarray:
+        """``<stage>/<name>.npy`` memory-mapped."""
         path = self.path / stage / f"{name}.npy"
         try:
             return np.load(path, mmap_mode="r", allow_pickle=False)
@@ -117,10 +129,10 @@ class ConvertedFeatureDir:
             raise DataError(f"{path}: not a readable .npy ({err})") from None
 
     def _modality(self, stage: str, modality: str) -> np.ndarray | SequenceStore:
-        block = self._load(stage, modality)
+        block = self.load(stage, modality)
         if self.layout != "temporal":
             return block
-        lengths = np.asarray(self._load(stage, f"{modality}_lengths"), dtype=np.int64)
+        lengths = np.asarray(self.load(stage, f"{modality}_lengths"), dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         if len(lengths) and starts[-1] + lengths[-1] != block.shape[0]:
             raise DataError(
@@ -130,8 +142,8 @@ class ConvertedFeatureDir:
 
     def read_stage(self, stage: str, keep: np.ndarray | None = None) -> FeatureSet:
         """Stage FeatureSet backed by memmaps (dense rows are copied only when classes are dropped)."""
-        labels = np.asarray(self._load(stage, "labels"), dtype=np.int64)
-        ids = np.asarray(self._load(stage, "video_ids"))
+        labels = np.asarray(self.load(stage, "labels"), dtype=np.int64)
+        ids = np.asarray(self.load(stage, "video_ids"))
         fs = FeatureSet(self._modality(stage, "audio"), self._modality(stage, "video"), labels, ids)
         if keep is None or np.isin(labels, keep).all():
             return fs
@@ -278,6 +290,57 @@ def _copy_class_split(src: Path, dst: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _manifest(folder: Path) -> dict[str, int]:
+    """Relative path -> size in bytes of every file under ``folder`` (the marker excluded)."""
+    return {
+        p.relative_to(folder).as_posix(): p.stat().st_size
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MARKER
+    }
+
+
+def verify_converted(path: Path) -> str | None:
+    """Why ``path`` is not a complete conversion (None if it is).
+
+    Complete means: the marker (written last, atomically) is a readable
+    ``lowshot-av-features`` record and every file of its manifest is present with the
+    recorded size (other files are ignored).
+    """
+    try:
+        meta = json.loads((Path(path) / MARKER).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        return f"unreadable {MARKER} ({err})"
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        return f"{MARKER} is not a {FORMAT_NAME} record"
+    if not isinstance(meta.get("files"), dict):
+        return f"{MARKER} has no file manifest (written by an older lowshot)"
+    have = _manifest(Path(path))
+    for name, size in meta["files"].items():
+        if name not in have:
+            return f"{name} is missing"
+        if have[name] != size:
+            return f"{name} has {have[name]} bytes, {size} were written"
+    return None
+
+
+def _discard(path: Path) -> None:
+    """Remove a folder this converter wrote (renamed aside first, so a crash leaves no half)."""
+    aside = path.with_name(f".{path.name}.discard")
+    shutil.rmtree(aside, ignore_errors=True)
+    path.rename(aside)
+    shutil.rmtree(aside)
+
+
+def _check_split(final: Path, class_split: ClassSplit, split: str) -> None:
+    """Load ``split`` from a converted folder (DataError naming the folder if it does not)."""
+    try:
+        read_split_features(
+            ConvertedFeatureDir(final, class_split.classes), class_split, split, final
+        )
+    except DataError as err:
+        raise DataError(f"split '{split}' does not load from the converted tree: {err}") from None
+
+
 def convert_feature_dir(
     src_root: str | Path,
     dataset: str,
@@ -288,33 +351,64 @@ def convert_feature_dir(
 ) -> Path:
     """Convert one released feature folder (and its class-split tree) to the safe format.
 
+    The output is complete exactly when its marker (with a manifest of every file and its
+    size) is present and matches: the marker is written last and the folder is renamed into
+    place only after the optional ``split`` check passed. A re-run verifies a completed
+    output (and ``split``) and returns it; an output of this converter that fails the
+    verification, and temporary folders of interrupted runs, are removed and the conversion
+    is redone.
+
     Args:
         src_root: data root of the released tree.
         dataset: ``UCF`` | ``ActivityNet`` | ``VGGSound``.
         feature_dir: folder under ``<src_root>/<DS>/features/``.
         out_root: data root of the converted tree (``<out_root>/<DS>/...`` is written).
-        trust_pickle: needed for pickled features and the (always pickled) embedding dicts.
-        split: if given, check afterwards that this split loads from the converted tree.
+        trust_pickle: allow the full unpickler for a pickle the restricted one refuses.
+        split: if given, check that this split loads (before completing; again on a re-run).
 
     Returns:
         The converted feature folder (unchanged if it was already complete).
+
+    Raises:
+        DataError: unreadable source, a ``split`` that does not load, or an existing output
+            folder that this converter did not write.
     """
     from lowshot.data.gzsl import resolve_data_root
 
     spec = dataset_spec(dataset)
-    src_ds = dataset_dir(resolve_data_root(src_root), spec)
     out_ds = Path(out_root) / spec.name
     final = out_ds / "features" / feature_dir
-    if is_converted(final):
-        return final
-    if final.exists():
+    if (final / MARKER).is_file():
+        problem = verify_converted(final)
+        if problem is None:
+            if split is not None:
+                _check_split(final, load_class_split(out_ds / "class-split", spec), split)
+            return final
+        log.warning("%s: incomplete conversion (%s); converting again", final, problem)
+        _discard(final)
+    elif final.exists():
         raise DataError(
             f"{final} exists but is not a completed conversion; remove it or choose another output root"
         )
+    for stale in final.parent.glob(f".{final.name}.*") if final.parent.is_dir() else []:
+        log.warning("removing %s, left by an interrupted conversion", stale)
+        shutil.rmtree(stale, ignore_errors=True)
+    src_ds = dataset_dir(resolve_data_root(src_root), spec)
     class_split = load_class_split(src_ds / "class-split", spec)
     tree = ReleasedFeatureDir(src_ds / "features" / feature_dir, class_split.classes, trust_pickle)
-    text_files = sorted(tree.text_dir.glob("*.npy")) + sorted(tree.text_dir.glob("*.safetensors"))
-    tables = {p.stem: read_embedding_dict(p, trust_pickle) for p in text_files}
+    if split is not None:  # cheap file-listing check before converting anything
+        check_split_classes(
+            lambda st: {f.class_index for f in tree.class_files(st)}, class_split, split, tree.path
+        )
+    known, others = text_files(tree.text_dir, spec)
+    if others:
+        log.warning(
+            "%s: not class-embedding files of %s, not converted: %s",
+            tree.text_dir,
+            spec.name,
+            [p.name for p in others],
+        )
+    tables = {p.stem: read_embedding_dict(p, trust_pickle) for p in known}
     _copy_class_split(src_ds / "class-split", out_ds / "class-split")
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
@@ -328,7 +422,7 @@ def convert_feature_dir(
         for stem, table in tables.items():
             write_embedding_dict(tmp / "text" / f"{stem}.safetensors", table, pickled=False)
         first = next(iter(stages.values()))["source_dtypes"]
-        atomic_write_json(
+        atomic_write_json(  # last: the completion marker
             tmp / MARKER,
             {
                 "format": FORMAT_NAME,
@@ -342,12 +436,12 @@ def convert_feature_dir(
                 "stages": stages,
                 "text": sorted(tables),
                 "source": str(tree.path),
+                "files": _manifest(tmp),
             },
         )
+        if split is not None:
+            _check_split(tmp, class_split, split)
         tmp.rename(final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if split is not None:
-        converted = ConvertedFeatureDir(final, class_split.classes)
-        read_split_features(converted, class_split, split, final)
     return final

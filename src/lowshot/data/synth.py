@@ -369,7 +369,7 @@ def make_plan(
             (>= 2 in stage_1_train).
         class_split: a real ``<DS>/class-split`` folder to copy the class structure from.
         embeddings: a fastText-style dict file whose vectors become the class semantics.
-        trust_pickle: allow reading a pickled ``embeddings`` file.
+        trust_pickle: allow the full unpickler for an ``embeddings`` file the restricted one refuses.
     """
     if size <= 0:
         raise DataError(f"synthetic size must be > 0, got {size}")
@@ -609,7 +609,7 @@ def make_synthetic_benchmark(
         text: embedding kinds to concatenate; default the preset's (``fasttext`` or ``clip, clap``).
         class_split: optional real ``class-split/`` folder to mimic.
         embeddings: optional fastText dict whose vectors are the class semantics.
-        trust_pickle: allow reading a pickled ``embeddings`` file.
+        trust_pickle: allow the full unpickler for an ``embeddings`` file the restricted one refuses.
         legacy_text_order: reproduce §6.1 (as the loader would).
     """
     plan = make_plan(preset, dataset, seed, size, class_split, embeddings, trust_pickle)
@@ -781,7 +781,7 @@ def write_synthetic(
 
     Returns:
         The feature folder; read it with ``load_gzsl_benchmark(out_root, dataset,
-        path.name, split, text=..., trust_pickle=True)`` (the released formats are pickles).
+        path.name, split, text=...)``.
     """
     plan = make_plan(preset, dataset, seed, size, class_split, embeddings, trust_pickle)
     ds_dir = Path(out_root) / plan.spec.name

@@ -23,7 +23,9 @@ class DataConfig:
         root: data root; None -> ``$LOWSHOT_DATA_ROOT``. Ignored when ``synthetic`` is set.
         text: class-label embeddings to concatenate, in order: ``fasttext`` (300-d),
             ``clip`` (512-d), ``clap`` (1024-d).
-        trust_pickle: allow reading the released pickle-based files.
+        trust_pickle: allow the full unpickler (runs code) for a released pickle of the selected
+            feature folder that holds more than dicts / lists / str / numpy arrays (the
+            released files do not; they are read without it).
         legacy_text_order: reproduce the upstream class-embedding row misalignment
             (reference §6.1). Off by default: embeddings are attached by class name.
         synthetic: a ``lowshot data synth`` preset; the data is generated into the run
