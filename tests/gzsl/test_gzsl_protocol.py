@@ -15,6 +15,7 @@ from lowshot.config.paper import load_paper_config
 from lowshot.data.synth import make_synthetic_benchmark
 from lowshot.errors import ConfigError
 from lowshot.recipes.gzsl import run_gzsl
+from lowshot.utils.checkpoint import CheckpointChain
 from lowshot.utils.io import load_state
 
 
@@ -78,18 +79,18 @@ def test_final_checkpoint_reproduces_the_test_result(finished):
 def test_resume_after_kill_equals_uninterrupted(finished, tmp_path, monkeypatch):
     _, reference = finished
     calls = {"n": 0}
-    original = TwoStageProtocol._save
+    original = CheckpointChain.commit
 
-    def killing_save(self, stage, epoch, trainer, record):
-        original(self, stage, epoch, trainer, record)
+    def killing_commit(self, epoch, tensors, state):
+        original(self, epoch, tensors, state)
         calls["n"] += 1
-        if calls["n"] == 2:  # killed after stage-1 epoch 1 was committed
+        if calls["n"] == 2:  # interrupted after stage-1 epoch 1 was committed
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(TwoStageProtocol, "_save", killing_save)
+    monkeypatch.setattr(CheckpointChain, "commit", killing_commit)
     with pytest.raises(KeyboardInterrupt):
         run_gzsl(tiny_config(), tmp_path)
-    monkeypatch.setattr(TwoStageProtocol, "_save", original)
+    monkeypatch.setattr(CheckpointChain, "commit", original)
     resumed = run_gzsl(tiny_config(), tmp_path)
     assert resumed["per_seed"] == reference["per_seed"]
 
