@@ -23,6 +23,8 @@ def read_history(path: Path) -> list[dict[str, Any]]:
 
 def cmd_report(args: argparse.Namespace) -> int:
     runs = [Path(p) for p in args.runs]
+    if args.figures and Path(args.figures).exists() and not Path(args.figures).is_dir():
+        raise RunNotReadable(f"--figures {args.figures} is a file, not a folder")
     rows = load_rows(runs, with_reference=not args.no_reference)
     if args.format == "table":
         from rich.console import Console

@@ -17,6 +17,7 @@ with a message naming each file and what is wrong with it.
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,7 +70,7 @@ class CheckpointChain:
         path = self.directory / f"{self.name}_epoch{epoch:03d}.safetensors"
         digest = save_state(path, tensors)
         record = {"epoch": epoch, "checkpoint": path.name, "size": path.stat().st_size, "sha256": digest,
-                  "state": state}
+                  "state": copy.deepcopy(state)}  # the caller goes on appending to its lists
         if self._last is not None:
             atomic_write_json(self.previous_path, self._last)
         atomic_write_json(self.latest_path, record)

@@ -138,7 +138,9 @@ def save_state(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mappin
 
     flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
+        mode = tmp.stat().st_mode  # 0666 & ~umask; safetensors recreates the file as 0600
         save_file(flat, str(tmp), metadata=dict(metadata or {}))
+        os.chmod(tmp, mode)
         digest = sha256_file(tmp)
     return digest
 
