@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -191,7 +192,12 @@ def test_reproduce_reads_a_released_tree_under_the_data_root(tmp_path, monkeypat
             "--run-dir", str(tmp_path / "run")]
     assert main(args) == 2  # released features are pickles: refused without trust
     assert "trust" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # a failed data load leaves no empty run dir behind
     assert main([*args, "data.trust_pickle=true", "train.tensorboard=true"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"clipclap\.ucf.*\d+\.\d\d", out) and "published (" in out and "55.97" in out  # table
+    assert "seed 42: selected epoch 0, transferred beta" in out
+    assert f"run directory: {tmp_path / 'run'}" in out.replace("\n", "")
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["benchmark"] == "UCF/cls" and result["expected"]["HM"] == 55.97
     assert list((tmp_path / "run" / "seed_42" / "tensorboard").glob("events.out.tfevents.*"))

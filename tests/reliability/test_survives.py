@@ -343,6 +343,17 @@ def test_outputs_follow_the_umask(reference, tmp_path, capsys):
     assert _modes(run, skip="data") == {("dir", 0o750), ("file", 0o640)}
 
 
+def test_temporary_folders_follow_the_umask(tmp_path):
+    from lowshot.utils.io import make_temp_dir
+
+    old = os.umask(0o027)
+    try:
+        made = make_temp_dir(tmp_path, ".tree.")
+    finally:
+        os.umask(old)
+    assert made.parent == tmp_path and made.stat().st_mode & 0o777 == 0o750
+
+
 @pytest.mark.xfail(reason="data/ owner: synth.py and safe_format.py build trees with tempfile.mkdtemp (0700); "
                           "lowshot.utils.io.make_temp_dir respects the umask", strict=False)
 def test_generated_data_follows_the_umask(tmp_path):
@@ -498,7 +509,7 @@ BAD_VALUES = [
     ("reversed-beta-grid", "protocol.beta_grid=[3,0,4]", r"protocol: beta_grid stop must be >= 3"),
     ("zero-threads", "train.num_threads=0", r"train: num_threads must be >= 1, got 0"),
     ("lr-factor-one", "train.lr_factor=1", r"train: lr_factor must be > 0 and < 1"),
-    ("no-seeds", "train.seeds=[]", r"train: seeds must name at least one seed"),
+    ("no-seeds", "train.seeds=[]", r"seeds must name at least one seed"),
     ("unknown-device", "train.device=tpu", r"train\.device: unknown device 'tpu'"),
     ("cuda-without-cuda", "train.device=cuda", r"train\.device: 'cuda' is not available on this machine"),
     ("missing-gpu", "train.device=cuda:7", r"train\.device: 'cuda:7' is not available on this machine"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
 from typing import Any
 
 from lowshot.reports.tables import RunNotReadable, load_rows, to_csv, to_latex, to_markdown, to_rich

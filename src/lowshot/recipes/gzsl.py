@@ -34,8 +34,8 @@ from lowshot.methods import av as _av_methods  # noqa: F401  (registers the meth
 from lowshot.methods.base import GZSLMethod, InputSpec
 from lowshot.recipes.gzsl_config import DataConfig, ExperimentConfig
 from lowshot.recipes.gzsl_trainer import MethodTrainer
-from lowshot.utils.io import atomic_write_json
 from lowshot.utils.fingerprint import Fingerprint, array_hash, files_by_hash, files_by_size
+from lowshot.utils.io import atomic_write_json
 from lowshot.utils.rundir import RunDir, check_run_dir
 from lowshot.utils.seed import resolve_device, seed_everything
 

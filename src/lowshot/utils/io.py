@@ -6,9 +6,9 @@ so a killed run never leaves a half-written result, history or checkpoint behind
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-import hashlib
 import os
 import secrets
 from collections.abc import Iterator, Mapping

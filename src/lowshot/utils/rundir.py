@@ -26,7 +26,7 @@ import yaml
 from lowshot.config.schema import to_dict
 from lowshot.errors import ConfigError, DataError, LowshotError
 from lowshot.utils.fingerprint import Fingerprint, describe_changes
-from lowshot.utils.io import atomic_write_json, atomic_write_text, read_json
+from lowshot.utils.io import atomic_write_json, atomic_write_text, read_json, remove_orphan_temps
 
 FINGERPRINT = "data_fingerprint.json"
 
@@ -90,6 +90,7 @@ class RunDir:
         check_run_dir(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "checkpoints").mkdir(exist_ok=True)
+        remove_orphan_temps(self.path)  # left by a run killed while writing a result or history
 
     def has_progress(self) -> bool:
         """True once anything was committed (a checkpoint or a result, here or in a seed folder)."""
