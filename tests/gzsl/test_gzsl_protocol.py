@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from lowshot.config.paper import load_paper_config
 from lowshot.data.synth import make_synthetic_benchmark
 from lowshot.errors import ConfigError
 from lowshot.recipes.gzsl import run_gzsl
+from lowshot.utils.checkpoint import CheckpointChain
 from lowshot.utils.io import load_state
 
 
@@ -78,18 +80,18 @@ def test_final_checkpoint_reproduces_the_test_result(finished):
 def test_resume_after_kill_equals_uninterrupted(finished, tmp_path, monkeypatch):
     _, reference = finished
     calls = {"n": 0}
-    original = TwoStageProtocol._save
+    original = CheckpointChain.commit
 
-    def killing_save(self, stage, epoch, trainer, record):
-        original(self, stage, epoch, trainer, record)
+    def killing_commit(self, epoch, tensors, state):
+        original(self, epoch, tensors, state)
         calls["n"] += 1
-        if calls["n"] == 2:  # killed after stage-1 epoch 1 was committed
+        if calls["n"] == 2:  # interrupted after stage-1 epoch 1 was committed
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(TwoStageProtocol, "_save", killing_save)
+    monkeypatch.setattr(CheckpointChain, "commit", killing_commit)
     with pytest.raises(KeyboardInterrupt):
         run_gzsl(tiny_config(), tmp_path)
-    monkeypatch.setattr(TwoStageProtocol, "_save", original)
+    monkeypatch.setattr(CheckpointChain, "commit", original)
     resumed = run_gzsl(tiny_config(), tmp_path)
     assert resumed["per_seed"] == reference["per_seed"]
 
@@ -188,8 +190,15 @@ def test_reproduce_reads_a_released_tree_under_the_data_root(tmp_path, monkeypat
     monkeypatch.setenv("LOWSHOT_DATA_ROOT", str(root))
     args = ["reproduce", "clipclap.ucf", "train.epochs=1", "train.n_batches=5", "train.progress=false",
             "--run-dir", str(tmp_path / "run")]
+    assert main([*args, "--data-root", str(tmp_path / "nowhere")]) == 2  # no data there
+    assert "nowhere" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # a failed data load leaves no empty run dir behind
     # the released pickles hold only data: read by the restricted unpickler, no trust needed
     assert main([*args, "train.tensorboard=true"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"clipclap\.ucf.*\d+\.\d\d", out) and "published (" in out and "55.97" in out  # table
+    assert "seed 42: selected epoch 0, transferred beta" in out
+    assert f"run directory: {tmp_path / 'run'}" in out.replace("\n", "")
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["benchmark"] == "UCF/cls" and result["expected"]["HM"] == 55.97
     assert list((tmp_path / "run" / "seed_42" / "tensorboard").glob("events.out.tfevents.*"))

@@ -11,8 +11,10 @@ Like ``GridSearchCV(refit=True)``: ``fit`` returns self; learned state ends in `
 (``best_epoch_``, ``beta_``, ``result_``, ``history_``).
 
 The training itself is delegated to an :class:`EpochTrainer` (see ``lowshot.recipes.gzsl``),
-so the protocol runs any method. Progress is checkpointed after every epoch (safetensors +
-a JSON commit record written last) and a killed run resumes where it stopped.
+so the protocol runs any method. Progress is checkpointed after every epoch (a
+:class:`~lowshot.utils.checkpoint.CheckpointChain`: safetensors + a checksummed JSON commit
+record written last, the previous commit kept as a fallback) and a killed run resumes where
+it stopped.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from lowshot.benchmarks.calibration import (
 from lowshot.data.featureset import FeatureSet, GZSLBenchmark
 from lowshot.errors import LowshotError
 from lowshot.metrics.classification import mean_class_accuracy
-from lowshot.utils.io import atomic_write_json, load_state, read_json, save_state
+from lowshot.utils.checkpoint import CheckpointChain
+from lowshot.utils.io import save_state
 
 log = logging.getLogger(__name__)
 
@@ -155,35 +158,29 @@ class TwoStageProtocol:
         self.on_epoch = on_epoch
 
     # ----------------------------------------------------------------- checkpoints
-    def _commit_path(self, stage: int) -> Path | None:
-        return self.checkpoint_dir / f"stage{stage}.json" if self.checkpoint_dir else None
-
-    def _save(self, stage: int, epoch: int, trainer: EpochTrainer, record: dict[str, Any]) -> None:
+    def _resume(self, stage: int, trainer: EpochTrainer, fresh: dict[str, Any]) -> tuple[CheckpointChain | None, dict]:
+        """The stage's checkpoint chain and loop state (``fresh`` when nothing was committed)."""
         if self.checkpoint_dir is None:
-            return
-        tensors = trainer.state()
-        path = self.checkpoint_dir / f"stage{stage}_epoch{epoch:03d}.safetensors"
-        save_state(path, tensors)
-        commit = self._commit_path(stage)
-        previous = read_json(commit)["checkpoint"] if commit.exists() else None
-        atomic_write_json(commit, {"epoch": epoch, "checkpoint": path.name, **record})
-        if previous and previous != path.name:
-            (self.checkpoint_dir / previous).unlink(missing_ok=True)
+            return None, fresh
+        chain = CheckpointChain(self.checkpoint_dir, f"stage{stage}")
+        restored = chain.restore()
+        if restored is None:
+            return chain, fresh
+        epoch, state, tensors = restored
+        trainer.load_state(tensors)
+        log.info("resumed stage %d after epoch %d", stage, epoch)
+        return chain, {**state, "epoch": epoch}
 
-    def _resume(self, stage: int, trainer: EpochTrainer) -> dict[str, Any] | None:
-        commit = self._commit_path(stage)
-        if commit is None or not commit.exists():
-            return None
-        state = read_json(commit)
-        trainer.load_state(load_state(self.checkpoint_dir / state["checkpoint"]))
-        log.info("resumed stage %d after epoch %d", stage, state["epoch"])
-        return state
+    @staticmethod
+    def _commit(chain: CheckpointChain | None, trainer: EpochTrainer, state: dict[str, Any]) -> None:
+        if chain is not None:
+            chain.commit(state["epoch"], trainer.state(), {k: v for k, v in state.items() if k != "epoch"})
 
     # ----------------------------------------------------------------- stages
     def _stage1(self, benchmark: GZSLBenchmark, trainer: EpochTrainer) -> dict[str, Any]:
-        state = self._resume(1, trainer) or {
+        chain, state = self._resume(1, trainer, {
             "epoch": -1, "history": [], "best_epoch": None, "best_hm": None, "beta": None, "lr_drops": []
-        }
+        })
         for epoch in range(state["epoch"] + 1, self.epochs):
             losses = trainer.train_epoch(epoch)
             ev = evaluate_gzsl(benchmark, 1, trainer.scores, betas=self.betas)
@@ -198,14 +195,14 @@ class TwoStageProtocol:
                 if self.checkpoint_dir is not None:
                     save_state(self.checkpoint_dir / "stage1_best_model.safetensors", trainer.model_state())
             state["epoch"] = epoch
-            self._save(1, epoch, trainer, {k: v for k, v in state.items() if k != "epoch"})
+            self._commit(chain, trainer, state)
             if self.on_epoch:
                 self.on_epoch(record)
         return state
 
     def _stage2(self, benchmark: GZSLBenchmark, trainer: EpochTrainer, selected: dict[str, Any]) -> dict[str, Any]:
         n_epochs = selected["best_epoch"] + 1
-        state = self._resume(2, trainer) or {"epoch": -1, "history": []}
+        chain, state = self._resume(2, trainer, {"epoch": -1, "history": []})
         for epoch in range(state["epoch"] + 1, n_epochs):
             losses = trainer.train_epoch(epoch)
             record: dict[str, Any] = {"stage": 2, "epoch": epoch, **losses}
@@ -218,7 +215,7 @@ class TwoStageProtocol:
                 record["lr_dropped"] = trainer.step_scheduler(ev.hm)
             state["history"].append(record)
             state["epoch"] = epoch
-            self._save(2, epoch, trainer, {k: v for k, v in state.items() if k != "epoch"})
+            self._commit(chain, trainer, state)
             if self.on_epoch:
                 self.on_epoch(record)
         return state

@@ -58,7 +58,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     config = load_paper_config(args.name, args.overrides)
     recipe = load_recipe(config["recipe"])
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / config["name"]
-    recipe(config, run_dir, Path(args.data_root) if args.data_root else None)
+    summary = recipe(config, run_dir, Path(args.data_root) if args.data_root else None)
+    if config["recipe"] == "gzsl":
+        from lowshot.cli.gzsl import print_result
+
+        print_result(summary, run_dir)
+    else:
+        print(f"run directory: {run_dir}")
     return 0
 
 

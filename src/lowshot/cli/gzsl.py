@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from lowshot.config.paper import load_paper_config
 from lowshot.reports.tables import Row, reference_rows, row_from_summary, to_rich
@@ -18,21 +20,31 @@ def chance_row(summary: dict) -> Row:
                                            "ZSL": (100.0 / counts["test_unseen"], None)})
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def print_result(summary: dict[str, Any], run_dir: Path | None, label: str | None = None,
+                 extra_rows: Sequence[Row] = ()) -> None:
+    """The test table (mean ± std over seeds, published row beside it), selection per seed, run dir."""
     from rich.console import Console
 
+    console = Console()
+    rows = [row_from_summary(summary, label), *reference_rows(summary), *extra_rows]
+    console.print(to_rich(rows, title=f"{summary['benchmark']} — test, x100"))
+    for seed in summary["per_seed"]:
+        console.print(f"seed {seed['seed']}: selected epoch {seed['best_epoch']}, "
+                      f"transferred beta {seed['beta']:.3f}")
+    if run_dir is not None:
+        console.print(f"run directory: {run_dir}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
     from lowshot.recipes.gzsl import run_gzsl
 
-    console = Console()
     config = load_paper_config("demo.clipclap_synthetic", args.overrides)
     with tempfile.TemporaryDirectory(prefix="lowshot-demo-") as tmp:
         run_dir = Path(args.run_dir) if args.run_dir else Path(tmp)
-        console.print(f"[bold]lowshot demo[/]: ClipClap-GZSL, two-stage protocol, synthetic data in {run_dir}")
+        print(f"lowshot demo: ClipClap-GZSL, two-stage protocol, synthetic data in {run_dir}")
         summary = run_gzsl(config, run_dir)
-    rows = [row_from_summary(summary, "ClipClap-GZSL (lowshot)"), *reference_rows(summary), chance_row(summary)]
-    console.print(to_rich(rows, title=f"{summary['benchmark']} — test, x100"))
-    seed = summary["per_seed"][0]
-    console.print(f"selected epoch {seed['best_epoch']}, transferred beta {seed['beta']:.3f}")
+    print_result(summary, Path(args.run_dir) if args.run_dir else None, "ClipClap-GZSL (lowshot)",
+                 [chance_row(summary)])
     return 0
 
 

@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     except LowshotError as err:
         print(f"lowshot: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a path the user gave: read-only, missing, a file where a folder belongs
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"lowshot: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("lowshot: interrupted; the run can be resumed with the same command", file=sys.stderr)
         return 130

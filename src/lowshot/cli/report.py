@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-from lowshot.reports.tables import load_rows, to_csv, to_latex, to_markdown, to_rich
+from lowshot.reports.tables import RunNotReadable, load_rows, to_csv, to_latex, to_markdown, to_rich
 from lowshot.utils.io import read_json
+
+
+def read_history(path: Path) -> list[dict[str, Any]]:
+    """A seed's ``history.json``, checked to be a list of epoch records."""
+    history = read_json(path)
+    if not isinstance(history, list) or not all(
+        isinstance(r, dict) and {"stage", "epoch", "loss"} <= r.keys() for r in history
+    ):
+        raise RunNotReadable(f"{path} is not a lowshot history (a list of records with stage, epoch and loss)")
+    return history
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     runs = [Path(p) for p in args.runs]
+    if args.figures and Path(args.figures).exists() and not Path(args.figures).is_dir():
+        raise RunNotReadable(f"--figures {args.figures} is a file, not a folder")
     rows = load_rows(runs, with_reference=not args.no_reference)
     if args.format == "table":
         from rich.console import Console
@@ -25,7 +38,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         for run in runs:
             for seed_dir in sorted(run.glob("seed_*")):
                 if (seed_dir / "history.json").exists():
-                    path = plot_learning_curves(read_json(seed_dir / "history.json"),
+                    path = plot_learning_curves(read_history(seed_dir / "history.json"),
                                                 out / f"{run.name}_{seed_dir.name}_curves.png", f"{run.name} {seed_dir.name}")
                     print(f"wrote {path}")
             if args.tsne:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 from collections.abc import Mapping
 from pathlib import Path
@@ -94,6 +95,26 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+def check_range(
+    name: str, value: float, low: float | None = None, high: float | None = None, *, open_low: bool = False,
+    open_high: bool = False,
+) -> None:
+    """Raise ValueError unless ``value`` is a finite number in the interval (NaN always fails).
+
+    Meant for ``__post_init__`` of config dataclasses: :func:`from_dict` turns the ValueError into
+    a :class:`ConfigError` prefixed with the section, so ``train.lr=.nan`` fails when the config
+    loads, not in the middle of training.
+    """
+    lo = "" if low is None else f"{'>' if open_low else '>='} {low}"
+    hi = "" if high is None else f"{'<' if open_high else '<='} {high}"
+    ok = math.isfinite(value)
+    ok = ok and (low is None or (value > low if open_low else value >= low))
+    ok = ok and (high is None or (value < high if open_high else value <= high))
+    if not ok:
+        rule = " and ".join(r for r in (lo, hi) if r) or "finite"
+        raise ValueError(f"{name} must be {rule}, got {value!r}")
+
+
 def from_dict(schema: type[T], data: Mapping[str, Any], where: str = "config") -> T:
     """Build ``schema`` from ``data``; unknown keys and wrong types raise ConfigError.
 
@@ -167,4 +188,4 @@ def save_yaml(data: Any, path: str | Path) -> None:
     atomic_write_text(Path(path), yaml.safe_dump(to_dict(data), sort_keys=False))
 
 
-__all__ = ["from_dict", "to_dict", "load_yaml", "save_yaml"]
+__all__ = ["check_range", "from_dict", "to_dict", "load_yaml", "save_yaml"]

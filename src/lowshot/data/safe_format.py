@@ -36,7 +36,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +49,7 @@ from lowshot.data.featureset import STAGES, FeatureSet, SequenceStore
 from lowshot.data.gzsl import check_split_classes, dataset_dir, read_split_features
 from lowshot.data.h5_averaged import read_h5_class_file
 from lowshot.errors import DataError
-from lowshot.utils.io import atomic_write_json
+from lowshot.utils.io import atomic_write_json, make_temp_dir
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +278,7 @@ def _copy_class_split(src: Path, dst: Path) -> None:
                 )
         return
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".class-split.", dir=dst.parent))
+    tmp = make_temp_dir(dst.parent, ".class-split.")
     try:
         for p in files:
             target = tmp / p.relative_to(src)
@@ -411,7 +410,7 @@ def convert_feature_dir(
     tables = {p.stem: read_embedding_dict(p, trust_pickle) for p in known}
     _copy_class_split(src_ds / "class-split", out_ds / "class-split")
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    tmp = make_temp_dir(final.parent, f".{final.name}.")
     try:
         stages = {}
         for stage in STAGES:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,7 +60,7 @@ from lowshot.data.gzsl import build_benchmark
 from lowshot.data.h5_averaged import write_h5_class_file
 from lowshot.data.pickles import write_pickle_class_file
 from lowshot.errors import DataError
-from lowshot.utils.io import atomic_write_json, atomic_write_text
+from lowshot.utils.io import atomic_write_json, atomic_write_text, make_temp_dir
 
 
 @dataclass(frozen=True)
@@ -807,14 +806,14 @@ def write_synthetic(
             )
     else:
         ds_dir.mkdir(parents=True, exist_ok=True)
-        tmp_split = Path(tempfile.mkdtemp(prefix=".class-split.", dir=ds_dir))
+        tmp_split = make_temp_dir(ds_dir, ".class-split.")
         try:
             write_class_split(plan, tmp_split)
             tmp_split.rename(split_dir)
         finally:
             shutil.rmtree(tmp_split, ignore_errors=True)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    tmp = make_temp_dir(final.parent, f".{final.name}.")
     try:
         _write_features(plan, tmp)
         atomic_write_json(tmp / SYNTH_MARKER, params)

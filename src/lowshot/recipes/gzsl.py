@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,9 @@ from lowshot.methods import av as _av_methods  # noqa: F401  (registers the meth
 from lowshot.methods.base import GZSLMethod, InputSpec
 from lowshot.recipes.gzsl_config import DataConfig, ExperimentConfig
 from lowshot.recipes.gzsl_trainer import MethodTrainer
+from lowshot.utils.fingerprint import Fingerprint, array_hash, files_by_hash, files_by_size
 from lowshot.utils.io import atomic_write_json
-from lowshot.utils.rundir import RunDir
+from lowshot.utils.rundir import RunDir, check_run_dir
 from lowshot.utils.seed import resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
@@ -50,21 +52,29 @@ def parse_experiment(config: dict[str, Any]) -> tuple[ExperimentConfig, Any]:
     return replace(exp, model=to_dict(model_cfg)), model_cfg
 
 
+def benchmark_root(data: DataConfig, data_root: Path | None, run_dir: Path) -> Path:
+    """Where the data of ``data`` lives: ``<run_dir>/data`` for synthetic data, else the data root."""
+    from lowshot.data.gzsl import resolve_data_root
+
+    if data.synthetic is not None:
+        return run_dir / "data"
+    return resolve_data_root(data.root or (str(data_root) if data_root else None))
+
+
 def load_benchmark(data: DataConfig, data_root: Path | None, run_dir: Path) -> GZSLBenchmark:
     """The benchmark of ``data``: generated synthetic data, or the released files."""
-    from lowshot.data.gzsl import load_gzsl_benchmark, resolve_data_root
+    from lowshot.data.gzsl import load_gzsl_benchmark
 
+    root = benchmark_root(data, data_root, run_dir)
     if data.synthetic is not None:
         from lowshot.data.synth import write_synthetic
 
-        root = run_dir / "data"
         if not (root / data.dataset).exists():
             write_synthetic(
                 root, preset=data.synthetic, dataset=data.dataset, seed=data.synthetic_seed, size=data.synthetic_size
             )
         trust = True  # files this run generated itself
     else:
-        root = resolve_data_root(data.root or (str(data_root) if data_root else None))
         trust = data.trust_pickle
     return load_gzsl_benchmark(
         root,
@@ -75,6 +85,24 @@ def load_benchmark(data: DataConfig, data_root: Path | None, run_dir: Path) -> G
         trust_pickle=trust,
         legacy_text_order=data.legacy_text_order,
     )
+
+
+def data_fingerprint(data: DataConfig, root: Path, benchmark: GZSLBenchmark) -> Fingerprint:
+    """Split files and class embeddings by hash, feature files by size, labels and embeddings read."""
+    from lowshot.data.av_datasets import dataset_spec
+    from lowshot.data.gzsl import dataset_dir
+
+    ds_dir = dataset_dir(root, dataset_spec(data.dataset))
+    feat = ds_dir / "features" / data.feature_dir
+    return {
+        "class_split": files_by_hash(root, ds_dir / "class-split"),
+        "text": files_by_hash(root, feat / "text"),
+        "features": files_by_size(root, feat, skip=lambda p: p.relative_to(feat).parts[0] == "text"),
+        "arrays": {
+            "class_embeddings": array_hash(benchmark.class_embeddings),
+            **{f"labels/{stage}": array_hash(fs.labels) for stage, fs in benchmark.splits.items()},
+        },
+    }
 
 
 def input_spec(benchmark: GZSLBenchmark) -> InputSpec:
@@ -103,7 +131,7 @@ def run_seed(
         return done
     method_cls: type[GZSLMethod] = METHODS.get(exp.method)
     spec = input_spec(benchmark)
-    device = resolve_device(exp.train.device)
+    device = resolve_device(exp.train.device, "train.device")
 
     def make_trainer(stage: int) -> MethodTrainer:
         seed_everything(seed + 1000 * stage)
@@ -150,16 +178,25 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 def run_gzsl(config: dict[str, Any], run_dir: Path, data_root: Path | None = None) -> dict[str, Any]:
     """Run an experiment config end to end; returns (and writes) the aggregated result."""
-    exp, model_cfg = parse_experiment(config)
-    if not exp.train.seeds:
-        raise ConfigError(f"{exp.name}: train.seeds must name at least one seed")
+    exp, model_cfg = parse_experiment(config)  # value ranges are checked here
+    resolve_device(exp.train.device, "train.device")  # an unusable device fails before anything is written
     if exp.train.num_threads is not None:
         import torch
 
         torch.set_num_threads(exp.train.num_threads)
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir)
+    created = not run_dir.exists()
+    try:
+        root = benchmark_root(exp.data, data_root, run_dir)
+        benchmark = load_benchmark(exp.data, data_root, run_dir)
+        fingerprint = data_fingerprint(exp.data, root, benchmark)
+    except BaseException:
+        if created:  # a run that could not start leaves no run dir behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     rd = RunDir(run_dir)
-    benchmark = load_benchmark(exp.data, data_root, rd.path)
-    rd.write_config(exp)  # after the data loaded: a run that could not start leaves no config
+    rd.write_config(exp, fingerprint, root)  # refuses another config or other data once a run made progress
     results = [run_seed(exp, model_cfg, benchmark, s, rd.path / f"seed_{s}") for s in exp.train.seeds]
     summary = {
         "name": exp.name,
@@ -167,7 +204,7 @@ def run_gzsl(config: dict[str, Any], run_dir: Path, data_root: Path | None = Non
         "benchmark": benchmark.name,
         "seeds": list(exp.train.seeds),
         "metrics": aggregate(results),
-        "per_seed": [{k: r[k] for k in (*METRICS, "beta", "best_epoch")} for r in results],
+        "per_seed": [{k: r[k] for k in ("seed", *METRICS, "beta", "best_epoch")} for r in results],
         "class_counts": {
             name: len(benchmark.split_classes[f"stage_2_{name}"]) for name in ("test_seen", "test_unseen")
         },

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lowshot.config.paper import Provenance
+from lowshot.config.schema import check_range
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,11 @@ class DataConfig:
     synthetic_size: float = 1.0
     synthetic_seed: int = 0
 
+    def __post_init__(self) -> None:
+        check_range("synthetic_size", self.synthetic_size, 0, open_low=True)
+        if not self.text:
+            raise ValueError("text must name at least one class-embedding kind")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -72,6 +78,20 @@ class TrainConfig:
     tensorboard: bool = False
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "n_batches", "eval_batch_size"):
+            check_range(name, getattr(self, name), 1)
+        check_range("lr", self.lr, 0, open_low=True)
+        check_range("weight_decay", self.weight_decay, 0)
+        check_range("lr_factor", self.lr_factor, 0, 1, open_low=True, open_high=True)
+        check_range("lr_patience", self.lr_patience, 0)
+        if self.num_threads is not None:
+            check_range("num_threads", self.num_threads, 1)
+        if not self.seeds:
+            raise ValueError("seeds must name at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must not repeat, got {list(self.seeds)}")
+
 
 @dataclass(frozen=True)
 class ProtocolConfig:
@@ -87,6 +107,12 @@ class ProtocolConfig:
 
     beta_grid: tuple[float, float, int] = (0.0, 3.0, 16)
     stage2_scheduler: Literal["replay", "legacy_val_on_train"] = "replay"
+
+    def __post_init__(self) -> None:
+        start, stop, num = self.beta_grid
+        check_range("beta_grid start", start, 0)
+        check_range("beta_grid stop", stop, start)
+        check_range("beta_grid num", num, 1)
 
 
 @dataclass(frozen=True)

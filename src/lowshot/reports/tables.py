@@ -16,10 +16,61 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lowshot.errors import LowshotError
 from lowshot.utils.io import read_json
 
 COLUMNS = ("S", "U", "HM", "ZSL")
 ADVERB_COLUMNS = ("map_w", "map_m", "acc_a", "acc_a_cls")
+
+
+class RunNotReadable(LowshotError):
+    """A run directory given to a report is missing, unfinished or holds no readable result."""
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _is_adverb_result(summary: Any) -> bool:
+    return isinstance(summary, dict) and summary.get("config", {}).get("recipe") == "adverbs"
+
+
+def load_summary(run: Path) -> dict[str, Any]:
+    """The aggregated ``result.json`` of a finished GZSL or video-adverb run directory, checked.
+
+    Raises:
+        RunNotReadable: ``run`` is missing, a file, unfinished, or its result is neither a GZSL
+            summary (``metrics: {S: {mean, std}, ...}``) nor an adverb one (``mean`` / ``std``).
+        CorruptFileError: ``result.json`` is not valid JSON.
+    """
+    run = Path(run)
+    path = run / "result.json"
+    if not run.exists():
+        raise RunNotReadable(f"run dir {run} does not exist")
+    if not run.is_dir():
+        raise RunNotReadable(f"{run} is a file, not a run dir (pass the folder that holds result.json)")
+    if not path.is_file():
+        why = ("the run has not finished (killed or still running); rerun its command to resume it"
+               if (run / "config.yaml").exists() else "this is not a lowshot run dir")
+        raise RunNotReadable(f"{run} has no result.json: {why}")
+    summary = read_json(path)
+    if _is_adverb_result(summary):
+        mean, std = summary.get("mean"), summary.get("std")
+        if not (isinstance(mean, dict) and isinstance(std, dict) and mean
+                and all(_is_number(v) for v in mean.values()) and "selection" in summary):
+            raise RunNotReadable(f"{path} is not the result of a video-adverb run "
+                                 "(expected numeric 'mean' and 'std' metrics and a 'selection' rule)")
+        return summary
+    metrics = summary.get("metrics") if isinstance(summary, dict) else None
+    if not isinstance(metrics, dict) or not all(
+        isinstance(metrics.get(k), dict) and _is_number(metrics[k].get("mean"))
+        and (metrics[k].get("std") is None or _is_number(metrics[k]["std"]))
+        for k in COLUMNS
+    ):
+        raise RunNotReadable(
+            f"{path} is not the result of a GZSL run (expected metrics {list(COLUMNS)} with a numeric mean and std)"
+        )
+    return summary
 
 
 @dataclass(frozen=True)
@@ -67,7 +118,7 @@ def row_from_summary(summary: dict[str, Any], label: str | None = None) -> Row:
     """Row of an aggregated run result (``metrics: {S: {mean, std}, ...}``)."""
     metrics = summary["metrics"]
     n = len(summary.get("seeds", [])) or 1
-    values = {k: (v["mean"], v["std"] if n > 1 else None) for k, v in metrics.items() if k in COLUMNS}
+    values = {k: (v["mean"], v.get("std") if n > 1 else None) for k, v in metrics.items() if k in COLUMNS}
     return Row(label or f"{summary.get('name', 'run')} ({n} seed{'s' if n > 1 else ''})", values)
 
 
@@ -78,14 +129,14 @@ def reference_rows(summary: dict[str, Any]) -> list[Row]:
         return []
     prov = summary.get("provenance", {})
     where = ", ".join(x for x in (prov.get("paper", ""), f"Table {prov['table']}" if prov.get("table") else "") if x)
-    return [Row(f"published ({where})" if where else "published", {k: (v, None) for k, v in expected.items() if k in COLUMNS})]
+    return [Row(f"published ({where})" if where else "published", {k: (v, None) for k, v in expected.items() if k in COLUMNS and _is_number(v)})]
 
 
 def load_rows(run_dirs: Sequence[Path], with_reference: bool = True) -> list[Row]:
     rows: list[Row] = []
     for run in run_dirs:
-        summary = read_json(Path(run) / "result.json")
-        if summary.get("config", {}).get("recipe") == "adverbs":
+        summary = load_summary(run)
+        if _is_adverb_result(summary):
             rows.extend(adverb_rows(summary, with_reference))
             continue
         rows.append(row_from_summary(summary))

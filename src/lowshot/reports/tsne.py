@@ -20,10 +20,12 @@ def run_tsne(run_dir: Path, out: Path, seed: int = 0, n_seen: int = 4, n_unseen:
     from lowshot.utils.io import load_state
 
     exp, model_cfg = parse_experiment(load_yaml(run_dir / "config.yaml"))
+    weights = run_dir / f"seed_{exp.train.seeds[0]}" / "checkpoints" / "final_model.safetensors"
+    if not weights.is_file():
+        raise ConfigError(f"t-SNE needs {weights}, which a finished run writes; this run has not finished")
     bench = load_benchmark(exp.data, None, run_dir)
-    seed_dir = run_dir / f"seed_{exp.train.seeds[0]}"
     method = METHODS.get(exp.method)(model_cfg, input_spec(bench))
-    method.load_state_dict(load_state(seed_dir / "checkpoints" / "final_model.safetensors"))
+    method.load_state_dict(load_state(weights))
     method.eval()
     if not hasattr(method, "embed") or not hasattr(method, "embed_classes"):
         raise ConfigError(f"method '{exp.method}' does not expose embed()/embed_classes() for t-SNE")

@@ -6,33 +6,83 @@ so a killed run never leaves a half-written result, history or checkpoint behind
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lowshot.errors import LowshotError
+
 if TYPE_CHECKING:  # torch is imported lazily: reading JSON must not cost a torch import
     import torch
+
+TEMP_SUFFIX = ".tmp"
+
+
+class CorruptFileError(LowshotError, ValueError):
+    """A file lowshot wrote earlier (JSON record, result, checkpoint) cannot be read back."""
+
+
+def _exclusive_name(parent: Path, prefix: str, suffix: str) -> Path:
+    return parent / f"{prefix}{secrets.token_hex(4)}{suffix}"
+
+
+def make_temp_dir(parent: Path, prefix: str) -> Path:
+    """A new, uniquely named folder in ``parent`` with the umask's permissions.
+
+    Unlike :func:`tempfile.mkdtemp` (always 0700), the folder gets ``0777 & ~umask``, so a
+    tree built in it and renamed into place is as readable as any other folder the user makes.
+    """
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        path = _exclusive_name(parent, prefix, "")
+        try:
+            path.mkdir(mode=0o777)
+            return path
+        except FileExistsError:
+            continue
 
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` on success."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+
+    The temporary file is created with mode ``0666 & ~umask`` (not :func:`tempfile.mkstemp`'s
+    0600), so outputs get the same permissions as files the user creates. A process killed
+    while writing leaves ``.<name>.<random>.tmp`` behind; :func:`remove_orphan_temps` cleans it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    while True:
+        tmp_path = _exclusive_name(path.parent, f".{path.name}.", TEMP_SUFFIX)
+        try:
+            os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
         yield tmp_path
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def remove_orphan_temps(directory: Path) -> list[Path]:
+    """Delete the temporary files of :func:`atomic_path` that a killed process left in ``directory``.
+
+    Only call this where no other process writes (a run directory being resumed).
+    """
+    removed = sorted(Path(directory).glob(f".*{TEMP_SUFFIX}"))
+    for tmp in removed:
+        tmp.unlink(missing_ok=True)
+    return removed
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -64,23 +114,50 @@ def atomic_write_json(path: Path, data: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    """Parse a JSON file.
+
+    Raises:
+        CorruptFileError: the file is empty, truncated or not JSON (names the file).
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CorruptFileError(f"{path} is not valid JSON (truncated or corrupt?): {err}") from None
 
 
-def save_state(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> None:
-    """Save a flat tensor dict as safetensors, atomically."""
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def save_state(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> str:
+    """Save a flat tensor dict as safetensors, atomically; returns the file's SHA-256."""
     from safetensors.torch import save_file
 
     flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
+        mode = tmp.stat().st_mode  # 0666 & ~umask; safetensors recreates the file as 0600
         save_file(flat, str(tmp), metadata=dict(metadata or {}))
+        os.chmod(tmp, mode)
+        digest = sha256_file(tmp)
+    return digest
 
 
 def load_state(path: Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file.
+
+    Raises:
+        CorruptFileError: the file is empty, truncated or not safetensors (names the file).
+    """
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    return load_file(str(path))
+    try:
+        return load_file(str(path))
+    except SafetensorError as err:
+        raise CorruptFileError(f"{path} is not a readable safetensors file (truncated or corrupt?): {err}") from None
 
 
 def flatten_state(prefix: str, state: Any, out: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:

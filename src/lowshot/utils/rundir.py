@@ -4,6 +4,7 @@ Layout of a run directory::
 
     run/
       config.yaml        resolved config (after overrides)
+      data_fingerprint.json  what the data looked like (split files, embeddings, feature sizes)
       env.json           git revision, python/torch versions, host, command line
       history.jsonl      one JSON line per epoch and stage (appended, fsync'ed)
       result.json        final result (written last, atomically)
@@ -23,7 +24,32 @@ from typing import Any
 import yaml
 
 from lowshot.config.schema import to_dict
-from lowshot.utils.io import atomic_write_json, read_json
+from lowshot.errors import ConfigError, DataError, LowshotError
+from lowshot.utils.fingerprint import Fingerprint, describe_changes
+from lowshot.utils.io import atomic_write_json, atomic_write_text, read_json, remove_orphan_temps
+
+FINGERPRINT = "data_fingerprint.json"
+
+
+class RunDirError(LowshotError):
+    """A run directory cannot be used (a file, not writable)."""
+
+
+def check_run_dir(path: Path) -> None:
+    """Fail early, with one clear line, when ``path`` cannot hold a run.
+
+    Raises:
+        RunDirError: ``path`` is a file, or it (or the folder it would be made in) is not writable.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"run dir {path} exists and is not a folder; pass another --run-dir")
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise RunDirError(f"run dir {path} cannot be made: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "run dir" if existing == path else f"run dir {path} cannot be made:"
+        raise RunDirError(f"{what} {existing} is not writable; pass another --run-dir")
 
 
 def git_revision() -> str | None:
@@ -61,22 +87,46 @@ class RunDir:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        check_run_dir(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "checkpoints").mkdir(exist_ok=True)
+        remove_orphan_temps(self.path)  # left by a run killed while writing a result or history
 
-    def write_config(self, config: Any) -> None:
-        """Save the resolved config; a resumed run must have the same config."""
-        from lowshot.utils.io import atomic_write_text
+    def has_progress(self) -> bool:
+        """True once anything was committed (a checkpoint or a result, here or in a seed folder)."""
+        patterns = ("checkpoints/*", "*/checkpoints/*", "result.json", "*/result.json")
+        return any(p.is_file() for pattern in patterns for p in self.path.glob(pattern))
 
+    def write_config(self, config: Any, fingerprint: Fingerprint | None = None, data_root: Path | None = None) -> None:
+        """Save the resolved config (and the data fingerprint); a resumed run must match both.
+
+        A run dir without progress (say, a run rejected before its first epoch) takes the new
+        config and data without complaint.
+
+        Raises:
+            ConfigError: the run dir holds progress made with another config.
+            DataError: the run dir holds progress made on other data (names what changed).
+        """
         text = yaml.safe_dump(to_dict(config), sort_keys=False)
         target = self.path / "config.yaml"
-        if target.exists() and target.read_text(encoding="utf-8") != text:
-            from lowshot.errors import ConfigError
-
-            raise ConfigError(
-                f"{target} holds a different config; resume with the same config or use a new run dir"
-            )
+        fp_path = self.path / FINGERPRINT
+        if self.has_progress():
+            if target.exists() and target.read_text(encoding="utf-8") != text:
+                raise ConfigError(
+                    f"{target} holds a different config; resume with the same config or use a new run dir"
+                )
+            if fingerprint is not None and fp_path.exists():
+                old = read_json(fp_path)
+                changes = describe_changes(old.get("files", {}), fingerprint)
+                if changes:
+                    raise DataError(
+                        f"the data differs from the data {self.path} was started on "
+                        f"(root {old.get('root')}): {'; '.join(changes)}. Resume with the original data, "
+                        "or start a fresh run in a new --run-dir"
+                    )
         atomic_write_text(target, text)
+        if fingerprint is not None:
+            atomic_write_json(fp_path, {"root": data_root, "files": fingerprint})
         atomic_write_json(self.path / "env.json", environment())
 
     @property

@@ -7,6 +7,8 @@ import random
 import numpy as np
 import torch
 
+from lowshot.errors import ConfigError
+
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed python, numpy and torch; return a torch Generator seeded with ``seed``."""
@@ -16,8 +18,27 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``"auto"`` -> cuda when available, else cpu."""
+def resolve_device(name: str = "auto", where: str = "device") -> torch.device:
+    """``"auto"`` -> cuda when available, else cpu; other names are checked to be usable here.
+
+    Raises:
+        ConfigError: an unknown device name, or a device this machine does not have (names ``where``).
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"{where}: unknown device '{name}' (expected auto, cpu, cuda, cuda:N or mps)") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index or 0) >= count:
+            raise ConfigError(
+                f"{where}: '{name}' is not available on this machine ({count} CUDA device(s)); use auto or cpu"
+            )
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"{where}: 'mps' is not available on this machine; use auto or cpu")
+    elif device.type != "cpu":
+        raise ConfigError(f"{where}: unsupported device '{name}' (expected auto, cpu, cuda, cuda:N or mps)")
+    return device
