@@ -93,39 +93,50 @@ def _known(name: str, modules: Iterable[str]) -> str | None:
     return None
 
 
+def imported_names(
+    path: Path, package: list[str], pkg: str, modules: Iterable[str]
+) -> list[tuple[str, int]]:
+    """(dotted name, line) of everything ``path`` imports; ``package`` anchors relative imports.
+
+    ``from a.b import c`` yields ``a.b.c`` (``c`` may be a module or a name in ``a.b``); a
+    string constant counts when it is exactly the name of one of ``modules``.
+    """
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                source = ".".join([pkg, *base, *([node.module] if node.module else [])])
+            else:
+                source = node.module or ""
+            names += [(f"{source}.{alias.name}", node.lineno) for alias in node.names]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if node.value.startswith(pkg + ".") and node.value[len(pkg) + 1 :] in modules:
+                names.append((node.value, node.lineno))  # an importlib target
+    return names
+
+
 def import_graph(root: Path) -> Graph:
     """Every intra-package dependency of every module, with the file and line that makes it."""
     pkg = root.name
     modules = module_names(root)
     graph: Graph = {}
     for mod, path in modules.items():
-        here = mod.split(".") if mod else []
+        package = mod.split(".") if mod else []
         if path.name != "__init__.py":
-            here = here[:-1]  # the package a relative import starts from
+            package = package[:-1]
         deps: dict[str, tuple[Path, int]] = {}
-
-        def add(absolute: str, line: int) -> None:
-            if absolute != pkg and not absolute.startswith(pkg + "."):
-                return
-            target = _known(absolute[len(pkg) + 1 :], modules) if absolute != pkg else ""
+        for name, line in imported_names(path, package, pkg, modules):
+            if name == pkg:
+                target: str | None = ""
+            elif name.startswith(pkg + "."):
+                target = _known(name[len(pkg) + 1 :], modules)
+            else:
+                continue
             if target is not None and target != mod:
                 deps.setdefault(target, (path, line))
-
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    add(alias.name, node.lineno)
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = here[: len(here) - (node.level - 1)]
-                    source = ".".join([pkg, *base, *([node.module] if node.module else [])])
-                else:
-                    source = node.module or ""
-                for alias in node.names:  # `from pkg.data import gzsl` depends on pkg.data.gzsl
-                    add(f"{source}.{alias.name}", node.lineno)
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-                if node.value.startswith(pkg + ".") and node.value[len(pkg) + 1 :] in modules:
-                    add(node.value, node.lineno)  # an importlib target
         graph[mod] = deps
     return graph
 

@@ -13,6 +13,7 @@ import yaml
 
 from lowshot._registry import did_you_mean
 from lowshot.errors import ConfigError
+from lowshot.utils.io import atomic_write_text, to_dict, yaml_text
 
 T = TypeVar("T")
 
@@ -151,19 +152,6 @@ def from_dict(schema: type[T], data: Mapping[str, Any], where: str = "config") -
         raise ConfigError(f"{where}: {err}") from err
 
 
-def to_dict(cfg: Any) -> Any:
-    """Dataclass (possibly nested, with tuples/paths) -> plain YAML-safe data."""
-    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
-        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
-    if isinstance(cfg, (list, tuple)):
-        return [to_dict(v) for v in cfg]
-    if isinstance(cfg, Mapping):
-        return {str(k): to_dict(v) for k, v in cfg.items()}
-    if isinstance(cfg, Path):
-        return str(cfg)
-    return cfg
-
-
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; errors name the file."""
     path = Path(path)
@@ -183,9 +171,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 def save_yaml(data: Any, path: str | Path) -> None:
     """Write ``data`` (dataclass or mapping) as YAML atomically."""
-    from lowshot.utils.io import atomic_write_text
-
-    atomic_write_text(Path(path), yaml.safe_dump(to_dict(data), sort_keys=False))
+    atomic_write_text(Path(path), yaml_text(data))
 
 
 __all__ = ["check_range", "from_dict", "to_dict", "load_yaml", "save_yaml"]

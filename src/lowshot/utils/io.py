@@ -6,6 +6,7 @@ so a killed run never leaves a half-written result, history or checkpoint behind
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -83,6 +84,26 @@ def remove_orphan_temps(directory: Path) -> list[Path]:
     for tmp in removed:
         tmp.unlink(missing_ok=True)
     return removed
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass (possibly nested, with tuples/paths) -> plain YAML/JSON-safe data."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, Mapping):
+        return {str(k): to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def yaml_text(data: Any) -> str:
+    """``data`` (dataclass or mapping) as YAML, keys in their order (what run dirs hold)."""
+    import yaml
+
+    return yaml.safe_dump(to_dict(data), sort_keys=False)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

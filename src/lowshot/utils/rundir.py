@@ -21,12 +21,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from lowshot.config.schema import to_dict
 from lowshot.errors import ConfigError, DataError, LowshotError
 from lowshot.utils.fingerprint import Fingerprint, describe_changes
-from lowshot.utils.io import atomic_write_json, atomic_write_text, read_json, remove_orphan_temps
+from lowshot.utils.io import (
+    atomic_write_json,
+    atomic_write_text,
+    read_json,
+    remove_orphan_temps,
+    yaml_text,
+)
 
 FINGERPRINT = "data_fingerprint.json"
 
@@ -107,7 +110,7 @@ class RunDir:
             ConfigError: the run dir holds progress made with another config.
             DataError: the run dir holds progress made on other data (names what changed).
         """
-        text = yaml.safe_dump(to_dict(config), sort_keys=False)
+        text = yaml_text(config)
         target = self.path / "config.yaml"
         fp_path = self.path / FINGERPRINT
         if self.has_progress():
