@@ -17,10 +17,8 @@ and concatenated in the order of ``text``, step rates and feature kinds in the m
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
@@ -33,61 +31,18 @@ from lowshot.data.embeddings import (
     find_embedding_file,
     read_embedding_dict,
 )
+from lowshot.data.feature_source import (
+    FeatureSource,
+    dataset_dir,
+    read_split_features,
+    resolve_data_root,
+)
 from lowshot.data.feature_tree import ReleasedFeatureDir, stage_feature_set
-from lowshot.data.featureset import STAGES, FeatureSet, GZSLBenchmark
+from lowshot.data.featureset import FeatureSet, GZSLBenchmark
+from lowshot.data.safe_format import ConvertedFeatureDir, is_converted
 from lowshot.errors import DataError
 
 log = logging.getLogger(__name__)
-
-ENV_DATA_ROOT = "LOWSHOT_DATA_ROOT"
-
-
-def resolve_data_root(root: str | Path | None) -> Path:
-    """The data root: ``root`` if given, else ``$LOWSHOT_DATA_ROOT``.
-
-    Raises:
-        DataError: neither is set, or the folder does not exist.
-    """
-    value = str(root) if root is not None else os.environ.get(ENV_DATA_ROOT)
-    if not value:
-        raise DataError(
-            "no data root given: pass it (lowshot reproduce: --data-root DIR; lowshot data: the "
-            f"ROOT argument; config: data.root) or set {ENV_DATA_ROOT} to the folder where you unzipped "
-            "the released archives (it holds UCF/, ActivityNet/, VGGSound/)"
-        )
-    path = Path(value).expanduser()
-    if not path.is_dir():
-        source = "argument" if root is not None else ENV_DATA_ROOT
-        raise DataError(f"data root {path} (from {source}) is not a folder")
-    return path
-
-
-def dataset_dir(root: Path, spec: AVDatasetSpec) -> Path:
-    """``<root>/<DS>`` (folder name matched case-insensitively)."""
-    path = root / spec.name
-    if path.is_dir():
-        return path
-    for child in root.iterdir() if root.is_dir() else []:
-        if child.is_dir() and child.name.lower() == spec.name.lower():
-            return child
-    raise DataError(f"no {spec.name}/ folder under the data root {root}")
-
-
-class FeatureSource(Protocol):
-    """What the assembler needs from a feature folder (released or converted)."""
-
-    layout: str
-    family: FeatureFamily
-    kind: str  # "released" | "converted"
-
-    @property
-    def text_dir(self) -> Path: ...
-
-    def present_classes(self, stage: str) -> set[int]: ...
-
-    def read_stage(self, stage: str, keep: np.ndarray | None = None) -> FeatureSet: ...
-
-    def dtypes(self) -> tuple[str, str]: ...
 
 
 class _Released:
@@ -125,8 +80,6 @@ class _Released:
 
 def open_feature_source(path: Path, class_split: ClassSplit, trust_pickle: bool) -> FeatureSource:
     """Converted tree if ``path`` holds the converted-format marker, else the released reader."""
-    from lowshot.data.safe_format import ConvertedFeatureDir, is_converted
-
     if is_converted(path):
         return ConvertedFeatureDir(path, class_split.classes)
     return _Released(ReleasedFeatureDir(path, class_split.classes, trust_pickle))
@@ -200,49 +153,6 @@ def build_benchmark(
         video_step=family.video.step,
         metadata=meta,
     )
-
-
-def check_split_classes(
-    present_classes: Callable[[str], set[int]], class_split: ClassSplit, split: str, where: Path
-) -> dict[str, np.ndarray]:
-    """The split's class list per stage, after checking every listed class has feature files.
-
-    Args:
-        present_classes: stage -> class indices with feature files.
-        class_split: class lists.
-        split: ``main`` or ``cls``.
-        where: the feature folder (for messages).
-
-    Raises:
-        DataError: an empty class list, or a listed class without feature files.
-    """
-    lists = class_split.split_lists(split)
-    for stage in STAGES:
-        wanted = lists[stage]
-        if len(wanted) == 0:
-            raise DataError(
-                f"{class_split.root}/{split}_split/{stage}.txt lists no classes (empty split)"
-            )
-        present = present_classes(stage)
-        missing = [int(c) for c in wanted if int(c) not in present]
-        if missing:
-            raise DataError(
-                f"class '{class_split.class_names[missing[0]]}' of {split}_split/{stage}.txt has no "
-                f"feature files in {where} (stage {stage})"
-            )
-    return lists
-
-
-def read_split_features(
-    source: FeatureSource, class_split: ClassSplit, split: str, where: Path
-) -> dict[str, FeatureSet]:
-    """Stage FeatureSets filtered by the split's class lists.
-
-    Raises:
-        DataError: a listed class without feature files, or an empty stage.
-    """
-    lists = check_split_classes(source.present_classes, class_split, split, where)
-    return {stage: source.read_stage(stage, lists[stage]) for stage in STAGES}
 
 
 @BENCHMARKS.register("av_gzsl")

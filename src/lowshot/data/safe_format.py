@@ -44,9 +44,14 @@ import numpy as np
 from lowshot.data.av_datasets import FeatureFamily, ModalityFamily, dataset_spec
 from lowshot.data.class_split import ClassIndex, ClassSplit, load_class_split
 from lowshot.data.embeddings import read_embedding_dict, text_files, write_embedding_dict
+from lowshot.data.feature_source import (
+    check_split_classes,
+    dataset_dir,
+    read_split_features,
+    resolve_data_root,
+)
 from lowshot.data.feature_tree import ClassFiles, ReleasedFeatureDir, read_class_pair
 from lowshot.data.featureset import STAGES, FeatureSet, SequenceStore
-from lowshot.data.gzsl import check_split_classes, dataset_dir, read_split_features
 from lowshot.data.h5_averaged import read_h5_class_file
 from lowshot.errors import DataError
 from lowshot.utils.io import atomic_write_json, make_temp_dir
@@ -372,8 +377,6 @@ def convert_feature_dir(
         DataError: unreadable source, a ``split`` that does not load, or an existing output
             folder that this converter did not write.
     """
-    from lowshot.data.gzsl import resolve_data_root
-
     spec = dataset_spec(dataset)
     out_ds = Path(out_root) / spec.name
     final = out_ds / "features" / feature_dir
