@@ -7,22 +7,45 @@ lives on the scale of the real features). The result is GZSL S/U/HM/ZSL against 
 proportion, with the calibration beta held fixed.
 
 The noise is injected by wrapping the method's ``collate`` (:class:`NoisyAudioCollate`), so
-every method with the standard contract can be probed without changes.
+every method with the standard contract can be probed without changes. Like the two-stage
+protocol (which names what it needs from a trainer, :class:`~lowshot.benchmarks.gzsl.EpochTrainer`),
+this protocol names what it needs from a method (:class:`ScoringMethod`) instead of
+importing the methods, which sit above it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from lowshot.benchmarks.gzsl import evaluate_gzsl
+from lowshot.data.batch import Batch
 from lowshot.data.featureset import FeatureSet, GZSLBenchmark
-from lowshot.methods.base import Batch, GZSLMethod
 
 CollateFn = Callable[..., Batch]
+
+
+class ScoringMethod(Protocol):
+    """What the probe needs from a trained method (every ``GZSLMethod`` has it)."""
+
+    def collate(
+        self,
+        features: FeatureSet,
+        idx: np.ndarray,
+        targets: np.ndarray | None,
+        train: bool,
+        generator: np.random.Generator | None = None,
+    ) -> Batch:
+        """The batch of samples ``idx`` (``targets`` None and ``train`` False at evaluation)."""
+
+    def class_scores(self, batch: Batch, class_embeddings: torch.Tensor) -> torch.Tensor:
+        """``[B, C]`` scores against ``[C, D_w]`` class embeddings (higher is better)."""
+
+    def eval(self) -> Any:
+        """Switch to evaluation mode (``nn.Module.eval``)."""
 
 
 def noise_step_mask(valid: np.ndarray, proportion: float, rng: np.random.Generator) -> np.ndarray:
@@ -97,7 +120,7 @@ class NoisyAudioCollate:
 
 
 def method_scores(
-    method: GZSLMethod,
+    method: ScoringMethod,
     class_embeddings: torch.Tensor,
     collate: CollateFn,
     batch_size: int = 256,
@@ -119,7 +142,7 @@ def method_scores(
 
 
 def audio_noise_robustness(
-    method: GZSLMethod,
+    method: ScoringMethod,
     benchmark: GZSLBenchmark,
     proportions: Sequence[float],
     beta: float,

@@ -42,9 +42,13 @@ def cmd_report(args: argparse.Namespace) -> int:
                                                 out / f"{run.name}_{seed_dir.name}_curves.png", f"{run.name} {seed_dir.name}")
                     print(f"wrote {path}")
             if args.tsne:
+                from lowshot.recipes.gzsl import load_final_method
                 from lowshot.reports.tsne import run_tsne
 
-                print(f"wrote {run_tsne(run, out / f'{run.name}_tsne.png')}")
+                exp, method, bench = load_final_method(run)
+                path = run_tsne(method, exp.method, bench, out / f"{run.name}_tsne.png",
+                                title=f"{exp.name}: test embeddings")
+                print(f"wrote {path}")
     return 0
 
 

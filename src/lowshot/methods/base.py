@@ -13,14 +13,17 @@ or "subtract beta from seen probabilities" of the published code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from lowshot.data.batch import Batch
 from lowshot.data.featureset import FeatureSet, SequenceStore
+
+__all__ = ["Batch", "GZSLMethod", "InputSpec", "dense_rows", "label_tensors"]
 
 
 @dataclass(frozen=True)
@@ -42,42 +45,6 @@ class InputSpec:
     video_step: float | None = None
     audio_kind: str = "generic"
     video_kind: str = "generic"
-
-
-@dataclass
-class Batch:
-    """A mini-batch. Dense features are ``[B, D]``; temporal ones ``[B, T, D]`` with masks.
-
-    Attributes:
-        audio: ``[B, D_a]`` or ``[B, T_a, D_a]`` float32.
-        video: ``[B, D_v]`` or ``[B, T_v, D_v]`` float32.
-        labels: ``[B]`` int64 global class indices.
-        targets: ``[B]`` int64 indices into the class-embedding matrix given to
-            ``training_loss`` (the training classes); ``-1`` at evaluation.
-        audio_mask / video_mask: ``[B, T]`` bool, True = valid step (temporal only).
-        audio_times / video_times: ``[B, T]`` float32 time of each step in seconds.
-    """
-
-    audio: torch.Tensor
-    video: torch.Tensor
-    labels: torch.Tensor
-    targets: torch.Tensor
-    audio_mask: torch.Tensor | None = None
-    video_mask: torch.Tensor | None = None
-    audio_times: torch.Tensor | None = None
-    video_times: torch.Tensor | None = None
-
-    def to(self, device: torch.device | str) -> Batch:
-        return Batch(
-            **{
-                f.name: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
-                for f in fields(self)
-                for v in [getattr(self, f.name)]
-            }
-        )
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
 
 
 def label_tensors(features: FeatureSet, idx: np.ndarray, targets: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -215,6 +215,31 @@ def run_gzsl(config: dict[str, Any], run_dir: Path, data_root: Path | None = Non
     return summary
 
 
+def load_final_method(
+    run_dir: Path, purpose: str = "t-SNE"
+) -> tuple[ExperimentConfig, GZSLMethod, GZSLBenchmark]:
+    """The experiment, final model (first seed) and benchmark of a finished run directory.
+
+    Args:
+        run_dir: a run directory written by :func:`run_gzsl`.
+        purpose: what needs the model (for the message when it is missing).
+
+    Raises:
+        ConfigError: the run has no final model (it has not finished).
+    """
+    from lowshot.config.schema import load_yaml
+    from lowshot.utils.io import load_state
+
+    exp, model_cfg = parse_experiment(load_yaml(run_dir / "config.yaml"))
+    weights = run_dir / f"seed_{exp.train.seeds[0]}" / "checkpoints" / "final_model.safetensors"
+    if not weights.is_file():
+        raise ConfigError(f"{purpose} needs {weights}, which a finished run writes; this run has not finished")
+    bench = load_benchmark(exp.data, None, run_dir)
+    method = METHODS.get(exp.method)(model_cfg, input_spec(bench))
+    method.load_state_dict(load_state(weights))
+    return exp, method, bench
+
+
 def _tensorboard(out: Path) -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
