@@ -44,7 +44,7 @@ def test_run_dir_contents_and_published_protocol(synth_root: Path, tmp_path: Pat
         "env.json",
         "history.jsonl",
         "result.json",
-        "checkpoints/last.safetensors",
+        "checkpoints/train.json",
     ):
         assert (tmp_path / "r" / f).exists(), f
     assert res["selection"].startswith("test-selected (published)")

@@ -3,10 +3,13 @@
 ``lowshot reproduce regada.vatex --data-root DIR`` loads ``configs/regada/vatex.yaml``,
 validates it against :class:`~lowshot.recipes.adverbs_config.AdverbsConfig` and calls
 :func:`run_adverbs`. The loop is explicit: per epoch a shuffled pass over the training rows
-(ReGaDa: 2001 epochs of batch 512), one history line per epoch, a safetensors checkpoint
-(model, optimizer, RNG) every ``checkpoint_interval`` epochs. A killed run resumes from its
-last checkpoint with the same command; shuffling and negatives are drawn from generators
-seeded by (seed, epoch), so a resumed run continues exactly as an uninterrupted one.
+(ReGaDa: 2001 epochs of batch 512), one history line per epoch, a checkpoint (model,
+optimizer, RNG) every ``checkpoint_interval`` epochs, committed through the same
+:class:`~lowshot.utils.checkpoint.CheckpointChain` as the GZSL protocol
+(``checkpoints/train.json`` names a SHA-256-verified safetensors file; the previous commit is
+kept as a fallback). A killed run resumes from its newest verifiable commit with the same
+command; shuffling and negatives are drawn from generators seeded by (seed, epoch), so a
+resumed run continues exactly as an uninterrupted one.
 
 Selection (``protocol.selection``, see :mod:`lowshot.benchmarks.adverbs`): by default a
 validation split is carved from the training clips and evaluated every ``eval_interval``
@@ -59,17 +62,19 @@ from lowshot.methods.adverbs import (
     predict_adverb_scores,
 )
 from lowshot.recipes.adverbs_config import AdverbsConfig
+from lowshot.utils.checkpoint import CheckpointChain
 from lowshot.utils.io import (
     atomic_write_text,
-    flatten_state,
     load_state,
+    pack_state,
     save_state,
-    unflatten_state,
+    sha256_file,
+    unpack_state,
 )
 from lowshot.utils.rundir import RunDir
 from lowshot.utils.seed import resolve_device, seed_everything
 
-CHECKPOINT = "last.safetensors"
+CHAIN = "train"  # checkpoints/train.json + train_epoch<NNN>.safetensors
 BEST = "best_val.safetensors"
 
 
@@ -174,36 +179,26 @@ def _load_model(method: AdverbMethod, tensors: dict[str, torch.Tensor]) -> None:
     method.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
 
 
-def _save_checkpoint(
-    path: Path, method: AdverbMethod, opt: torch.optim.Optimizer, epoch: int
-) -> None:
-    tensors = _model_tensors(method)
-    flat: dict[str, torch.Tensor] = {}
-    meta: dict[str, Any] = {}
-    flatten_state("", opt.state_dict(), flat, meta)
-    tensors |= {f"optim/{k}": v for k, v in flat.items()}
-    tensors["rng/torch"] = torch.get_rng_state()
-    save_state(path, tensors, {"epoch": str(epoch), "optim_meta": json.dumps(meta)})
-
-
-def _header(path: Path) -> dict[str, str]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as fh:
-        return fh.metadata()
-
-
-def _load_checkpoint(path: Path, method: AdverbMethod, opt: torch.optim.Optimizer) -> int:
-    header = _header(path)
-    tensors = load_state(path)
-    _load_model(method, tensors)
-    optim = unflatten_state(
-        {k[6:]: v for k, v in tensors.items() if k.startswith("optim/")},
-        json.loads(header["optim_meta"]),
+def _training_state(method: AdverbMethod, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """Model, optimizer and torch RNG as flat tensors (a :class:`CheckpointChain` commit)."""
+    return pack_state(
+        {"model": method.state_dict(), "optim": opt.state_dict(), "torch_rng": torch.get_rng_state()}
     )
-    opt.load_state_dict(optim)
-    torch.set_rng_state(tensors["rng/torch"])
-    return int(header["epoch"])
+
+
+def _restore_training(
+    chain: CheckpointChain, method: AdverbMethod, opt: torch.optim.Optimizer
+) -> tuple[int, dict[str, Any]] | None:
+    """Load the newest verifiable commit: (its epoch, its loop state); None if none was made."""
+    restored = chain.restore()
+    if restored is None:
+        return None
+    epoch, loop_state, tensors = restored
+    state = unpack_state(tensors)
+    method.load_state_dict(state["model"])
+    opt.load_state_dict(state["optim"])
+    torch.set_rng_state(state["torch_rng"])
+    return epoch, loop_state
 
 
 def _truncate_history(run: RunDir, last_epoch: int) -> list[dict[str, Any]]:
@@ -264,7 +259,7 @@ def train_one_seed(
     metrics = cfg.reported_metrics()
     feature_dim = data.train.store.video_dim if data.train.store is not None else 0
     method = build_method(cfg.method, cfg.model, data, text, feature_dim).to(device)
-    ckpt = run.path / "checkpoints" / CHECKPOINT
+    chain = CheckpointChain(run.path / "checkpoints", CHAIN)
     best_path = run.path / "checkpoints" / BEST
     history: list[dict[str, Any]]
     if not spec.trainable:
@@ -278,11 +273,10 @@ def train_one_seed(
             method.param_groups(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
         )
         test_now = _test_epochs(cfg)
-        start = 0
-        history = []
-        if ckpt.exists():
-            start = _load_checkpoint(ckpt, method, opt) + 1
-            history = _truncate_history(run, start - 1)
+        restored = _restore_training(chain, method, opt)
+        start, loop_state = (0, {}) if restored is None else (restored[0] + 1, restored[1])
+        best: dict[str, Any] | None = loop_state.get("best")  # epoch and SHA-256 of best_val
+        history = _truncate_history(run, start - 1)  # lines of epochs after the commit are redone
         best_val = max(
             (validation_score(r["val"], metrics, p.select_metric) for r in history if "val" in r),
             default=float("-inf"),
@@ -314,17 +308,18 @@ def train_one_seed(
                 score = validation_score(record["val"], metrics, p.select_metric)
                 if score > best_val:  # first maximum wins
                     best_val = score
-                    save_state(best_path, _model_tensors(method), {"epoch": str(epoch)})
+                    digest = save_state(best_path, _model_tensors(method), {"epoch": str(epoch)})
+                    best = {"epoch": epoch, "sha256": digest}
             if test_now(epoch):
                 record |= evaluate(method, data, cfg, device)
             run.append_history(record)
             history.append(record)
             if epoch % ck_every == 0 or last:
-                _save_checkpoint(ckpt, method, opt, epoch)
+                chain.commit(epoch, _training_state(method, opt), {"best": best})
             if stop_after_epoch is not None and epoch >= stop_after_epoch and not last:
                 return None
         if validating:
-            history = [_test_at_best_epoch(method, data, cfg, device, history, best_path)]
+            history = [_test_at_best_epoch(method, data, cfg, device, history, best_path, best)]
         selection = select_metrics(history, p.selection, metrics, p.epoch)
     chosen = [r for r in history if "test" in r][-1]  # best_per_metric: the last evaluation
     selection = {
@@ -344,14 +339,27 @@ def _test_at_best_epoch(
     device: torch.device,
     history: list[dict[str, Any]],
     best_path: Path,
+    best: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """Restore the model of the best validation epoch and evaluate test, once."""
+    """Restore the model of the best validation epoch and evaluate test, once.
+
+    Args:
+        best: epoch and SHA-256 of the model saved at ``best_path`` (from the commit record).
+
+    Raises:
+        DataError: the saved model is not that of the selected epoch, or its bytes changed.
+    """
     epoch = best_validation_epoch(history, cfg.reported_metrics(), cfg.protocol.select_metric)
-    saved = int(_header(best_path)["epoch"]) if best_path.exists() else None
-    if saved != epoch:
+    saved = best["epoch"] if best else None
+    if best is None or saved != epoch:
         raise DataError(
             f"{best_path}: holds epoch {saved}, but validation selects epoch {epoch}; "
             "delete the run directory and rerun"
+        )
+    if not best_path.is_file() or sha256_file(best_path) != best["sha256"]:
+        raise DataError(
+            f"{best_path} is missing or does not match the SHA-256 recorded when it was saved "
+            "(overwritten?); delete the run directory and rerun"
         )
     _load_model(method, load_state(best_path))
     return {"epoch": epoch, **evaluate(method, data, cfg, device)}
