@@ -120,7 +120,11 @@ def before_record(stage: int, epoch: int) -> KillPoint:
 
 def during_write(stage: int, epoch: int) -> KillPoint:
     """Kill with the checkpoint half written to its temporary file."""
-    name = f"stage{stage}_epoch{epoch:03d}.safetensors"
+    return killed_while_writing(f"stage{stage}_epoch{epoch:03d}.safetensors")
+
+
+def killed_while_writing(name: str) -> KillPoint:
+    """Kill with the safetensors file ``name`` half written to its temporary file."""
 
     def install() -> None:
         import safetensors.torch
@@ -136,7 +140,7 @@ def during_write(stage: int, epoch: int) -> KillPoint:
 
         safetensors.torch.save_file = save_file
 
-    return KillPoint(f"kill -9 while the stage-{stage} epoch-{epoch} checkpoint is being written", install)
+    return KillPoint(f"kill -9 while {name} is being written", install)
 
 
 def forked(body: Callable[[], int]) -> int:
@@ -261,6 +265,101 @@ def test_damaged_checkpoints_are_detected(point, damage, expected, fresh, refere
         assert not list(run.rglob("*.tmp")), "orphan temporary files left behind"
     else:
         assert_refused(rc, err, expected)
+
+
+# ------------------------------------------------------------------------------ 11/12 for the adverb recipe
+# The adverb recipe commits through the same CheckpointChain (checkpoints/train.json): the same
+# kills and damage, on a tiny ReGaDa with validation selection and a commit every epoch.
+ADVERB_CONFIG = {
+    "recipe": "adverbs",
+    "name": "tiny_adverbs",
+    "method": "adverbs.regada",
+    "model": {"emb_dim": 16, "heads": 2, "layers_gated": 1, "layers_residual": 1},
+    "data": {"dataset": "vatex", "trust_pickle": True, "video_dim": 16, "joint_dim": 8,
+             "synthetic": {"n_clips": 160, "n_adverb_pairs": 3, "n_actions": 6, "video_dim": 16,
+                           "joint_dim": 8, "seed": 0}},
+    "train": {"epochs": EPOCHS, "batch_size": 32, "lr": 3e-3, "eval_interval": 1,
+              "checkpoint_interval": 1, "num_threads": 1},
+}
+
+
+def adverb_commit(epoch: int) -> KillPoint:
+    def matches(path: Path) -> bool:
+        return path.name == "train.json" and json.loads(path.read_text())["epoch"] == epoch
+
+    return KillPoint(f"kill -9 after adverb epoch {epoch} is committed", _on_replace(matches))
+
+
+def _adverb_files(run: Path) -> dict[str, object]:
+    """result.json bytes and the history without wall-clock times."""
+    history = [{k: v for k, v in json.loads(line).items() if k != "time_s"}
+               for line in (run / "history.jsonl").read_text().splitlines()]
+    return {"result.json": (run / "result.json").read_bytes(), "history.jsonl": history}
+
+
+@pytest.fixture(scope="module")
+def adverb_reference(tmp_path_factory) -> Path:
+    build_parser()
+    tmp = tmp_path_factory.mktemp("adverb_reference")
+    (tmp / "tiny_adverbs.yaml").write_text(yaml.safe_dump(ADVERB_CONFIG))
+    assert main(["reproduce", str(tmp / "tiny_adverbs.yaml"), "--run-dir", str(tmp / "run")]) == 0
+    return tmp / "run"
+
+
+def _adverb_latest(run: Path) -> Path:
+    return run / "checkpoints" / json.loads((run / "checkpoints" / "train.json").read_text())["checkpoint"]
+
+
+def _adverb_all_truncated(run: Path) -> None:
+    for p in (run / "checkpoints").glob("train_epoch*.safetensors"):
+        _truncate(p)
+
+
+ADVERB_CASES = [
+    # id, kill points (one per interrupted attempt), damage after the last kill, expected outcome
+    ("two-kills", [adverb_commit(1), adverb_commit(2)], None, SAME),
+    ("three-kills", [adverb_commit(0), adverb_commit(1), adverb_commit(3)], None, SAME),
+    ("truncated-checkpoint", [adverb_commit(2)], lambda run: _truncate(_adverb_latest(run)), SAME),
+    ("empty-checkpoint", [adverb_commit(2)], lambda run: _adverb_latest(run).write_bytes(b""), SAME),
+    ("overwritten-tensor-bytes", [adverb_commit(2)], lambda run: _overwrite_tensor_bytes(_adverb_latest(run)),
+     SAME),
+    ("kill-during-checkpoint-write", [killed_while_writing("train_epoch002.safetensors")], None, SAME),
+    ("every-checkpoint-corrupt", [adverb_commit(2)], _adverb_all_truncated,
+     r"cannot resume from .*train_epoch002\.safetensors.*train_epoch001\.safetensors.*new --run-dir"),
+]
+
+
+@pytest.mark.parametrize("points, damage, expected", [c[1:] for c in ADVERB_CASES], ids=[c[0] for c in ADVERB_CASES])
+def test_adverb_runs_survive_kills_and_damaged_checkpoints(points, damage, expected, adverb_reference,
+                                                           tmp_path, capsys):
+    config, run = tmp_path / "tiny_adverbs.yaml", tmp_path / "run"
+    config.write_text(yaml.safe_dump(ADVERB_CONFIG))
+    shutil.copytree(adverb_reference / "data", run / "data")
+    for point in points:
+        run_killed(config, run, point)
+    if damage is not None:
+        damage(run)
+    rc, err = lowshot(capsys, "reproduce", config, "--run-dir", run)
+    if expected is SAME:
+        assert rc == 0, err
+        assert _adverb_files(run) == _adverb_files(adverb_reference)
+        assert not list(run.rglob("*.tmp")), "orphan temporary files left behind"
+        left = sorted(p.name for p in (run / "checkpoints").glob("train_epoch*.safetensors"))
+        assert left == [f"train_epoch{EPOCHS - 1:03d}.safetensors", f"train_epoch{EPOCHS:03d}.safetensors"]
+    else:
+        assert_refused(rc, err, expected)
+
+
+def test_adverb_best_model_overwritten_is_refused(adverb_reference, tmp_path, capsys):
+    """The best-validation model's SHA-256 travels in the commit record: changed bytes are caught."""
+    run = tmp_path / "run"
+    shutil.copytree(adverb_reference, run)
+    (run / "result.json").unlink()
+    config = tmp_path / "tiny_adverbs.yaml"
+    config.write_text(yaml.safe_dump(ADVERB_CONFIG))
+    _overwrite_tensor_bytes(run / "checkpoints" / "best_val.safetensors")
+    rc, err = lowshot(capsys, "reproduce", config, "--run-dir", run)
+    assert_refused(rc, err, r"best_val\.safetensors .*does not match the SHA-256 .*rerun")
 
 
 # ------------------------------------------------------------------------------ 14: other data under a resumed run
