@@ -72,7 +72,7 @@ from lowshot.utils.io import (
     unpack_state,
 )
 from lowshot.utils.rundir import RunDir
-from lowshot.utils.seed import resolve_device, seed_everything
+from lowshot.utils.seed import resolve_device, seed_everything, seed_mean_std
 
 CHAIN = "train"  # checkpoints/train.json + train_epoch<NNN>.safetensors
 BEST = "best_val.safetensors"
@@ -375,11 +375,10 @@ def data_report(data: AdverbData) -> dict[str, Any]:
 
 def aggregate_seeds(results: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """Mean and standard deviation (numpy ``ddof=0``) of each reported metric over seeds."""
-    names = sorted({m for r in results.values() for m in r["metrics"]})
-    vals = {m: [r["metrics"][m] for r in results.values() if m in r["metrics"]] for m in names}
+    stats = seed_mean_std([r["metrics"] for r in results.values()])
     return {
-        "mean": {m: float(np.mean(v)) for m, v in vals.items()},
-        "std": {m: float(np.std(v)) for m, v in vals.items()},
+        "mean": {m: s["mean"] for m, s in stats.items()},
+        "std": {m: s["std"] for m, s in stats.items()},
         "n_seeds": len(results),
     }
 

@@ -22,8 +22,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from lowshot._registry import METHODS, RECIPES
 from lowshot.benchmarks.calibration import beta_grid
 from lowshot.benchmarks.gzsl import TwoStageProtocol
@@ -37,7 +35,7 @@ from lowshot.recipes.gzsl_trainer import MethodTrainer
 from lowshot.utils.fingerprint import Fingerprint, array_hash, files_by_hash, files_by_size
 from lowshot.utils.io import atomic_write_json
 from lowshot.utils.rundir import RunDir, check_run_dir
-from lowshot.utils.seed import resolve_device, seed_everything
+from lowshot.utils.seed import resolve_device, seed_everything, seed_mean_std
 
 log = logging.getLogger(__name__)
 METRICS = ("S", "U", "HM", "ZSL")
@@ -169,11 +167,7 @@ def run_seed(
 
 def aggregate(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Mean and (population) std of S/U/HM/ZSL over seeds."""
-    out = {}
-    for key in METRICS:
-        values = np.array([r[key] for r in results], dtype=np.float64)
-        out[key] = {"mean": float(values.mean()), "std": float(values.std())}
-    return out
+    return seed_mean_std(results, METRICS)
 
 
 def run_gzsl(config: dict[str, Any], run_dir: Path, data_root: Path | None = None) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -42,3 +43,24 @@ def resolve_device(name: str = "auto", where: str = "device") -> torch.device:
     elif device.type != "cpu":
         raise ConfigError(f"{where}: unsupported device '{name}' (expected auto, cpu, cuda, cuda:N or mps)")
     return device
+
+
+def seed_mean_std(
+    per_seed: Sequence[Mapping[str, float]], keys: Iterable[str] | None = None
+) -> dict[str, dict[str, float]]:
+    """Mean and population standard deviation (numpy, ``ddof=0``) of each metric over seeds.
+
+    Args:
+        per_seed: one mapping metric -> value per seed; a metric is averaged over the seeds
+            that report it.
+        keys: the metrics, in this order (default: every metric reported, sorted).
+
+    Returns:
+        ``{metric: {"mean": float, "std": float}}``.
+    """
+    names = list(keys) if keys is not None else sorted({k for r in per_seed for k in r})
+    out = {}
+    for name in names:
+        values = np.asarray([r[name] for r in per_seed if name in r], dtype=np.float64)
+        out[name] = {"mean": float(values.mean()), "std": float(values.std())}
+    return out
