@@ -31,15 +31,8 @@ CollateFn = Callable[..., Batch]
 class ScoringMethod(Protocol):
     """What the probe needs from a trained method (every ``GZSLMethod`` has it)."""
 
-    def collate(
-        self,
-        features: FeatureSet,
-        idx: np.ndarray,
-        targets: np.ndarray | None,
-        train: bool,
-        generator: np.random.Generator | None = None,
-    ) -> Batch:
-        """The batch of samples ``idx`` (``targets`` None and ``train`` False at evaluation)."""
+    #: ``(features, idx [B], targets [B] | None, train, generator=None) -> Batch``
+    collate: CollateFn
 
     def class_scores(self, batch: Batch, class_embeddings: torch.Tensor) -> torch.Tensor:
         """``[B, C]`` scores against ``[C, D_w]`` class embeddings (higher is better)."""
