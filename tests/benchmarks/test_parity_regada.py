@@ -16,14 +16,6 @@ from lowshot.data.adverbs_text import build_text_encoder
 TINY = regada.Settings(epochs=2, eval_interval=1, batch_size=32, n_clips=120, seeds=(0,))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("regada_parity") / "data"
