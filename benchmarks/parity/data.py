@@ -1,0 +1,89 @@
+"""Generated parity data in the released layout (``lowshot data synth`` with a real split).
+
+The class structure is the real one (``<shared>/av_gzsl/<DS>/class-split``) and the class
+semantics are the real fastText class-name vectors, so zero-shot transfer is learnable the
+way it is on the real benchmark: the features of every class, seen or unseen, are driven by
+the same map of its class-name vector.
+
+Two key variants of the class-embedding dict:
+
+* ``released``: the dict keys are the released ``manual`` names. The published code attaches
+  rows by sorted key (reference §6.1), so most classes get another class's vector;
+* ``aligned``: ``manual`` names (CSV and dict keys) are renamed to the original class names, so
+  the sorted-key rows of the published code are the right ones. lowshot attaches by name and
+  reads the same vectors in both variants.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from lowshot.data.av_datasets import dataset_spec, text_file_stem
+from lowshot.data.embeddings import read_embedding_dict, write_embedding_dict
+from lowshot.data.synth import get_preset, write_synthetic
+
+KEYS = ("released", "aligned")
+EMBEDDING_FILES = {"UCF": "ucf", "ActivityNet": "activity", "VGGSound": "vggsound"}
+
+
+def shared_files(shared: Path, dataset: str) -> tuple[Path, Path]:
+    """(class-split folder, fastText dict) of a dataset under ``<shared>/av_gzsl``."""
+    split = shared / "av_gzsl" / dataset / "class-split"
+    emb = shared / "av_gzsl" / "class_embeddings" / f"word_embeddings_{EMBEDDING_FILES[dataset]}_normed.npy"
+    for path in (split, emb):
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: missing (the shared benchmark-definition files)")
+    return split, emb
+
+
+def write_parity_data(
+    out_root: Path,
+    shared: Path,
+    dataset: str = "UCF",
+    preset: str = "main_averaged",
+    size: float = 0.2,
+    seed: int = 0,
+    keys: str = "aligned",
+) -> Path:
+    """Write ``<out_root>/<dataset>/{class-split,features/<feature_dir>}``; return the data root.
+
+    Args:
+        out_root: data root to create (must not hold another benchmark).
+        shared: the shared data folder (``../shared/data``).
+        dataset: ``UCF`` | ``ActivityNet`` | ``VGGSound``.
+        preset: ``lowshot data synth`` preset (the released feature layout).
+        size: fraction of the real video counts.
+        seed: generator seed.
+        keys: ``released`` or ``aligned`` (see the module docstring).
+    """
+    if keys not in KEYS:
+        raise ValueError(f"keys must be one of {KEYS}, got {keys!r}")
+    split, emb = shared_files(shared, dataset)
+    feature_dir = write_synthetic(
+        out_root, preset=preset, dataset=dataset, seed=seed, size=size,
+        class_split=split, embeddings=emb, trust_pickle=True,
+    )  # fmt: skip
+    if keys == "aligned":
+        _align_keys(Path(out_root) / dataset / "class-split", Path(feature_dir), dataset, preset)
+    return Path(out_root)
+
+
+def _align_keys(split_dir: Path, feature_dir: Path, dataset: str, preset: str) -> None:
+    """Rename the manual names (mapping CSV and fastText dict keys) to the original names."""
+    spec = dataset_spec(dataset)
+    mapping = split_dir / spec.mapping_csv
+    with mapping.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+        fields = list(rows[0].keys())
+    renamed = {row["manual"]: row["original"] for row in rows}
+    for row in rows:
+        row["manual"] = row["original"]
+    with mapping.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    for kind in get_preset(preset).text:
+        path = feature_dir / "text" / f"{text_file_stem(kind, spec)}.npy"
+        table = read_embedding_dict(path, trust_pickle=True)
+        write_embedding_dict(path, {renamed.get(k, k): v for k, v in table.items()})

@@ -1,0 +1,133 @@
+"""Shared parts of the parity harness: settings, the lowshot side, result cache and the table.
+
+A *row* of the table is one side (``published`` or ``lowshot``) in one variant (``default``,
+``legacy``, or a named ablation) over several seeds; every seed is cached as one JSON file
+under ``<work>/results`` so an interrupted comparison resumes and rows can be added later.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+METRICS = ("S", "U", "HM", "ZSL")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Reduced settings applied identically to both sides.
+
+    Attributes:
+        dataset: ``UCF`` | ``ActivityNet`` | ``VGGSound``.
+        split: ``main`` or ``cls``.
+        epochs: stage-1 epochs (stage 2 trains the selected epoch + 1).
+        n_batches: batches per epoch.
+        batch_size: None keeps the published batch size of the setting.
+        seeds: training seeds.
+        size: synthetic data size (fraction of the real video counts).
+        data_seed: seed of the data generator.
+        keys: ``aligned`` or ``released`` class-embedding keys (see ``data.py``).
+    """
+
+    dataset: str = "UCF"
+    split: str = "main"
+    epochs: int = 5
+    n_batches: int = 100
+    batch_size: int | None = None
+    seeds: tuple[int, ...] = (42, 43, 44)
+    size: float = 0.2
+    data_seed: int = 0
+    keys: str = "aligned"
+
+    def tag(self) -> str:
+        bs = f"_bs{self.batch_size}" if self.batch_size else ""
+        return (f"{self.dataset}_{self.split}_e{self.epochs}_nb{self.n_batches}{bs}_size{self.size}"
+                f"_d{self.data_seed}_{self.keys}")
+
+
+@dataclass
+class SeedResult:
+    """Test metrics (x100) of one seed, the selected epoch (0-based) and beta, seconds/epoch."""
+
+    seed: int
+    S: float
+    U: float
+    HM: float
+    ZSL: float
+    best_epoch: int
+    beta: float
+    s_per_epoch: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def cached(path: Path, compute: Callable[[], SeedResult]) -> SeedResult:
+    """Read a cached seed result, or compute and write it."""
+    if path.exists():
+        return SeedResult(**json.loads(path.read_text()))
+    res = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(res), indent=1))
+    tmp.replace(path)
+    return res
+
+
+def run_lowshot_seed(
+    setting: str, overrides: Sequence[str], data_root: Path, run_dir: Path, settings: Settings, seed: int
+) -> SeedResult:
+    """One seed of a lowshot paper setting under the harness settings (in this process)."""
+    from lowshot.config.paper import load_paper_config
+    from lowshot.recipes.gzsl import run_gzsl
+
+    ov = [
+        f"data.root={data_root}", f"data.dataset={settings.dataset}", f"data.split={settings.split}",
+        "data.trust_pickle=true", f"train.epochs={settings.epochs}", f"train.n_batches={settings.n_batches}",
+        f"train.seeds=[{seed}]", "train.num_threads=1", "train.progress=false", "train.device=cpu",
+    ]  # fmt: skip
+    if settings.batch_size:
+        ov.append(f"train.batch_size={settings.batch_size}")
+    config = load_paper_config(setting, [*ov, *overrides])
+    start = time.perf_counter()
+    summary = run_gzsl(config, run_dir)
+    wall = time.perf_counter() - start
+    history = json.loads((run_dir / f"seed_{seed}" / "history.json").read_text())
+    s = summary["per_seed"][0]
+    return SeedResult(seed, s["S"], s["U"], s["HM"], s["ZSL"], int(s["best_epoch"]), float(s["beta"]),
+                      wall / max(len(history), 1), {"overrides": list(overrides)})
+
+
+def mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for one value)."""
+    a = np.asarray(values, dtype=np.float64)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+
+
+def table(rows: Sequence[tuple[str, Sequence[SeedResult]]]) -> str:
+    """Markdown: one line per (row, seed), then mean ± sd per row."""
+    head = "| row | seed | S | U | HM | ZSL | epoch | β | s/epoch |\n|---|---|---|---|---|---|---|---|---|"
+    lines = [head]
+    for name, results in rows:
+        for r in results:
+            lines.append(f"| {name} | {r.seed} | {r.S:.2f} | {r.U:.2f} | {r.HM:.2f} | {r.ZSL:.2f} | "
+                         f"{r.best_epoch} | {r.beta:.2f} | {r.s_per_epoch:.1f} |")
+        if len(results) > 1:
+            cells = []
+            for k in METRICS:
+                m, sd = mean_sd([getattr(r, k) for r in results])
+                cells.append(f"**{m:.2f} ± {sd:.2f}**")
+            t = np.mean([r.s_per_epoch for r in results])
+            lines.append(f"| {name} | mean ± sd | {' | '.join(cells)} | | | {t:.1f} |")
+    return "\n".join(lines)
+
+
+def within_spread(published: Sequence[SeedResult], ours: Sequence[SeedResult], key: str) -> bool:
+    """Whether the mean of ``ours`` lies within [min, max] of the published seeds on ``key``."""
+    pub = [getattr(r, key) for r in published]
+    m, _ = mean_sd([getattr(r, key) for r in ours])
+    return min(pub) <= m <= max(pub)

@@ -1,0 +1,128 @@
+"""Run a published entry point on CPU without editing it (executed by the upstream Python).
+
+Usage::
+
+    <upstream-python> upstream_shim.py [--skip-val-loss] [--threads N] <repo> <script.py> [args...]
+
+The shims only change where and how fast the published code runs, never what it computes:
+
+* ``.cuda()`` on tensors and modules is a no-op (the published code hard-codes it in places);
+* ``DataLoader(num_workers=...)`` runs in the main process (the published 8 workers on a
+  2-core machine only add start-up time); samples and their random draws are unchanged;
+* ``ReduceLROnPlateau(verbose=...)`` drops the argument removed in recent PyTorch;
+* ``torch.load`` maps to the CPU and reads the published pickled checkpoints;
+* ``torchvision``, imported but unused by the AVCA/TCaF entry points, is an empty stand-in
+  when it is not installed (a CPU-only torch has no matching torchvision wheel here);
+* ``--skip-val-loss`` (AVCA/TCaF ``src.train.val_step``): the published validation step
+  forwards ``n_batches`` validation batches only to log a loss that nothing uses, and
+  computes the validation HM (which selects the epoch and drives the LR scheduler) on the
+  first one. With the option, the loop stops after that first batch: HM, selection and the
+  scheduler are unchanged, the logged validation loss is over one batch.
+
+This file imports nothing from lowshot (the upstream environment does not have it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import runpy
+import sys
+from pathlib import Path
+
+
+def _patch_torch(threads: int) -> None:
+    import torch
+    from torch.optim import lr_scheduler
+    from torch.utils import data
+
+    torch.set_num_threads(threads)
+    torch.Tensor.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
+    torch.nn.Module.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
+
+    plateau_init = lr_scheduler.ReduceLROnPlateau.__init__
+
+    def plateau(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        kwargs.pop("verbose", None)
+        plateau_init(self, *args, **kwargs)
+
+    lr_scheduler.ReduceLROnPlateau.__init__ = plateau  # type: ignore[method-assign]
+
+    loader_init = data.DataLoader.__init__
+
+    def loader(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        kwargs["num_workers"] = 0
+        kwargs.pop("persistent_workers", None)
+        kwargs.pop("prefetch_factor", None)
+        loader_init(self, *args, **kwargs)
+
+    data.DataLoader.__init__ = loader  # type: ignore[method-assign]
+
+    torch_load = torch.load
+
+    def load(*args, **kwargs):  # noqa: ANN002, ANN003
+        kwargs.setdefault("map_location", "cpu")
+        kwargs.setdefault("weights_only", False)
+        return torch_load(*args, **kwargs)
+
+    torch.load = load  # type: ignore[assignment]
+
+
+class _FirstBatchOnly:
+    """A loader view that reports the full length but yields only the first batch."""
+
+    def __init__(self, loader) -> None:  # noqa: ANN001
+        self.loader = loader
+        self.dataset = loader.dataset
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):  # noqa: ANN204
+        for batch in self.loader:
+            yield batch
+            return
+
+
+def _stub_torchvision() -> None:
+    try:
+        import torchvision  # noqa: F401
+    except (ImportError, RuntimeError):
+        import types
+
+        for name in ("torchvision", "torchvision.models", "torchvision.transforms"):
+            sys.modules[name] = types.ModuleType(name)
+        sys.modules["torchvision"].models = sys.modules["torchvision.models"]  # type: ignore[attr-defined]
+        sys.modules["torchvision"].transforms = sys.modules["torchvision.transforms"]  # type: ignore[attr-defined]
+
+
+def _patch_val_step() -> None:
+    import src.train as train_module  # the published package, on sys.path
+
+    val_step = train_module.val_step
+
+    def first_batch_val_step(data_loader, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        return val_step(_FirstBatchOnly(data_loader), *args, **kwargs)
+
+    train_module.val_step = first_batch_val_step
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--skip-val-loss", action="store_true")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("repo", type=Path)
+    p.add_argument("script")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    a = p.parse_args(argv)
+    repo = a.repo.resolve()
+    sys.path.insert(0, str(repo))
+    _patch_torch(a.threads)
+    _stub_torchvision()
+    if a.skip_val_loss:
+        _patch_val_step()
+    sys.argv = [str(repo / a.script), *a.args]
+    runpy.run_path(str(repo / a.script), run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()
