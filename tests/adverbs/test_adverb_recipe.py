@@ -122,7 +122,7 @@ def test_default_selects_on_validation_and_evaluates_test_once(
     )
     # the reported numbers are those of the saved best-validation model
     from lowshot.benchmarks.adverbs import evaluate_scores, load_adverb_data
-    from lowshot.data.adverbs_text import build_text_encoder
+    from lowshot.extract.text import build_text_encoder
     from lowshot.methods.adverbs import VocabText, build_method, predict_adverb_scores
     from lowshot.utils.io import load_state
 

@@ -114,7 +114,7 @@ class VocabText:
     """Frozen text embeddings of the vocabulary from a text encoder, cached by text.
 
     Args:
-        encode: ``list[str] -> [N, d_theta]`` (any :class:`~lowshot.data.adverbs_text.TextEncoder`).
+        encode: ``list[str] -> [N, d_theta]`` (any :class:`~lowshot.extract.text.TextEncoder`).
         adverbs / actions: vocabulary order.
     """
 

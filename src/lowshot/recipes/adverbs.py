@@ -49,10 +49,10 @@ from lowshot.benchmarks.adverbs import (
     with_validation,
 )
 from lowshot.config import from_dict, to_dict
-from lowshot.data.adverbs_splits import overlap_report
-from lowshot.data.adverbs_synth import SynthSpec, generate
-from lowshot.data.adverbs_text import build_text_encoder
+from lowshot.data.adverbs.splits import overlap_report
+from lowshot.data.adverbs.synth import SynthSpec, generate
 from lowshot.errors import ConfigError, DataError
+from lowshot.extract.text import build_text_encoder
 from lowshot.methods.adverbs import (
     AdverbMethod,
     VocabText,
