@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from lowshot.benchmarks.adverbs import load_adverb_data
 from lowshot.extract.text import HashTextEncoder
-from lowshot.methods.adverbs import (
+from lowshot.methods.adverbs.base import (
     VocabText,
     build_method,
     make_batch,
@@ -218,9 +218,9 @@ def test_regada_loss_terms_and_no_antonyms(tiny_data) -> None:
     assert float(out["loss"].detach()) == pytest.approx(out["loss_terms"]["reg"], rel=1e-5)
     # antonym negative is deterministic; without antonyms a random other adverb is drawn
     assert torch.equal(only_reg.antonyms[b.adverbs], torch.as_tensor(data.antonyms)[b.adverbs])
-    from lowshot.methods.adverbs import _antonym_or_random
+    from lowshot.methods.adverbs.base import antonym_or_random
 
-    rnd = _antonym_or_random(
+    rnd = antonym_or_random(
         b.adverbs, None, data.vocab.n_adverbs, torch.Generator().manual_seed(1)
     )
     assert (rnd != b.adverbs).all() and (rnd < data.vocab.n_adverbs).all()

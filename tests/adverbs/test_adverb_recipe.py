@@ -123,7 +123,7 @@ def test_default_selects_on_validation_and_evaluates_test_once(
     # the reported numbers are those of the saved best-validation model
     from lowshot.benchmarks.adverbs import evaluate_scores, load_adverb_data
     from lowshot.extract.text import build_text_encoder
-    from lowshot.methods.adverbs import VocabText, build_method, predict_adverb_scores
+    from lowshot.methods.adverbs.base import VocabText, build_method, predict_adverb_scores
     from lowshot.utils.io import load_state
 
     data = load_adverb_data(synth_root, "vatex", features_root=synth_root, trust_pickle=True)
@@ -173,7 +173,7 @@ def test_config_errors(synth_root: Path, tmp_path: Path) -> None:
 
 def test_paper_configs_validate() -> None:
     from lowshot.config import from_dict
-    from lowshot.methods.adverbs import method_spec
+    from lowshot.methods.adverbs.base import method_spec
     from lowshot.recipes.adverbs_config import AdverbsConfig
 
     names = [n for n in paper_config_names() if n.split(".")[0] in ("regada", "adverbs_baselines")]

@@ -53,7 +53,7 @@ from lowshot.data.adverbs.splits import overlap_report
 from lowshot.data.adverbs.synth import SynthSpec, generate
 from lowshot.errors import ConfigError, DataError
 from lowshot.extract.text import build_text_encoder
-from lowshot.methods.adverbs import (
+from lowshot.methods.adverbs.base import (
     AdverbMethod,
     VocabText,
     build_method,

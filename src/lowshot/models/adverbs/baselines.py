@@ -15,7 +15,7 @@
   its HowTo100M clips have a fixed length). Attention-weight dropout 0.1 as published.
 
 TIRG reuses :class:`lowshot.models.adverbs.regada.ReGaDa` with ``composer="tirg"``; the
-zero-shot and Priors baselines have no parameters (see :mod:`lowshot.methods.adverbs`).
+zero-shot and Priors baselines have no parameters (see :mod:`lowshot.methods.adverbs.s3d` and :mod:`lowshot.methods.adverbs.priors`).
 """
 
 from __future__ import annotations
