@@ -11,13 +11,13 @@ import torch.nn.functional as F
 
 from lowshot.benchmarks.adverbs import load_adverb_data
 from lowshot.extract.text import HashTextEncoder
+from lowshot.layers.attention import SlicedQueryAttention
 from lowshot.methods.adverbs.base import (
     VocabText,
     build_method,
     make_batch,
     predict_adverb_scores,
 )
-from lowshot.models.adverbs.attention import SlicedSDPAttention
 from lowshot.models.adverbs.baselines import ACModel, ActionModifierModel
 from lowshot.models.adverbs.regada import ReGaDa, ResidualGatedComposer, TIRGComposer
 
@@ -108,17 +108,16 @@ def test_ac_padding_mask_and_legacy_eval() -> None:
 def test_sliced_attention_drops_attention_weights_in_training_only() -> None:
     """Published SDPAttention applies dropout 0.1 to the attention weights (train mode)."""
     torch.manual_seed(0)
-    attn = SlicedSDPAttention(8, 8, 2, 8, 8)
-    assert attn.drop.p == 0.1  # published default
-    x, q, lengths = torch.randn(64, 6, 8), torch.randn(64, 8), torch.full((64,), 6)
-    assert not torch.allclose(attn.train()(x, lengths, q), attn(x, lengths, q))
+    attn = SlicedQueryAttention(8, 8, 2, 8, 8, dropout=0.1)
+    x, q, valid = torch.randn(64, 6, 8), torch.randn(64, 8), torch.ones(64, 6, dtype=torch.bool)
+    assert not torch.allclose(attn.train()(x, q, valid), attn(x, q, valid))
     attn.eval()
-    assert torch.equal(attn(x, lengths, q), attn(x, lengths, q))
+    assert torch.equal(attn(x, q, valid), attn(x, q, valid))
     for model in (
         ACModel(torch.randn(V, 8), A, 8, heads=2, d_k=8, hidden=(8,), dropout=0.3),
         ActionModifierModel(torch.randn(V, 8), A, 8, heads=2, d_k=8),
     ):
-        assert model.attn.drop.p == (0.3 if isinstance(model, ACModel) else 0.1)
+        assert model.attn.drop.p == (0.3 if isinstance(model, ACModel) else 0.1)  # published
 
 
 def test_legacy_padding_mask_tests_channel_zero() -> None:
@@ -127,11 +126,13 @@ def test_legacy_padding_mask_tests_channel_zero() -> None:
     x = torch.randn(1, 4, 8)
     x[0, 1, 0] = 0.0  # a real step whose channel 0 happens to be zero (e.g. after a ReLU)
     without_step = x[:, [0, 2, 3]]
-    q = torch.randn(1, 8)
+    emb = torch.randn(V, 8)
     for legacy in (False, True):
-        attn = SlicedSDPAttention(8, 8, 2, 8, 8, legacy_zero_value_padding_mask=legacy).eval()
-        full = attn(x, torch.tensor([4]), q)
-        dropped = attn(without_step, torch.tensor([3]), q)
+        torch.manual_seed(0)
+        m = ACModel(emb, A, 8, heads=2, d_k=8, hidden=(8,), legacy_zero_value_padding_mask=legacy)
+        m.eval()
+        full = m(x, torch.tensor([4]), torch.tensor([1]))
+        dropped = m(without_step, torch.tensor([3]), torch.tensor([1]))
         assert torch.allclose(full, dropped, atol=1e-6) is legacy
 
 
@@ -220,9 +221,7 @@ def test_regada_loss_terms_and_no_antonyms(tiny_data) -> None:
     assert torch.equal(only_reg.antonyms[b.adverbs], torch.as_tensor(data.antonyms)[b.adverbs])
     from lowshot.methods.adverbs.base import antonym_or_random
 
-    rnd = antonym_or_random(
-        b.adverbs, None, data.vocab.n_adverbs, torch.Generator().manual_seed(1)
-    )
+    rnd = antonym_or_random(b.adverbs, None, data.vocab.n_adverbs, torch.Generator().manual_seed(1))
     assert (rnd != b.adverbs).all() and (rnd < data.vocab.n_adverbs).all()
 
 

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from lowshot._registry import METHODS
 from lowshot.benchmarks.adverbs import AdverbData
 from lowshot.errors import ConfigError
+from lowshot.layers.masks import key_padding
 from lowshot.methods.adverbs.base import AdverbBatch, AdverbMethod, MethodSpec, VocabText
-from lowshot.models.adverbs.attention import valid_steps
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class ZeroShotMethod(AdverbMethod):
                 f"zero-shot baseline: video embeddings are {x.shape[-1]}-d but text embeddings "
                 f"{self.phrases.shape[-1]}-d; use a text encoder of the same joint space"
             )
-        valid = valid_steps(batch.lengths, x.shape[1])[..., None]
+        valid = key_padding(batch.lengths, x.shape[1])[..., None]
         if self.cfg.pooling == "mean":
             v = (x * valid).sum(1) / batch.lengths[:, None].clamp_min(1)
         else:

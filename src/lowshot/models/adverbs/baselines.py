@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from lowshot._registry import MODELS
-from lowshot.models.adverbs.attention import SlicedSDPAttention
+from lowshot.layers.attention import SlicedQueryAttention
+from lowshot.layers.masks import key_padding, zero_value_key_padding
 
 
 @MODELS.register("adverbs.ac")
@@ -41,8 +42,14 @@ class ACModel(nn.Module):
         d_k: total key/value size (512).
         hidden: widths of ``rho``'s hidden layers (512, 512, 512).
         dropout: dropout in ``rho`` and on the attention weights (published: one value).
-        legacy_unmasked_eval / legacy_zero_value_padding_mask: see
-            :class:`~lowshot.models.adverbs.attention.SlicedSDPAttention`.
+        legacy_unmasked_eval: do not mask padding when not training, as the published AC
+            evaluation does: a clip then also attends to the zero padding up to the longest
+            clip of its evaluation batch, so its scores depend on the batch it lands in
+            (published: 512 unshuffled test rows). Off by default.
+        legacy_zero_value_padding_mask: mark step ``t`` as padding when ``x[:, t, 0] == 0``
+            (:func:`~lowshot.layers.masks.zero_value_key_padding`), as the published AC
+            training does; a real step whose channel 0 is zero is then masked too. Off by
+            default.
     """
 
     def __init__(
@@ -60,16 +67,9 @@ class ACModel(nn.Module):
         super().__init__()
         d_theta = action_emb.shape[1]
         self.verbs = nn.Embedding.from_pretrained(action_emb.float().clone(), freeze=False)
-        self.attn = SlicedSDPAttention(
-            feature_dim,
-            d_theta,
-            heads,
-            d_k,
-            d_theta,
-            dropout,
-            legacy_zero_value_padding_mask,
-            legacy_unmasked_eval,
-        )
+        self.attn = SlicedQueryAttention(feature_dim, d_theta, heads, d_k, d_theta, dropout)
+        self.legacy_zero_value_padding_mask = legacy_zero_value_padding_mask
+        self.legacy_unmasked_eval = legacy_unmasked_eval
         layers: list[nn.Module] = []
         d = d_theta
         for h in hidden:
@@ -82,7 +82,13 @@ class ACModel(nn.Module):
         self, x: torch.Tensor, lengths: torch.Tensor, actions: torch.Tensor
     ) -> torch.Tensor:
         """``x [B, T, d_x]``, ``lengths [B]``, ``actions [B]`` -> ``[B, |A|]`` adverb outputs."""
-        return self.rho(self.attn(x, lengths, self.verbs(actions)))
+        if self.legacy_unmasked_eval and not self.training:
+            valid = None
+        elif self.legacy_zero_value_padding_mask:
+            valid = zero_value_key_padding(x)
+        else:
+            valid = key_padding(lengths, x.shape[1])
+        return self.rho(self.attn(x, self.verbs(actions), valid))
 
 
 @MODELS.register("adverbs.action_modifier")
@@ -112,14 +118,14 @@ class ActionModifierModel(nn.Module):
         super().__init__()
         d = action_emb.shape[1]
         self.register_buffer("action_emb", action_emb.float().clone())
-        self.attn = SlicedSDPAttention(feature_dim, d, heads, d_k, d, dropout)
+        self.attn = SlicedQueryAttention(feature_dim, d, heads, d_k, d, dropout)
         self.modifiers = nn.Parameter(torch.eye(d).repeat(n_adverbs, 1, 1))  # [A, d, d]
 
     def video_embeddings(
         self, x: torch.Tensor, lengths: torch.Tensor, actions: torch.Tensor
     ) -> torch.Tensor:
         """``[B, T, d_x]`` -> ``[B, d]`` with the action ``actions [B]`` as query."""
-        return self.attn(x, lengths, self.action_emb[actions])
+        return self.attn(x, self.action_emb[actions], key_padding(lengths, x.shape[1]))
 
     def pair_embeddings(self, adverbs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """``m(a_b, v_b)`` for index vectors ``[B]`` -> ``[B, d]``."""

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lowshot._registry import MODELS
-from lowshot.models.adverbs.attention import ActionQueryAttention
+from lowshot.layers.attention import QueryAttention
+from lowshot.layers.masks import key_padding
 
 Main = Literal["adverb", "action", "composition"]
 Aux = Literal["action", "adverb"]
@@ -199,7 +200,7 @@ class VideoEncoder(nn.Module):
         self, feature_dim: int, query_dim: int, dim: int, heads: int, n_proj: int, dropout: float
     ) -> None:
         super().__init__()
-        self.attn = ActionQueryAttention(query_dim, feature_dim, heads, dim // heads, dim, dropout)
+        self.attn = QueryAttention(query_dim, feature_dim, heads, dim // heads, dim, dropout)
         layers: list[nn.Module] = []
         for i in range(n_proj):
             layers += [nn.Linear(dim, dim), nn.LayerNorm(dim), nn.ReLU()]
@@ -209,7 +210,7 @@ class VideoEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
         """``x [B, T, d_x]``, ``lengths [B]``, ``query [B, d_theta]`` -> ``[B, dim]``."""
-        return self.proj(self.attn(x, lengths, query))
+        return self.proj(self.attn(x, query, key_padding(lengths, x.shape[1])))
 
 
 @MODELS.register("adverbs.regada")
