@@ -23,12 +23,13 @@ import torch.nn.functional as F
 from lowshot._registry import METHODS
 from lowshot.benchmarks.adverbs import AdverbData
 from lowshot.methods.adverbs.base import AdverbBatch, AdverbMethod, MethodSpec, VocabText
-from lowshot.models.adverbs.baselines import ACModel
+from lowshot.models.adverbs.baselines import ACModel, ACNetConfig
 
 
 @dataclass(frozen=True)
-class ACConfig:
-    """AC_CLS / AC_REG (air-cvpr23 defaults: 4 heads, d_k 512, rho 512-512-512, dropout 0.1).
+class ACConfig(ACNetConfig):
+    """AC_CLS / AC_REG: the architecture (:class:`~lowshot.models.adverbs.baselines.ACNetConfig`,
+    air-cvpr23 defaults: 4 heads, d_k 512, rho 512-512-512, dropout 0.1) and the loss.
 
     ``dropout`` applies to ``rho`` and to the attention weights (one value, as published).
     ``fixed_delta`` sets delta = 1 (``--fixed_d``). Without antonyms (``data.use_antonyms:
@@ -39,13 +40,7 @@ class ACConfig:
     ``train.eval_batch_size``, published 512) restore the published padding handling.
     """
 
-    heads: int = 4
-    d_k: int = 512
-    hidden: tuple[int, ...] = (512, 512, 512)
-    dropout: float = 0.1
     fixed_delta: bool = False
-    legacy_unmasked_eval: bool = False
-    legacy_zero_value_padding_mask: bool = False
 
 
 class ACMethod(AdverbMethod):
@@ -54,10 +49,7 @@ class ACMethod(AdverbMethod):
 
     def __init__(self, cfg: ACConfig, data: AdverbData, text: VocabText, feature_dim: int) -> None:
         super().__init__()
-        self.model = ACModel(
-            text.action_emb(), data.vocab.n_adverbs, feature_dim, cfg.heads, cfg.d_k, cfg.hidden, cfg.dropout,
-            cfg.legacy_unmasked_eval, cfg.legacy_zero_value_padding_mask,
-        )  # fmt: skip
+        self.model = ACModel(text.action_emb(), data.vocab.n_adverbs, feature_dim, cfg)
         ant = data.antonyms
         self.register_buffer("antonyms", None if ant is None else torch.as_tensor(ant))
 

@@ -28,18 +28,16 @@ from lowshot.methods.adverbs.base import (
     other_index,
     triplet,
 )
-from lowshot.models.adverbs.baselines import ActionModifierModel
+from lowshot.models.adverbs.baselines import ActionModifierModel, ActionModifierNetConfig
 
 
 @dataclass(frozen=True)
-class ActionModifierConfig:
-    """Action Modifier: triplet margin 0.5; actions only until ``adverb_start`` epochs
+class ActionModifierConfig(ActionModifierNetConfig):
+    """Action Modifier: the architecture
+    (:class:`~lowshot.models.adverbs.baselines.ActionModifierNetConfig`); triplet margin 0.5; actions only until ``adverb_start`` epochs
     (modifier lr 0), then every group at ``lr * late_lr_factor`` (0.1), as published;
     ``dropout`` on the attention weights (published default 0.1)."""
 
-    heads: int = 4
-    d_k: int = 512
-    dropout: float = 0.1
     margin: float = 0.5
     adverb_start: int = 200
     late_lr_factor: float = 0.1
@@ -53,9 +51,7 @@ class ActionModifierMethod(AdverbMethod):
     ) -> None:
         super().__init__()
         self.cfg = cfg
-        self.model = ActionModifierModel(
-            text.action_emb(), data.vocab.n_adverbs, feature_dim, cfg.heads, cfg.d_k, cfg.dropout
-        )
+        self.model = ActionModifierModel(text.action_emb(), data.vocab.n_adverbs, feature_dim, cfg)
         ant = data.antonyms
         self.register_buffer("antonyms", None if ant is None else torch.as_tensor(ant))
         self.n_adverbs, self.n_actions = data.vocab.n_adverbs, data.vocab.n_actions

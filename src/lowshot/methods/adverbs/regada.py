@@ -14,7 +14,7 @@ BatchNorm + Linear of the text encoder is computed per table row (exact, faster;
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,29 +30,18 @@ from lowshot.methods.adverbs.base import (
     other_index,
     triplet,
 )
-from lowshot.models.adverbs.regada import ReGaDa
+from lowshot.models.adverbs.regada import ReGaDa, ReGaDaNetConfig
 
 
 @dataclass(frozen=True)
-class ReGaDaConfig:
-    """ReGaDa hyperparameters (defaults = ``config/model/regada.yaml`` + ``default.yaml``).
+class ReGaDaConfig(ReGaDaNetConfig):
+    """ReGaDa hyperparameters (defaults = ``config/model/regada.yaml`` + ``default.yaml``):
+    the architecture (:class:`~lowshot.models.adverbs.regada.ReGaDaNetConfig`) and the loss.
 
     ``main``/``aux`` reproduce Table 6.3, ``residual``/``sigmoid``/``shared_weights`` Table 6.5,
     ``lambda_*`` = 0 Table 6.4. ``use_antonyms`` False is App. E.3 (random adverb negative).
     """
 
-    emb_dim: int = 400
-    heads: int = 4
-    video_layers: int = 2
-    video_dropout: float = 0.1
-    text_dropout: float = 0.7
-    layers_gated: int = 4
-    layers_residual: int = 3
-    main: Literal["adverb", "action", "composition"] = "adverb"
-    aux: Literal["action", "adverb"] = "action"
-    residual: bool = True
-    sigmoid: bool = True
-    shared_weights: bool = False
     lambda_act: float = 1.0
     lambda_adv: float = 1.0
     lambda_reg: float = 1.0
@@ -73,10 +62,12 @@ class ReGaDaMethod(AdverbMethod):
         self.cfg = cfg
         needs_pairs = cfg.main == "composition" or cfg.aux == "composition"
         self.model = ReGaDa(
-            text.adverb_emb(), text.action_emb(), feature_dim, cfg.emb_dim, cfg.heads, cfg.video_layers,
-            cfg.video_dropout, cfg.text_dropout, cfg.layers_gated, cfg.layers_residual, cfg.main, cfg.aux,
-            text.pair_emb() if needs_pairs else None, cfg.residual, cfg.sigmoid, cfg.shared_weights,
-        )  # fmt: skip
+            text.adverb_emb(),
+            text.action_emb(),
+            feature_dim,
+            cfg,
+            pair_emb=text.pair_emb() if needs_pairs else None,
+        )
         self.n_adverbs, self.n_actions = data.vocab.n_adverbs, data.vocab.n_actions
         ant = data.antonyms
         self.register_buffer("antonyms", None if ant is None else torch.as_tensor(ant))

@@ -22,19 +22,16 @@ from torch import nn
 from lowshot._registry import METHODS
 from lowshot.benchmarks.adverbs import AdverbData
 from lowshot.methods.adverbs.base import AdverbBatch, AdverbMethod, MethodSpec, VocabText
-from lowshot.models.adverbs.regada import ReGaDa
+from lowshot.models.adverbs.regada import ReGaDa, ReGaDaNetConfig, VideoEncoderConfig
 
 
 @dataclass(frozen=True)
-class TIRGConfig:
-    """TIRG adapted to adverbs (thesis §6.5): ReGaDa's video encoder, the action embedding
+class TIRGConfig(VideoEncoderConfig):
+    """TIRG adapted to adverbs (thesis §6.5): ReGaDa's video encoder (its sizes:
+    :class:`~lowshot.models.adverbs.regada.VideoEncoderConfig`), the action embedding
     modified by the adverb (TIRG gating), softmax cross-entropy over all pairs with a
     learnable scale (TIRG's normalisation layer, initial scale 4)."""
 
-    emb_dim: int = 400
-    heads: int = 4
-    video_layers: int = 2
-    video_dropout: float = 0.1
     init_scale: float = 4.0
 
 
@@ -45,10 +42,8 @@ class TIRGMethod(AdverbMethod):
         self, cfg: TIRGConfig, data: AdverbData, text: VocabText, feature_dim: int
     ) -> None:
         super().__init__()
-        self.model = ReGaDa(
-            text.adverb_emb(), text.action_emb(), feature_dim, cfg.emb_dim, cfg.heads, cfg.video_layers,
-            cfg.video_dropout, main="action", aux="adverb", composer="tirg",
-        )  # fmt: skip
+        net = ReGaDaNetConfig.video_only(cfg, main="action", aux="adverb")
+        self.model = ReGaDa(text.adverb_emb(), text.action_emb(), feature_dim, net, composer="tirg")
         self.scale = nn.Parameter(torch.tensor(float(cfg.init_scale)))
         self.n_adverbs, self.n_actions = data.vocab.n_adverbs, data.vocab.n_actions
 

@@ -20,7 +20,7 @@ zero-shot and Priors baselines have no parameters (see :mod:`lowshot.methods.adv
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -30,14 +30,11 @@ from lowshot.layers.attention import SlicedQueryAttention
 from lowshot.layers.masks import key_padding, zero_value_key_padding
 
 
-@MODELS.register("adverbs.ac")
-class ACModel(nn.Module):
-    """Verb-query attention + MLP ``rho`` giving one output per adverb.
+@dataclass(frozen=True)
+class ACNetConfig:
+    """Architecture of the AC model (air-cvpr23 defaults).
 
-    Args:
-        action_emb: ``[V, d_theta]`` initial verb embeddings (fine-tuned, as published).
-        n_adverbs: output size ``|A|``.
-        feature_dim: ``d_model`` of the features (1024).
+    Attributes:
         heads: attention slices (4).
         d_k: total key/value size (512).
         hidden: widths of ``rho``'s hidden layers (512, 512, 512).
@@ -52,28 +49,54 @@ class ACModel(nn.Module):
             default.
     """
 
+    heads: int = 4
+    d_k: int = 512
+    hidden: tuple[int, ...] = (512, 512, 512)
+    dropout: float = 0.1
+    legacy_unmasked_eval: bool = False
+    legacy_zero_value_padding_mask: bool = False
+
+
+@dataclass(frozen=True)
+class ActionModifierNetConfig:
+    """Architecture of the Action Modifier model.
+
+    Attributes:
+        heads / d_k: attention slices and total key/value size.
+        dropout: dropout on the attention weights (published ``SDPAttention`` default 0.1).
+    """
+
+    heads: int = 4
+    d_k: int = 512
+    dropout: float = 0.1
+
+
+@MODELS.register("adverbs.ac")
+class ACModel(nn.Module):
+    """Verb-query attention + MLP ``rho`` giving one output per adverb.
+
+    Args:
+        action_emb: ``[V, d_theta]`` initial verb embeddings (fine-tuned, as published).
+        n_adverbs: output size ``|A|``.
+        feature_dim: ``d_model`` of the features (1024).
+        cfg: the architecture (:class:`ACNetConfig`).
+    """
+
     def __init__(
-        self,
-        action_emb: torch.Tensor,
-        n_adverbs: int,
-        feature_dim: int,
-        heads: int = 4,
-        d_k: int = 512,
-        hidden: Sequence[int] = (512, 512, 512),
-        dropout: float = 0.1,
-        legacy_unmasked_eval: bool = False,
-        legacy_zero_value_padding_mask: bool = False,
+        self, action_emb: torch.Tensor, n_adverbs: int, feature_dim: int, cfg: ACNetConfig
     ) -> None:
         super().__init__()
         d_theta = action_emb.shape[1]
         self.verbs = nn.Embedding.from_pretrained(action_emb.float().clone(), freeze=False)
-        self.attn = SlicedQueryAttention(feature_dim, d_theta, heads, d_k, d_theta, dropout)
-        self.legacy_zero_value_padding_mask = legacy_zero_value_padding_mask
-        self.legacy_unmasked_eval = legacy_unmasked_eval
+        self.attn = SlicedQueryAttention(
+            feature_dim, d_theta, cfg.heads, cfg.d_k, d_theta, cfg.dropout
+        )
+        self.legacy_zero_value_padding_mask = cfg.legacy_zero_value_padding_mask
+        self.legacy_unmasked_eval = cfg.legacy_unmasked_eval
         layers: list[nn.Module] = []
         d = d_theta
-        for h in hidden:
-            layers += [nn.Linear(d, h), nn.ReLU(), nn.Dropout(dropout)]
+        for h in cfg.hidden:
+            layers += [nn.Linear(d, h), nn.ReLU(), nn.Dropout(cfg.dropout)]
             d = h
         layers.append(nn.Linear(d, n_adverbs))
         self.rho = nn.Sequential(*layers)
@@ -102,8 +125,7 @@ class ActionModifierModel(nn.Module):
         action_emb: ``[V, d]`` frozen action embeddings ``e_v`` (also the queries).
         n_adverbs: number of adverbs.
         feature_dim: ``d_model`` of the features.
-        heads / d_k: attention sizes.
-        dropout: dropout on the attention weights (published ``SDPAttention`` default 0.1).
+        cfg: the architecture (:class:`ActionModifierNetConfig`).
     """
 
     def __init__(
@@ -111,14 +133,12 @@ class ActionModifierModel(nn.Module):
         action_emb: torch.Tensor,
         n_adverbs: int,
         feature_dim: int,
-        heads: int = 4,
-        d_k: int = 512,
-        dropout: float = 0.1,
+        cfg: ActionModifierNetConfig,
     ) -> None:
         super().__init__()
         d = action_emb.shape[1]
         self.register_buffer("action_emb", action_emb.float().clone())
-        self.attn = SlicedQueryAttention(feature_dim, d, heads, d_k, d, dropout)
+        self.attn = SlicedQueryAttention(feature_dim, d, cfg.heads, cfg.d_k, d, cfg.dropout)
         self.modifiers = nn.Parameter(torch.eye(d).repeat(n_adverbs, 1, 1))  # [A, d, d]
 
     def video_embeddings(
