@@ -386,3 +386,21 @@ def test_every_network_hyperparameter_reaches_its_layer() -> None:
         torch.randn(V, 8), A, 16, ActionModifierConfig(heads=4, d_k=8, dropout=0.3)
     )
     assert (am.attn.heads, am.attn.k_head, am.attn.drop.p) == (4, 2, 0.3)
+
+
+def test_adverb_registry_entries_are_method_classes() -> None:
+    """One kind of METHODS entry, as for the AV methods: a class with a ``Config`` schema."""
+    import dataclasses
+
+    from lowshot._registry import METHODS
+    from lowshot.errors import ConfigError
+    from lowshot.methods.adverbs.base import AdverbMethod, method_class
+
+    names = [n for n in METHODS.names() if n.startswith("adverbs.")]
+    assert len(names) == 8
+    for name in names:
+        cls = method_class(name)
+        assert issubclass(cls, AdverbMethod) and dataclasses.is_dataclass(cls.Config), name
+    assert not method_class("adverbs.priors").needs_text
+    with pytest.raises(ConfigError, match="did you mean"):
+        method_class("adverbs.regado")

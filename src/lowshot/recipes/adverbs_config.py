@@ -1,7 +1,7 @@
 """Schema of a video-adverb experiment (``recipe: adverbs`` YAMLs under ``lowshot/configs``).
 
 The ``model`` section is validated against the schema of the named method
-(:func:`lowshot.methods.adverbs.base.method_spec`); everything else against the dataclasses
+(:func:`lowshot.methods.adverbs.base.method_class`); everything else against the dataclasses
 below. Defaults are ReGaDa's ``config/default.yaml`` values (reference §7.5); each paper
 YAML holds only the non-default values of its setting plus provenance.
 """

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from lowshot._registry import METHODS
 from lowshot.benchmarks.adverbs import AdverbData
-from lowshot.methods.adverbs.base import AdverbBatch, AdverbMethod, MethodSpec, VocabText
+from lowshot.methods.adverbs.base import AdverbBatch, AdverbMethod, VocabText
 from lowshot.models.adverbs.baselines import ACModel, ACNetConfig
 
 
@@ -47,6 +47,8 @@ class ACMethod(AdverbMethod):
     """The AC model (verb-query attention + ``rho``) and its scores (``rho`` outputs);
     subclasses give the training loss (:class:`ACClsMethod`, ``ac_reg.ACRegMethod``)."""
 
+    Config = ACConfig
+
     def __init__(self, cfg: ACConfig, data: AdverbData, text: VocabText, feature_dim: int) -> None:
         super().__init__()
         self.model = ACModel(text.action_emb(), data.vocab.n_adverbs, feature_dim, cfg)
@@ -57,6 +59,7 @@ class ACMethod(AdverbMethod):
         return self.model(batch.video, batch.lengths, actions)
 
 
+@METHODS.register("adverbs.ac_cls")
 class ACClsMethod(ACMethod):
     """AC_CLS: cross-entropy over adverbs of the ``rho`` outputs."""
 
@@ -64,6 +67,3 @@ class ACClsMethod(ACMethod):
         out = self.model(batch.video, batch.lengths, batch.actions)  # [B, A]
         loss = F.cross_entropy(out, batch.adverbs)
         return {"loss": loss, "loss_terms": {"ce": float(loss.detach())}}
-
-
-METHODS.register("adverbs.ac_cls")(MethodSpec(ACConfig, ACClsMethod))

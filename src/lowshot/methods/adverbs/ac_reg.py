@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from lowshot._registry import METHODS
 from lowshot.benchmarks.adverbs import AdverbData
 from lowshot.methods.adverbs.ac_cls import ACConfig, ACMethod
-from lowshot.methods.adverbs.base import AdverbBatch, MethodSpec, VocabText
+from lowshot.methods.adverbs.base import AdverbBatch, VocabText
 
 
 def ac_delta(text: VocabText, antonyms: np.ndarray | None) -> torch.Tensor:
@@ -41,6 +41,7 @@ def ac_delta(text: VocabText, antonyms: np.ndarray | None) -> torch.Tensor:
     return diff * cos
 
 
+@METHODS.register("adverbs.ac_reg")
 class ACRegMethod(ACMethod):
     """AC_REG: MSE of the ``rho`` outputs to +delta (GT adverb) and -delta (its antonym)."""
 
@@ -62,6 +63,3 @@ class ACRegMethod(ACMethod):
             target[rows, self.antonyms[batch.adverbs]] = -d
         loss = F.mse_loss(out, target)
         return {"loss": loss, "loss_terms": {"mse": float(loss.detach())}}
-
-
-METHODS.register("adverbs.ac_reg")(MethodSpec(ACConfig, ACRegMethod))

@@ -22,7 +22,6 @@ from lowshot.benchmarks.adverbs import AdverbData
 from lowshot.methods.adverbs.base import (
     AdverbBatch,
     AdverbMethod,
-    MethodSpec,
     VocabText,
     antonym_or_random,
     other_index,
@@ -43,8 +42,11 @@ class ActionModifierConfig(ActionModifierNetConfig):
     late_lr_factor: float = 0.1
 
 
+@METHODS.register("adverbs.action_modifier")
 class ActionModifierMethod(AdverbMethod):
     """Action Modifier (Doughty et al., CVPR 2020); score = -||video - ReLU(A_a e_v)||."""
+
+    Config = ActionModifierConfig
 
     def __init__(
         self, cfg: ActionModifierConfig, data: AdverbData, text: VocabText, feature_dim: int
@@ -91,6 +93,3 @@ class ActionModifierMethod(AdverbMethod):
     def action_scores(self, batch: AdverbBatch, actions: torch.Tensor, cache: Any) -> torch.Tensor:
         o = self.model.video_embeddings(batch.video, batch.lengths, actions)  # [B, d]
         return -(o[:, None] - self.model.all_adverb_embeddings(actions)).norm(dim=-1)
-
-
-METHODS.register("adverbs.action_modifier")(MethodSpec(ActionModifierConfig, ActionModifierMethod))

@@ -117,12 +117,20 @@ class VocabText:
 
 # ----------------------------------------------------------------------------- base
 class AdverbMethod(nn.Module):
-    """Base class: training loss, per-action adverb scores, optional schedule hook."""
+    """Base class: training loss, per-action adverb scores, optional schedule hook.
+
+    Subclasses are registered in ``METHODS`` (``@METHODS.register("adverbs.x")``), set
+    :attr:`Config` and are built as ``cls(config, data, text, feature_dim)``.
+    """
 
     #: False for methods without parameters (zero-shot, Priors): no training loop
     trainable: ClassVar[bool] = True
     #: False for methods that never look at video features
     needs_features: ClassVar[bool] = True
+    #: False for methods without vocabulary text embeddings (``text`` is then None)
+    needs_text: ClassVar[bool] = True
+    #: the method's hyperparameter schema (a frozen dataclass); subclasses set it
+    Config: ClassVar[type]
 
     def training_loss(self, batch: AdverbBatch, gen: torch.Generator) -> dict[str, Any]:
         """``{"loss": scalar tensor, "loss_terms": {name: float}}``; ``gen`` draws negatives."""
@@ -165,34 +173,23 @@ def triplet(
 
 
 # ----------------------------------------------------------------------------- registry
-@dataclass(frozen=True)
-class MethodSpec:
-    """How to build a method: its config schema, a builder and what it needs."""
-
-    schema: type
-    build: Callable[[Any, AdverbData, VocabText | None, int], AdverbMethod]
-    needs_text: bool = True
-    needs_features: bool = True
-    trainable: bool = True
-
-
-def method_spec(name: str) -> MethodSpec:
-    """The :class:`MethodSpec` registered as ``name`` (did-you-mean on unknown names)."""
-    spec = METHODS.get(name)
-    if not isinstance(spec, MethodSpec):
+def method_class(name: str) -> type[AdverbMethod]:
+    """The video-adverb method class registered as ``name`` (did-you-mean on unknown names)."""
+    cls = METHODS.get(name)
+    if not (isinstance(cls, type) and issubclass(cls, AdverbMethod)):
         raise ConfigError(f"method '{name}' is not a video-adverb method")
-    return spec
+    return cls
 
 
 def build_method(
     name: str, model_cfg: dict[str, Any], data: AdverbData, text: VocabText | None, feature_dim: int
 ) -> AdverbMethod:
     """Look ``name`` up in METHODS, validate ``model_cfg`` strictly and build the method."""
-    spec = method_spec(name)
-    cfg = from_dict(spec.schema, model_cfg, where="model")
-    if spec.needs_text and text is None:
+    cls = method_class(name)
+    cfg = from_dict(cls.Config, model_cfg, where="model")
+    if cls.needs_text and text is None:
         raise ConfigError(f"method '{name}' needs text embeddings")
-    return spec.build(cfg, data, text, feature_dim)
+    return cls(cfg, data, text, feature_dim)
 
 
 # ----------------------------------------------------------------------------- prediction

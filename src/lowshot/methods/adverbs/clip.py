@@ -12,7 +12,9 @@ registered encoder or a text cache.
 from __future__ import annotations
 
 from lowshot._registry import METHODS
-from lowshot.methods.adverbs.base import MethodSpec
-from lowshot.methods.adverbs.s3d import ZeroShotConfig, ZeroShotMethod
+from lowshot.methods.adverbs.s3d import ZeroShotMethod
 
-METHODS.register("adverbs.clip")(MethodSpec(ZeroShotConfig, ZeroShotMethod, trainable=False))
+
+@METHODS.register("adverbs.clip")
+class CLIPMethod(ZeroShotMethod):
+    """CLIP (thesis App. E.2, E.4): :class:`ZeroShotMethod` over image-text embeddings."""

@@ -16,7 +16,7 @@ import torch
 
 from lowshot._registry import METHODS
 from lowshot.benchmarks.adverbs import AdverbData, priors_pair_scores
-from lowshot.methods.adverbs.base import AdverbBatch, AdverbMethod, MethodSpec, VocabText
+from lowshot.methods.adverbs.base import AdverbBatch, AdverbMethod, VocabText
 
 
 @dataclass(frozen=True)
@@ -24,11 +24,15 @@ class PriorsConfig:
     """Priors has no options; the definition (train counts of each pair) is fixed (§6)."""
 
 
+@METHODS.register("adverbs.priors")
 class PriorsMethod(AdverbMethod):
     """Priors: ``S[i, (a, v)] = count_train(a, v)``, identical for every video."""
 
+    Config = PriorsConfig
+
     trainable = False
     needs_features = False
+    needs_text = False
 
     def __init__(
         self, cfg: PriorsConfig, data: AdverbData, text: VocabText | None, feature_dim: int
@@ -41,8 +45,3 @@ class PriorsMethod(AdverbMethod):
 
     def action_scores(self, batch: AdverbBatch, actions: torch.Tensor, cache: Any) -> torch.Tensor:
         return self.counts[:, actions].T
-
-
-METHODS.register("adverbs.priors")(
-    MethodSpec(PriorsConfig, PriorsMethod, needs_text=False, needs_features=False, trainable=False)
-)

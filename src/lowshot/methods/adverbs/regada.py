@@ -24,7 +24,6 @@ from lowshot.benchmarks.adverbs import AdverbData
 from lowshot.methods.adverbs.base import (
     AdverbBatch,
     AdverbMethod,
-    MethodSpec,
     VocabText,
     antonym_or_random,
     other_index,
@@ -48,12 +47,15 @@ class ReGaDaConfig(ReGaDaNetConfig):
     margin: float = 1.0
 
 
+@METHODS.register("adverbs.regada")
 class ReGaDaMethod(AdverbMethod):
     """ReGaDa: L = l_act Trip(o, t(a,v), t(a,v-)) + l_adv Trip(o, t(a,v), t(ant(a),v)) + l_reg MSE(o, t(a,v)).
 
     Eqs. 6.4-6.7 on unnormalised embeddings; scores are cosine similarities. The action
     negative is uniform over actions != GT (it may be a test-only action, as published).
     """
+
+    Config = ReGaDaConfig
 
     def __init__(
         self, cfg: ReGaDaConfig, data: AdverbData, text: VocabText, feature_dim: int
@@ -107,6 +109,3 @@ class ReGaDaMethod(AdverbMethod):
     ) -> torch.Tensor:
         o = F.normalize(self.model.video_embeddings(batch.video, batch.lengths, actions), dim=-1)
         return torch.einsum("bd,abd->ba", o, cache[:, actions])  # cosine, [B, A]
-
-
-METHODS.register("adverbs.regada")(MethodSpec(ReGaDaConfig, ReGaDaMethod))

@@ -22,7 +22,7 @@ from lowshot._registry import METHODS
 from lowshot.benchmarks.adverbs import AdverbData
 from lowshot.errors import ConfigError
 from lowshot.layers.masks import key_padding
-from lowshot.methods.adverbs.base import AdverbBatch, AdverbMethod, MethodSpec, VocabText
+from lowshot.methods.adverbs.base import AdverbBatch, AdverbMethod, VocabText
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,11 @@ class ZeroShotConfig:
     phrase: Literal["adverb action", "action adverb"] = "adverb action"
 
 
+@METHODS.register("adverbs.s3d_pretrained")
 class ZeroShotMethod(AdverbMethod):
     """S3D pre-trained (AIR paper) / CLIP (thesis App. E.2, E.4) zero-shot baselines."""
+
+    Config = ZeroShotConfig
 
     trainable = False
 
@@ -75,8 +78,3 @@ class ZeroShotMethod(AdverbMethod):
         if self.cfg.similarity == "cosine":
             v = F.normalize(v, dim=-1)
         return torch.einsum("bd,abd->ba", v, self.phrases[:, actions])
-
-
-METHODS.register("adverbs.s3d_pretrained")(
-    MethodSpec(ZeroShotConfig, ZeroShotMethod, trainable=False)
-)

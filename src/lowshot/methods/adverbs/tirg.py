@@ -21,7 +21,7 @@ from torch import nn
 
 from lowshot._registry import METHODS
 from lowshot.benchmarks.adverbs import AdverbData
-from lowshot.methods.adverbs.base import AdverbBatch, AdverbMethod, MethodSpec, VocabText
+from lowshot.methods.adverbs.base import AdverbBatch, AdverbMethod, VocabText
 from lowshot.models.adverbs.regada import ReGaDa, ReGaDaNetConfig, VideoEncoderConfig
 
 
@@ -35,8 +35,11 @@ class TIRGConfig(VideoEncoderConfig):
     init_scale: float = 4.0
 
 
+@METHODS.register("adverbs.tirg")
 class TIRGMethod(AdverbMethod):
     """TIRG baseline (Vo et al., CVPR 2019, google/tirg @ c58daa0; adaptation unreleased)."""
+
+    Config = TIRGConfig
 
     def __init__(
         self, cfg: TIRGConfig, data: AdverbData, text: VocabText, feature_dim: int
@@ -63,6 +66,3 @@ class TIRGMethod(AdverbMethod):
     ) -> torch.Tensor:
         o = F.normalize(self.model.video_embeddings(batch.video, batch.lengths, actions), dim=-1)
         return torch.einsum("bd,abd->ba", o, cache[:, actions])
-
-
-METHODS.register("adverbs.tirg")(MethodSpec(TIRGConfig, TIRGMethod))
