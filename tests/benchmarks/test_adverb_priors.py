@@ -16,7 +16,9 @@ from lowshot.benchmarks.adverbs import (
 )
 from lowshot.data.adverbs.splits import load_air_native, load_split, overlap_report
 
-pytestmark = pytest.mark.data
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+pytestmark = [pytest.mark.data, pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")

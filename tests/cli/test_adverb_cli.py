@@ -9,6 +9,8 @@ import torch
 
 from lowshot.cli.main import main
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.mark.data
 def test_priors_command_prints_table_6_2(

@@ -12,6 +12,8 @@ from lowshot.config.paper import load_paper_config, paper_config_names
 from lowshot.errors import ConfigError, DataError
 from lowshot.recipes.adverbs import run_adverbs
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SMALL = {
     "emb_dim": 16,
     "heads": 2,

@@ -1,4 +1,6 @@
-"""Fixtures of the video-adverb tests: small synthetic datasets in the released layout."""
+"""Fixtures of the video-adverb tests (a pytest plugin, loaded by tests/conftest.py): small
+synthetic datasets in the released layout, and single-threaded torch for the modules that
+ask for it (``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ TINY = SynthSpec(
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
+@pytest.fixture()
+def one_thread():
     """Small models run far faster single-threaded on a shared 2-core CPU."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
