@@ -8,7 +8,7 @@ and runs the real method/recipe code paths:
   timed over ``--batches`` batches and extrapolated to one epoch (22 batches) and to the
   published run (2,001 epochs + 201 evaluations);
 * ``eval``: one evaluation = all 4,590 pair embeddings once + 2,790 test videos scored
-  against them in batches (:func:`lowshot.methods.adverbs.predict_adverb_scores`);
+  against them in batches (:func:`lowshot.methods.adverbs.base.predict_adverb_scores`);
 * ``eval_no_act``: the no-action-GT variant (one video pass per action query, 135x).
 
 Usage::
@@ -30,10 +30,10 @@ import torch
 
 from lowshot.benchmarks.adverbs import AdverbData, LabelledRows
 from lowshot.config.paper import load_paper_config
-from lowshot.data.adverbs_features import ClipFeatureStore
-from lowshot.data.adverbs_splits import AdverbSplit, SplitRows, Vocabulary
-from lowshot.data.adverbs_text import HashTextEncoder
-from lowshot.methods.adverbs import VocabText, build_method, make_batch, predict_adverb_scores
+from lowshot.data.adverbs.features import ClipFeatureStore
+from lowshot.data.adverbs.splits import AdverbSplit, SplitRows, Vocabulary
+from lowshot.extract.text import HashTextEncoder
+from lowshot.methods.adverbs.base import VocabText, build_method, make_batch, predict_adverb_scores
 
 N_TRAIN, N_TEST, N_ADV, N_ACT, T, D_X, D_T = 11157, 2790, 34, 135, 10, 1024, 512
 PUBLISHED_EPOCHS, PUBLISHED_EVALS = 2001, 201

@@ -7,7 +7,8 @@ Levels, top to bottom. A module may import modules of its own package and of pac
     catalog                      the recipe index: imports every recipe module by name
     recipes | comm | reports     one loop per family; comm is a whole family; reports read run dirs
     methods                      method = model + loss terms
-    models | losses | benchmarks models, objectives, protocols (DESIGN.md's ``protocols``)
+    models | losses | benchmarks models, objectives, protocols (DESIGN.md's ``protocols``),
+      | extract                  encoders: raw inputs -> features (registered in ENCODERS)
     layers | data | metrics      building blocks: nn layers, readers, pure metric functions
     config                       schemas, strict YAML, overrides, paper presets
     utils | _registry            atomic I/O, checkpoints, run dirs, seeds; the Registry class
@@ -26,6 +27,8 @@ models/losses/protocols/metrics -> layers/data -> config/_registry/utils):
   recipes whose outputs they read: they may rebuild a method (``methods`` and below), never
   import a recipe or the CLI; a recipe never imports a report (the CLI glues the two).
 * ``metrics`` are pure functions the protocols call, so they sit under ``benchmarks``.
+* ``extract`` holds the pluggable encoders (``nn.Module`` s like models) that read their
+  weight files and write features through ``data``; ``data`` never imports an encoder.
 * ``config`` writes its YAML through ``utils`` (atomic writes), so it sits above ``utils``;
   ``utils`` never imports ``config``.
 
@@ -51,7 +54,7 @@ LEVELS: tuple[tuple[str, ...], ...] = (
     ("catalog",),
     ("recipes", "comm", "reports"),
     ("methods",),
-    ("models", "losses", "benchmarks"),
+    ("models", "losses", "benchmarks", "extract"),
     ("layers", "data", "metrics"),
     ("config",),
     ("utils", "_registry"),

@@ -33,13 +33,13 @@ from typing import Any, Literal
 import numpy as np
 
 from lowshot._registry import BENCHMARKS
-from lowshot.data.adverbs_features import (
+from lowshot.data.adverbs.features import (
     ClipFeatureStore,
     feature_file,
     merge_stores,
     read_features,
 )
-from lowshot.data.adverbs_splits import (
+from lowshot.data.adverbs.splits import (
     DATASETS,
     UNSEEN_DATASETS,
     AdverbSplit,

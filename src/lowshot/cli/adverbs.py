@@ -38,7 +38,7 @@ def _table(
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from lowshot.data.adverbs_synth import SynthSpec, generate
+    from lowshot.data.adverbs.synth import SynthSpec, generate
 
     spec = SynthSpec(
         dataset=args.dataset, n_adverb_pairs=args.adverb_pairs, n_actions=args.actions,
@@ -54,8 +54,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     import torch
 
-    from lowshot.data.adverbs_features import convert_features
-    from lowshot.data.adverbs_text import convert_s3d_text_weights
+    from lowshot.data.adverbs.features import convert_features
+    from lowshot.data.adverbs.text import convert_s3d_text_weights
 
     src = Path(args.src)
     if not src.is_file():
@@ -94,8 +94,9 @@ def cmd_priors(args: argparse.Namespace) -> int:
 
 
 def cmd_text_cache(args: argparse.Namespace) -> int:
-    from lowshot.data.adverbs_splits import DATASETS, UNSEEN_DATASETS, load_split
-    from lowshot.data.adverbs_text import build_text_encoder, save_text_cache
+    from lowshot.data.adverbs.splits import DATASETS, UNSEEN_DATASETS, load_split
+    from lowshot.data.adverbs.text import save_text_cache
+    from lowshot.extract.text import build_text_encoder
 
     kwargs: dict[str, Any] = {}
     if args.encoder == "adverbs.s3d_text":
@@ -207,7 +208,7 @@ def demo_configs(epochs: int) -> list[tuple[str, dict[str, Any]]]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from lowshot.data.adverbs_synth import SynthSpec, generate
+    from lowshot.data.adverbs.synth import SynthSpec, generate
     from lowshot.recipes.adverbs import run_adverbs
 
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="lowshot_adverbs_demo_"))

@@ -199,3 +199,123 @@ class TransformerStack(nn.Module):
         out = h.new_zeros(x.shape)
         out[token_valid] = h
         return out, maps
+
+
+def attend(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    key_valid: torch.Tensor | None = None,
+    dropout: nn.Module | None = None,
+) -> torch.Tensor:
+    """Explicit scaled dot-product attention over padded keys, dropout on the weights.
+
+    Masked logits get the dtype's lowest finite value: where a row has a valid key the
+    weights equal those of ``-inf`` masking exactly, and a fully masked row gets uniform
+    weights instead of NaNs.
+
+    Args:
+        q: ``[B, H, Q, d]`` queries.
+        k / v: ``[B, H, T, d]`` keys and values.
+        key_valid: ``[B, T]`` bool, True = may be attended (see
+            :func:`lowshot.layers.masks.key_padding`); None = every key.
+        dropout: applied to the attention weights (e.g. ``nn.Dropout``; train mode only).
+
+    Returns:
+        ``[B, H, Q, d]``.
+    """
+    logits = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # [B, H, Q, T]
+    if key_valid is not None:
+        logits = logits.masked_fill(~key_valid[:, None, None, :], torch.finfo(logits.dtype).min)
+    attn = logits.softmax(dim=-1)
+    if dropout is not None:
+        attn = dropout(attn)
+    return attn @ v
+
+
+class QueryAttention(nn.Module):
+    """Multi-head attention of one query vector (from another space) over a padded sequence.
+
+    ReGaDa's action query over the time steps of a clip (thesis Eq. 6.2): separate
+    bias-free ``to_q``/``to_k``/``to_v``, dropout on the attention weights, then an output
+    linear layer.
+
+    Args:
+        query_dim: size of the query vector (``d_theta``).
+        key_dim: size of each sequence step (``d_x``).
+        heads: ``H``.
+        head_dim: ``d_head``.
+        out_dim: output size.
+        dropout: dropout on the attention weights.
+    """
+
+    def __init__(
+        self,
+        query_dim: int,
+        key_dim: int,
+        heads: int,
+        head_dim: int,
+        out_dim: int,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        inner = heads * head_dim
+        self.heads, self.head_dim = heads, head_dim
+        self.to_q = nn.Linear(query_dim, inner, bias=False)
+        self.to_k = nn.Linear(key_dim, inner, bias=False)
+        self.to_v = nn.Linear(key_dim, inner, bias=False)
+        self.drop = nn.Dropout(dropout)
+        self.to_out = nn.Linear(inner, out_dim)
+
+    def forward(
+        self, x: torch.Tensor, query: torch.Tensor, key_valid: torch.Tensor | None
+    ) -> torch.Tensor:
+        """``x [B, T, key_dim]``, ``query [B, query_dim]``, ``key_valid [B, T]`` -> ``[B, out_dim]``."""
+        b, t, _ = x.shape
+        q = self.to_q(query).view(b, self.heads, 1, self.head_dim)
+        k = self.to_k(x).view(b, t, self.heads, self.head_dim).transpose(1, 2)
+        v = self.to_v(x).view(b, t, self.heads, self.head_dim).transpose(1, 2)
+        out = attend(q, k, v, key_valid, self.drop)
+        return self.to_out(out.reshape(b, self.heads * self.head_dim))
+
+
+class SlicedQueryAttention(nn.Module):
+    """Action-Modifiers style query attention: the step features and the query are cut
+    into ``heads`` slices that share one key, one value and one query projection.
+
+    Args:
+        key_dim: size of each step (``d_model``); divisible by ``heads``.
+        query_dim: size of the query; divisible by ``heads``.
+        heads: number of slices/heads.
+        d_k: total key/value size (``d_k / heads`` per head); divisible by ``heads``.
+        out_dim: output size.
+        dropout: dropout on the attention weights.
+    """
+
+    def __init__(
+        self, key_dim: int, query_dim: int, heads: int, d_k: int, out_dim: int, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        if key_dim % heads or query_dim % heads or d_k % heads:
+            raise ValueError("key_dim, query_dim and d_k must be divisible by heads")
+        self.heads = heads
+        self.q_slice = query_dim // heads
+        self.k_head = d_k // heads
+        self.to_k = nn.Linear(key_dim // heads, self.k_head)
+        self.to_v = nn.Linear(key_dim // heads, self.k_head)
+        self.to_q = nn.Linear(self.q_slice, self.k_head)
+        self.to_out = nn.Linear(d_k, out_dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(
+        self, x: torch.Tensor, query: torch.Tensor, key_valid: torch.Tensor | None
+    ) -> torch.Tensor:
+        """``x [B, T, key_dim]``, ``query [B, query_dim]``, ``key_valid [B, T]`` or None
+        (no mask) -> ``[B, out_dim]``."""
+        b, t, d = x.shape
+        xs = x.view(b, t, self.heads, d // self.heads)
+        k = self.to_k(xs).transpose(1, 2)  # [B, H, T, k_head]
+        v = self.to_v(xs).transpose(1, 2)
+        q = self.to_q(query.view(b, self.heads, self.q_slice)).unsqueeze(2)  # [B, H, 1, k_head]
+        out = attend(q, k, v, key_valid, self.drop)
+        return self.to_out(out.reshape(b, self.heads * self.k_head))

@@ -92,3 +92,30 @@ def layer_masks(
             cache[p] = attention_mask(modality_ids, key_padding, p)
         out.append(cache[p])
     return out
+
+
+def key_padding(lengths: torch.Tensor, t_max: int) -> torch.Tensor:
+    """Key-padding mask of zero-padded sequences from their true lengths.
+
+    Args:
+        lengths: ``[B]`` true lengths.
+        t_max: padded length ``T``.
+
+    Returns:
+        ``[B, T]`` bool, True where ``t < lengths[b]`` (a real, unpadded step).
+    """
+    return torch.arange(t_max, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def zero_value_key_padding(x: torch.Tensor) -> torch.Tensor:
+    """The published AC padding test (air-cvpr23): a step is padding when its feature
+    channel 0 is zero, so a real step whose channel 0 is zero (e.g. after a ReLU) counts as
+    padding too. Only for the explicit legacy option of the AC models.
+
+    Args:
+        x: ``[B, T, D]`` zero-padded features.
+
+    Returns:
+        ``[B, T]`` bool, True where ``x[:, t, 0] != 0``.
+    """
+    return x[..., 0] != 0

@@ -49,16 +49,16 @@ from lowshot.benchmarks.adverbs import (
     with_validation,
 )
 from lowshot.config import from_dict, to_dict
-from lowshot.data.adverbs_splits import overlap_report
-from lowshot.data.adverbs_synth import SynthSpec, generate
-from lowshot.data.adverbs_text import build_text_encoder
+from lowshot.data.adverbs.splits import overlap_report
+from lowshot.data.adverbs.synth import SynthSpec, generate
 from lowshot.errors import ConfigError, DataError
-from lowshot.methods.adverbs import (
+from lowshot.extract.text import build_text_encoder
+from lowshot.methods.adverbs.base import (
     AdverbMethod,
     VocabText,
     build_method,
     make_batch,
-    method_spec,
+    method_class,
     predict_adverb_scores,
 )
 from lowshot.recipes.adverbs_config import AdverbsConfig
@@ -126,13 +126,13 @@ def load_experiment(
 ) -> tuple[AdverbData, VocabText | None]:
     """Read split, features and text embeddings named by ``cfg``."""
     root = _data_root(cfg, run_dir, data_root)
-    spec = method_spec(cfg.method)
+    method_cls = method_class(cfg.method)
     d = cfg.data
     data = load_adverb_data(
         _resolve(root, d.splits_root) or root,
         d.dataset,
         d.unseen,
-        (_resolve(root, d.features_root) or root) if spec.needs_features else None,
+        (_resolve(root, d.features_root) or root) if method_cls.needs_features else None,
         d.trust_pickle,
         d.use_antonyms,
         d.video_dim,
@@ -140,7 +140,7 @@ def load_experiment(
         d.air_native,
     )
     text = None
-    if spec.needs_text:
+    if method_cls.needs_text:
         enc = build_text(cfg, root)
         text = VocabText(enc.encode, data.vocab.adverbs, data.vocab.actions)
     return data, text
@@ -182,7 +182,11 @@ def _load_model(method: AdverbMethod, tensors: dict[str, torch.Tensor]) -> None:
 def _training_state(method: AdverbMethod, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     """Model, optimizer and torch RNG as flat tensors (a :class:`CheckpointChain` commit)."""
     return pack_state(
-        {"model": method.state_dict(), "optim": opt.state_dict(), "torch_rng": torch.get_rng_state()}
+        {
+            "model": method.state_dict(),
+            "optim": opt.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
     )
 
 
@@ -210,7 +214,7 @@ def _truncate_history(run: RunDir, last_epoch: int) -> list[dict[str, Any]]:
 
 def selection_rule(cfg: AdverbsConfig) -> str:
     """The table label of the selection that produces ``cfg``'s reported numbers."""
-    if not method_spec(cfg.method).trainable:
+    if not method_class(cfg.method).trainable:
         return TRAINING_FREE
     p = cfg.protocol
     return selection_label(
@@ -251,9 +255,9 @@ def train_one_seed(
     """
     device = resolve_device(cfg.train.device)
     seed_everything(seed)
-    spec = method_spec(cfg.method)
+    method_cls = method_class(cfg.method)
     p = cfg.protocol
-    validating = spec.trainable and p.selection == "validation"
+    validating = method_cls.trainable and p.selection == "validation"
     if validating:
         data = with_validation(data, p.val_fraction, seed)
     metrics = cfg.reported_metrics()
@@ -262,7 +266,7 @@ def train_one_seed(
     chain = CheckpointChain(run.path / "checkpoints", CHAIN)
     best_path = run.path / "checkpoints" / BEST
     history: list[dict[str, Any]]
-    if not spec.trainable:
+    if not method_cls.trainable:
         history = [r for r in run.history() if "test" in r]
         if not history:
             history = [{"epoch": 0, "seed": seed, **evaluate(method, data, cfg, device)}]
@@ -323,7 +327,7 @@ def train_one_seed(
         selection = select_metrics(history, p.selection, metrics, p.epoch)
     chosen = [r for r in history if "test" in r][-1]  # best_per_metric: the last evaluation
     selection = {
-        "protocol": p.selection if spec.trainable else "none",
+        "protocol": p.selection if method_cls.trainable else "none",
         "selection": selection_rule(cfg),
         **{k: v for k, v in selection.items() if k != "protocol"},
         "other_metrics": {m: v for m, v in chosen["test"].items() if m not in selection["metrics"]},
@@ -403,7 +407,7 @@ def run_adverbs(
     """
     cfg = from_dict(AdverbsConfig, config, where=str(config.get("name", "adverbs")))
     # fail fast (before touching data) on unknown methods and bad model keys
-    from_dict(method_spec(cfg.method).schema, cfg.model, where=f"{cfg.name}.model")
+    from_dict(method_class(cfg.method).Config, cfg.model, where=f"{cfg.name}.model")
     if cfg.train.num_threads is not None:
         torch.set_num_threads(cfg.train.num_threads)
     # read (and validate) the data first, so a bad data root leaves no run directory behind
@@ -427,7 +431,7 @@ def run_adverbs(
         **aggregate_seeds(results),
         "expected_x100": dict(cfg.provenance.expected),
         "expected_selection": (
-            TRAINING_FREE if not method_spec(cfg.method).trainable else TEST_SELECTED
+            TRAINING_FREE if not method_class(cfg.method).trainable else TEST_SELECTED
         )
         if cfg.provenance.expected
         else None,

@@ -1,7 +1,7 @@
 """Schema of a video-adverb experiment (``recipe: adverbs`` YAMLs under ``lowshot/configs``).
 
 The ``model`` section is validated against the schema of the named method
-(:func:`lowshot.methods.adverbs.method_spec`); everything else against the dataclasses
+(:func:`lowshot.methods.adverbs.base.method_class`); everything else against the dataclasses
 below. Defaults are ReGaDa's ``config/default.yaml`` values (reference §7.5); each paper
 YAML holds only the non-default values of its setting plus provenance.
 """
@@ -27,7 +27,7 @@ class DataConfig:
         air_native: read AIR's own CSV layout (``air/{train_df,test_df,antonyms}.csv``).
         use_antonyms: False trains without antonyms (App. E.3; Acc-A not reported).
         video_dim / joint_dim: expected feature sizes (None = whatever the file holds).
-        synthetic: a :class:`~lowshot.data.adverbs_synth.SynthSpec` mapping; the data is
+        synthetic: a :class:`~lowshot.data.adverbs.synth.SynthSpec` mapping; the data is
             generated into ``<run_dir>/data`` and read back through the same readers.
     """
 

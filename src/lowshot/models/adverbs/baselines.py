@@ -15,18 +15,60 @@
   its HowTo100M clips have a fixed length). Attention-weight dropout 0.1 as published.
 
 TIRG reuses :class:`lowshot.models.adverbs.regada.ReGaDa` with ``composer="tirg"``; the
-zero-shot and Priors baselines have no parameters (see :mod:`lowshot.methods.adverbs`).
+zero-shot and Priors baselines have no parameters (see :mod:`lowshot.methods.adverbs.s3d` and :mod:`lowshot.methods.adverbs.priors`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from lowshot._registry import MODELS
-from lowshot.models.adverbs.attention import SlicedSDPAttention
+from lowshot.layers.attention import SlicedQueryAttention
+from lowshot.layers.masks import key_padding, zero_value_key_padding
+
+
+@dataclass(frozen=True)
+class ACNetConfig:
+    """Architecture of the AC model (air-cvpr23 defaults).
+
+    Attributes:
+        heads: attention slices (4).
+        d_k: total key/value size (512).
+        hidden: widths of ``rho``'s hidden layers (512, 512, 512).
+        dropout: dropout in ``rho`` and on the attention weights (published: one value).
+        legacy_unmasked_eval: do not mask padding when not training, as the published AC
+            evaluation does: a clip then also attends to the zero padding up to the longest
+            clip of its evaluation batch, so its scores depend on the batch it lands in
+            (published: 512 unshuffled test rows). Off by default.
+        legacy_zero_value_padding_mask: mark step ``t`` as padding when ``x[:, t, 0] == 0``
+            (:func:`~lowshot.layers.masks.zero_value_key_padding`), as the published AC
+            training does; a real step whose channel 0 is zero is then masked too. Off by
+            default.
+    """
+
+    heads: int = 4
+    d_k: int = 512
+    hidden: tuple[int, ...] = (512, 512, 512)
+    dropout: float = 0.1
+    legacy_unmasked_eval: bool = False
+    legacy_zero_value_padding_mask: bool = False
+
+
+@dataclass(frozen=True)
+class ActionModifierNetConfig:
+    """Architecture of the Action Modifier model.
+
+    Attributes:
+        heads / d_k: attention slices and total key/value size.
+        dropout: dropout on the attention weights (published ``SDPAttention`` default 0.1).
+    """
+
+    heads: int = 4
+    d_k: int = 512
+    dropout: float = 0.1
 
 
 @MODELS.register("adverbs.ac")
@@ -37,43 +79,24 @@ class ACModel(nn.Module):
         action_emb: ``[V, d_theta]`` initial verb embeddings (fine-tuned, as published).
         n_adverbs: output size ``|A|``.
         feature_dim: ``d_model`` of the features (1024).
-        heads: attention slices (4).
-        d_k: total key/value size (512).
-        hidden: widths of ``rho``'s hidden layers (512, 512, 512).
-        dropout: dropout in ``rho`` and on the attention weights (published: one value).
-        legacy_unmasked_eval / legacy_zero_value_padding_mask: see
-            :class:`~lowshot.models.adverbs.attention.SlicedSDPAttention`.
+        cfg: the architecture (:class:`ACNetConfig`).
     """
 
     def __init__(
-        self,
-        action_emb: torch.Tensor,
-        n_adverbs: int,
-        feature_dim: int,
-        heads: int = 4,
-        d_k: int = 512,
-        hidden: Sequence[int] = (512, 512, 512),
-        dropout: float = 0.1,
-        legacy_unmasked_eval: bool = False,
-        legacy_zero_value_padding_mask: bool = False,
+        self, action_emb: torch.Tensor, n_adverbs: int, feature_dim: int, cfg: ACNetConfig
     ) -> None:
         super().__init__()
         d_theta = action_emb.shape[1]
         self.verbs = nn.Embedding.from_pretrained(action_emb.float().clone(), freeze=False)
-        self.attn = SlicedSDPAttention(
-            feature_dim,
-            d_theta,
-            heads,
-            d_k,
-            d_theta,
-            dropout,
-            legacy_zero_value_padding_mask,
-            legacy_unmasked_eval,
+        self.attn = SlicedQueryAttention(
+            feature_dim, d_theta, cfg.heads, cfg.d_k, d_theta, cfg.dropout
         )
+        self.legacy_zero_value_padding_mask = cfg.legacy_zero_value_padding_mask
+        self.legacy_unmasked_eval = cfg.legacy_unmasked_eval
         layers: list[nn.Module] = []
         d = d_theta
-        for h in hidden:
-            layers += [nn.Linear(d, h), nn.ReLU(), nn.Dropout(dropout)]
+        for h in cfg.hidden:
+            layers += [nn.Linear(d, h), nn.ReLU(), nn.Dropout(cfg.dropout)]
             d = h
         layers.append(nn.Linear(d, n_adverbs))
         self.rho = nn.Sequential(*layers)
@@ -82,7 +105,13 @@ class ACModel(nn.Module):
         self, x: torch.Tensor, lengths: torch.Tensor, actions: torch.Tensor
     ) -> torch.Tensor:
         """``x [B, T, d_x]``, ``lengths [B]``, ``actions [B]`` -> ``[B, |A|]`` adverb outputs."""
-        return self.rho(self.attn(x, lengths, self.verbs(actions)))
+        if self.legacy_unmasked_eval and not self.training:
+            valid = None
+        elif self.legacy_zero_value_padding_mask:
+            valid = zero_value_key_padding(x)
+        else:
+            valid = key_padding(lengths, x.shape[1])
+        return self.rho(self.attn(x, self.verbs(actions), valid))
 
 
 @MODELS.register("adverbs.action_modifier")
@@ -96,8 +125,7 @@ class ActionModifierModel(nn.Module):
         action_emb: ``[V, d]`` frozen action embeddings ``e_v`` (also the queries).
         n_adverbs: number of adverbs.
         feature_dim: ``d_model`` of the features.
-        heads / d_k: attention sizes.
-        dropout: dropout on the attention weights (published ``SDPAttention`` default 0.1).
+        cfg: the architecture (:class:`ActionModifierNetConfig`).
     """
 
     def __init__(
@@ -105,21 +133,19 @@ class ActionModifierModel(nn.Module):
         action_emb: torch.Tensor,
         n_adverbs: int,
         feature_dim: int,
-        heads: int = 4,
-        d_k: int = 512,
-        dropout: float = 0.1,
+        cfg: ActionModifierNetConfig,
     ) -> None:
         super().__init__()
         d = action_emb.shape[1]
         self.register_buffer("action_emb", action_emb.float().clone())
-        self.attn = SlicedSDPAttention(feature_dim, d, heads, d_k, d, dropout)
+        self.attn = SlicedQueryAttention(feature_dim, d, cfg.heads, cfg.d_k, d, cfg.dropout)
         self.modifiers = nn.Parameter(torch.eye(d).repeat(n_adverbs, 1, 1))  # [A, d, d]
 
     def video_embeddings(
         self, x: torch.Tensor, lengths: torch.Tensor, actions: torch.Tensor
     ) -> torch.Tensor:
         """``[B, T, d_x]`` -> ``[B, d]`` with the action ``actions [B]`` as query."""
-        return self.attn(x, lengths, self.action_emb[actions])
+        return self.attn(x, self.action_emb[actions], key_padding(lengths, x.shape[1]))
 
     def pair_embeddings(self, adverbs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """``m(a_b, v_b)`` for index vectors ``[B]`` -> ``[B, d]``."""

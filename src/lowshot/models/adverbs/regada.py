@@ -23,6 +23,7 @@ Linear of each branch is computed per table row and gathered
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Literal
 
 import torch
@@ -30,10 +31,55 @@ import torch.nn.functional as F
 from torch import nn
 
 from lowshot._registry import MODELS
-from lowshot.models.adverbs.attention import ActionQueryAttention
+from lowshot.layers.attention import QueryAttention
+from lowshot.layers.masks import key_padding
 
 Main = Literal["adverb", "action", "composition"]
 Aux = Literal["action", "adverb"]
+
+
+@dataclass(frozen=True)
+class VideoEncoderConfig:
+    """Sizes of the action-query video encoder (Eqs. 6.2-6.3; published ``regada.yaml``).
+
+    Attributes:
+        emb_dim: ``d_dim``, the joint embedding size.
+        heads: ``H_x`` (head size ``emb_dim // heads``).
+        video_layers: ``N_proj``.
+        video_dropout: ``drop_attn`` = ``drop_proj``.
+    """
+
+    emb_dim: int = 400
+    heads: int = 4
+    video_layers: int = 2
+    video_dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class ReGaDaNetConfig(VideoEncoderConfig):
+    """Architecture of ReGaDa: the video encoder plus the composer (Eq. 6.1).
+
+    Attributes:
+        text_dropout / layers_gated / layers_residual: ``drop_g``, ``N_g``, ``N_r``.
+        main / aux: inputs of the composer (Table 6.3); ``"composition"`` needs phrase
+            embeddings.
+        residual / sigmoid / shared_weights: Table 6.5 switches.
+    """
+
+    text_dropout: float = 0.7
+    layers_gated: int = 4
+    layers_residual: int = 3
+    main: Main = "adverb"
+    aux: Aux = "action"
+    residual: bool = True
+    sigmoid: bool = True
+    shared_weights: bool = False
+
+    @classmethod
+    def video_only(cls, video: VideoEncoderConfig, **changes: object) -> ReGaDaNetConfig:
+        """This architecture with ``video``'s encoder sizes (other fields default or ``changes``)."""
+        base = {f.name: getattr(video, f.name) for f in fields(VideoEncoderConfig)}
+        return cls(**base, **changes)  # type: ignore[arg-type]
 
 
 def gate_mlp(dim_in: int, dim_out: int, n_layers: int, dropout: float) -> nn.Sequential:
@@ -94,31 +140,21 @@ class ResidualGatedComposer(nn.Module):
     """Eq. 6.1: ``o = w_g * sigma(W_gate([main; aux])) * main + w_r * W_res([main; aux])``.
 
     Args:
-        dim: ``d_dim`` of ``main`` and ``aux``.
-        n_gated: ``N_g`` layers of ``W_gate``.
-        n_residual: ``N_r`` layers of ``W_res``.
-        dropout: ``drop_g``.
-        residual: keep the residual branch (Table 6.5 "R").
-        sigmoid: squash the gate with a sigmoid (Table 6.5 "sigma").
-        shared_weights: ``W_res`` is ``W_gate`` (Table 6.5 "SW").
+        cfg: ``emb_dim`` (``d_dim`` of ``main`` and ``aux``), ``layers_gated`` (``N_g``
+            layers of ``W_gate``), ``layers_residual`` (``N_r`` layers of ``W_res``),
+            ``text_dropout`` (``drop_g``) and the Table 6.5 switches ``residual`` (keep the
+            residual branch), ``sigmoid`` (squash the gate) and ``shared_weights``
+            (``W_res`` is ``W_gate``).
     """
 
-    def __init__(
-        self,
-        dim: int,
-        n_gated: int,
-        n_residual: int,
-        dropout: float,
-        residual: bool = True,
-        sigmoid: bool = True,
-        shared_weights: bool = False,
-    ) -> None:
+    def __init__(self, cfg: ReGaDaNetConfig) -> None:
         super().__init__()
-        self.gate = gate_mlp(2 * dim, dim, n_gated, dropout)
+        dim = cfg.emb_dim
+        self.gate = gate_mlp(2 * dim, dim, cfg.layers_gated, cfg.text_dropout)
         self.res = None
-        if residual and not shared_weights:
-            self.res = gate_mlp(2 * dim, dim, n_residual, dropout)
-        self.residual, self.sigmoid, self.shared = residual, sigmoid, shared_weights
+        if cfg.residual and not cfg.shared_weights:
+            self.res = gate_mlp(2 * dim, dim, cfg.layers_residual, cfg.text_dropout)
+        self.residual, self.sigmoid, self.shared = cfg.residual, cfg.sigmoid, cfg.shared_weights
         self.w_gate = nn.Parameter(torch.tensor(1.0))
         self.w_res = nn.Parameter(torch.tensor(1.0))
 
@@ -189,27 +225,26 @@ class VideoEncoder(nn.Module):
     Args:
         feature_dim: ``d_x``.
         query_dim: ``d_theta``.
-        dim: ``d_dim``.
-        heads: ``H_x`` (head size ``dim // heads``).
-        n_proj: ``N_proj``.
-        dropout: ``drop_attn`` = ``drop_proj``.
+        cfg: ``emb_dim`` (``d_dim``), ``heads`` (``H_x``, head size ``emb_dim // heads``),
+            ``video_layers`` (``N_proj``), ``video_dropout`` (``drop_attn`` = ``drop_proj``).
     """
 
-    def __init__(
-        self, feature_dim: int, query_dim: int, dim: int, heads: int, n_proj: int, dropout: float
-    ) -> None:
+    def __init__(self, feature_dim: int, query_dim: int, cfg: VideoEncoderConfig) -> None:
         super().__init__()
-        self.attn = ActionQueryAttention(query_dim, feature_dim, heads, dim // heads, dim, dropout)
+        dim, dropout = cfg.emb_dim, cfg.video_dropout
+        self.attn = QueryAttention(
+            query_dim, feature_dim, cfg.heads, dim // cfg.heads, dim, dropout
+        )
         layers: list[nn.Module] = []
-        for i in range(n_proj):
+        for i in range(cfg.video_layers):
             layers += [nn.Linear(dim, dim), nn.LayerNorm(dim), nn.ReLU()]
-            if i < n_proj - 1:
+            if i < cfg.video_layers - 1:
                 layers.append(nn.Dropout(dropout))
         self.proj = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
         """``x [B, T, d_x]``, ``lengths [B]``, ``query [B, d_theta]`` -> ``[B, dim]``."""
-        return self.proj(self.attn(x, lengths, query))
+        return self.proj(self.attn(x, query, key_padding(lengths, x.shape[1])))
 
 
 @MODELS.register("adverbs.regada")
@@ -220,13 +255,11 @@ class ReGaDa(nn.Module):
         adverb_emb: ``[A, d_theta]`` frozen adverb word embeddings.
         action_emb: ``[V, d_theta]`` frozen action word embeddings (also the video queries).
         feature_dim: ``d_x`` of the video features.
-        dim: ``d_dim``.
-        heads / video_layers / video_dropout: video encoder sizes.
-        text_dropout / layers_gated / layers_residual: composer sizes (``drop_g``, N_g, N_r).
-        main / aux: inputs of the composer (Table 6.3); ``"composition"`` needs ``pair_emb``.
-        pair_emb: ``[A * V, d_theta]`` frozen phrase embeddings (adverb-major), optional.
-        residual / sigmoid / shared_weights: Table 6.5 switches.
-        composer: ``"regada"`` (Eq. 6.1) or ``"tirg"`` (baseline).
+        cfg: the architecture (:class:`ReGaDaNetConfig`).
+        pair_emb: ``[A * V, d_theta]`` frozen phrase embeddings (adverb-major), needed by
+            ``cfg.main == "composition"``.
+        composer: ``"regada"`` (Eq. 6.1) or ``"tirg"`` (baseline; ignores the composer
+            fields of ``cfg``).
     """
 
     def __init__(
@@ -234,22 +267,12 @@ class ReGaDa(nn.Module):
         adverb_emb: torch.Tensor,
         action_emb: torch.Tensor,
         feature_dim: int,
-        dim: int = 400,
-        heads: int = 4,
-        video_layers: int = 2,
-        video_dropout: float = 0.1,
-        text_dropout: float = 0.7,
-        layers_gated: int = 4,
-        layers_residual: int = 3,
-        main: Main = "adverb",
-        aux: Aux = "action",
+        cfg: ReGaDaNetConfig,
         pair_emb: torch.Tensor | None = None,
-        residual: bool = True,
-        sigmoid: bool = True,
-        shared_weights: bool = False,
         composer: Literal["regada", "tirg"] = "regada",
     ) -> None:
         super().__init__()
+        main, aux = cfg.main, cfg.aux
         if main == aux:
             raise ValueError(f"main and auxiliary inputs must differ (both '{main}')")
         if main == "composition" and pair_emb is None:
@@ -260,17 +283,13 @@ class ReGaDa(nn.Module):
         self.n_adverbs, self.n_actions = adverb_emb.shape[0], action_emb.shape[0]
         self.main, self.aux = main, aux
         d_theta = adverb_emb.shape[1]
-        self.proj_main = nn.Linear(d_theta, dim)
-        self.proj_aux = nn.Linear(d_theta, dim)
+        self.proj_main = nn.Linear(d_theta, cfg.emb_dim)
+        self.proj_aux = nn.Linear(d_theta, cfg.emb_dim)
         if composer == "regada":
-            self.composer: nn.Module = ResidualGatedComposer(
-                dim, layers_gated, layers_residual, text_dropout, residual, sigmoid, shared_weights
-            )
+            self.composer: nn.Module = ResidualGatedComposer(cfg)
         else:
-            self.composer = TIRGComposer(dim)
-        self.video = VideoEncoder(
-            feature_dim, action_emb.shape[1], dim, heads, video_layers, video_dropout
-        )
+            self.composer = TIRGComposer(cfg.emb_dim)
+        self.video = VideoEncoder(feature_dim, action_emb.shape[1], cfg)
 
     def _pair_inputs(self, which: str, proj: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
         """Projected input table and the row of each pair: (``[n, dim]``, ``[A * V]``)."""

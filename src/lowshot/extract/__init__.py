@@ -1,0 +1,1 @@
+"""Raw inputs -> features: pluggable encoders registered in ``ENCODERS`` (``text``)."""
