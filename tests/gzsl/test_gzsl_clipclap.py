@@ -142,3 +142,31 @@ def test_joint_space_is_non_negative():
     method.eval()
     assert torch.all(method.embed(b) >= 0)
     assert torch.all(method.embed_classes(emb) >= 0)
+
+
+def test_legacy_train_extra_pass_updates_batchnorm_statistics_only():
+    """The published train_step's extra get_embeddings call in training mode: off by default."""
+    b, emb = batch(n=16), torch.randn(5, 1536)
+    torch.manual_seed(0)
+    default = ClipClap(ClipClapConfig(), SPEC).train()
+    before = {k: v.clone() for k, v in default.state_dict().items()}
+    default.after_step(b, emb)
+    for k, v in default.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+
+    zero = dict(embedding_dropout=0.0, decoder_dropout=0.0, additional_dropout=0.0)
+    legacy = ClipClap(ClipClapConfig(legacy_train_extra_pass=True, **zero), SPEC).train()
+    legacy.load_state_dict(before)
+    legacy.after_step(b, emb)
+    expected = ClipClap(ClipClapConfig(**zero), SPEC).train()
+    expected.load_state_dict(before)
+    with torch.no_grad():  # get_embeddings: O_enc, O_proj on the batch; W_enc, W_proj on w_i
+        expected.net.w_proj(expected.net.w_enc(emb[b.targets]))
+        expected.net.o_proj(expected.net.o_enc(torch.cat([b.video, b.audio], 1)))
+    changed = set()
+    for k, v in legacy.state_dict().items():
+        torch.testing.assert_close(v, expected.state_dict()[k])
+        if not torch.equal(v, before[k]):
+            changed.add(k.rsplit(".", 1)[0])
+    # the five BatchNorms of O_enc, O_proj (2), W_enc and W_proj; no weights, no decoder
+    assert changed == {"net.o_enc.1", "net.o_proj.0.1", "net.o_proj.1.1", "net.w_enc.1", "net.w_proj.1"}
