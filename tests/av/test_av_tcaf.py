@@ -54,6 +54,8 @@ ABLATIONS = {
         legacy_bn_over_padding=True,
         legacy_eval_integer_timesteps=True,
         legacy_audio_len=True,
+        legacy_train_integer_time_pass=True,
+        legacy_window_relative_time=True,
         seqlen_mode="fixed",
         train_maxlen=4,
     ),
