@@ -1,10 +1,12 @@
-"""The 12 AVCA/TCaF paper configs validate strictly and carry the published values."""
+"""The AVCA/TCaF/ClipClap paper configs validate strictly and carry the published values."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from lowshot.config.paper import load_paper_config
+from lowshot.config.paper import load_paper_config, paper_config_names
 from lowshot.config.schema import from_dict
 from lowshot.methods.av.avca import AVCA, AVCAConfig
 from lowshot.methods.av.tcaf import TCaF, TCaFConfig
@@ -57,3 +59,51 @@ def test_unknown_model_key_is_rejected() -> None:
     raw["model"]["use_self_attention"] = True
     with pytest.raises(ConfigError, match="unknown key 'use_self_attention'"):
         from_dict(TCaFConfig, raw["model"])
+
+
+PARITY = {
+    "tcaf": ("legacy_train_integer_time_pass",),
+    "clipclap": ("legacy_train_extra_pass",),
+}
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in paper_config_names() if n.split(".")[0] in PARITY]
+)
+def test_notes_name_the_parity_switches_and_they_apply(name: str) -> None:
+    """Each TCaF/ClipClap note names the published-code switches (stage-2 scheduler included)
+    and the overrides it names are valid for that setting."""
+    from lowshot.recipes.gzsl import parse_experiment
+
+    family = name.split(".")[0]
+    raw = load_paper_config(name)
+    exp, model = parse_experiment(raw)
+    notes = exp.provenance.notes
+    for switch in PARITY[family]:
+        assert f"model.{switch}=true" in notes
+    if family == "tcaf" and model.seqlen_mode == "fixed":
+        assert "model.legacy_window_relative_time=true" in notes
+    if exp.train.lr_scheduler:
+        assert "protocol.stage2_scheduler=legacy_val_on_train" in notes
+        assert "stage-2 LR drops replayed" in notes
+    else:
+        assert "protocol.stage2_scheduler has no effect" in notes
+    overrides = re.findall(r"\b((?:model|data|protocol)\.\w+=\w+)", notes)
+    assert overrides
+    legacy_exp, legacy_model = parse_experiment(load_paper_config(name, overrides))
+    for o in overrides:
+        section, key_value = o.split(".", 1)
+        key, value = key_value.split("=")
+        got = getattr(legacy_model, key) if section == "model" else getattr(getattr(legacy_exp, section), key)
+        assert str(got).lower() == value.lower(), o
+
+
+def test_package_docstring_claims_only_registered_av_methods() -> None:
+    """The package docstring lists as implemented only methods that are registered."""
+    import lowshot
+    from lowshot._registry import METHODS
+    from lowshot.methods import av  # noqa: F401  (registers the methods)
+
+    claimed = re.search(r"video classification \(([^;)]*)", lowshot.__doc__.replace("\n", " ")).group(1)
+    keys = [n.strip().lower().removesuffix("-gzsl").replace("-", "") for n in claimed.split(",")]
+    assert keys and all(k in METHODS for k in keys), (keys, METHODS.names())

@@ -54,6 +54,8 @@ ABLATIONS = {
         legacy_bn_over_padding=True,
         legacy_eval_integer_timesteps=True,
         legacy_audio_len=True,
+        legacy_train_integer_time_pass=True,
+        legacy_window_relative_time=True,
         seqlen_mode="fixed",
         train_maxlen=4,
     ),
@@ -205,3 +207,77 @@ def test_loss_decreases_on_a_fixed_batch(tiny_temporal) -> None:
         loss.backward()
         opt.step()
     assert loss.item() < 0.5 * first
+
+
+def _bn_stats(method: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in method.state_dict().items() if "running_" in k}
+
+
+def test_legacy_train_integer_time_pass(tiny_temporal) -> None:
+    """The published train_step's extra get_embeddings call: a gradient-free training-mode
+    pass with integer positions; it changes BatchNorm running statistics only."""
+    emb = torch.as_tensor(tiny_temporal.class_embeddings)
+    default = _method(**NO_DROPOUT).train()
+    batch = _batch(default, tiny_temporal, n=12)
+    before = {k: v.clone() for k, v in default.state_dict().items()}
+    default.after_step(batch, emb)  # off by default: nothing changes
+    for k, v in default.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+
+    legacy = _method(legacy_train_integer_time_pass=True, **NO_DROPOUT).train()
+    legacy.load_state_dict(before)
+    legacy.after_step(batch, emb)
+    expected = _method(**NO_DROPOUT).train()
+    expected.load_state_dict(before)
+    with torch.no_grad():  # what get_embeddings runs: encoders, transformer, O_proj, W_proj(w_i)
+        c_o, _ = expected.net(expected._inputs(batch, integer_times=True))
+        expected.net.o_proj(c_o)
+        expected.net.w_proj(emb[batch.targets])
+    got, want = _bn_stats(legacy), _bn_stats(expected)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k])
+    o_proj_mean = "net.o_proj.1.1.running_mean"
+    assert not torch.allclose(got[o_proj_mean], before[o_proj_mean])
+    with torch.no_grad():  # ... from integer positions, not from seconds
+        seconds = _method(**NO_DROPOUT).train()
+        seconds.load_state_dict(before)
+        seconds.net.o_proj(seconds.net(seconds._inputs(batch))[0])
+    assert not torch.allclose(got[o_proj_mean], _bn_stats(seconds)[o_proj_mean])
+    assert all(p.grad is None for p in legacy.parameters())
+
+
+def test_trainer_runs_the_after_step_hook(tiny_temporal) -> None:
+    from lowshot.recipes.gzsl_config import TrainConfig
+    from lowshot.recipes.gzsl_trainer import MethodTrainer
+
+    method = _method(legacy_train_integer_time_pass=True)
+    calls = []
+    method.after_step = lambda batch, emb: calls.append((len(batch), emb.shape))  # type: ignore[method-assign]
+    trainer = MethodTrainer(
+        method, tiny_temporal, 1, TrainConfig(n_batches=3, batch_size=8), 0, torch.device("cpu")
+    )
+    trainer.train_epoch(0)
+    assert calls == [(8, trainer.train_embeddings.shape)] * 3
+
+
+def test_window_relative_times_only_with_the_legacy_switch(tiny_temporal) -> None:
+    """fixed mode: times are absolute in the video by default, from the window start with
+    ``legacy_window_relative_time`` (published collator); max mode: both start at 0."""
+    fs = tiny_temporal.splits["stage_1_train"]
+    long = np.argsort(fs.video.lengths)[-6:]  # longer than the 3-step window
+    assert fs.video.lengths[long].min() > 3
+    cfg = dict(seqlen_mode="fixed", train_maxlen=3, eval_maxlen=3)
+    absolute = _method(**cfg).collate(fs, long, None, False)
+    relative = _method(legacy_window_relative_time=True, **cfg).collate(fs, long, None, False)
+    torch.testing.assert_close(absolute.video, relative.video)
+    start_v = (fs.video.lengths[long] - 3) // 2  # centred crop
+    np.testing.assert_allclose(absolute.video_times[:, 0].numpy(), start_v * 0.64, rtol=1e-6)
+    np.testing.assert_allclose(relative.video_times.numpy(), np.tile([0, 0.64, 1.28], (6, 1)), rtol=1e-6)
+    assert relative.audio_times[:, 0].eq(0).all() and absolute.audio_times[:, 0].gt(0).any()
+    torch.testing.assert_close(
+        absolute.video_times - absolute.video_times[:, :1], relative.video_times
+    )
+    whole_a = _method().collate(fs, long, None, False)
+    whole_r = _method(legacy_window_relative_time=True).collate(fs, long, None, False)
+    torch.testing.assert_close(whole_a.video_times, whole_r.video_times)
+    torch.testing.assert_close(whole_a.audio_times, whole_r.audio_times)

@@ -100,3 +100,73 @@ def test_gathered_label_rows_equal_encoding_the_rows():
     net.zero_grad()
     (slow[1].sum() + slow[0].square().sum()).backward()
     torch.testing.assert_close(grad_fast, net.w_enc[0].weight.grad)
+
+
+def _layers(block: torch.nn.Module) -> list[tuple]:
+    """Leaf modules of a block as (kind, detail): Linear sizes, Dropout rate."""
+    out = []
+    for m in block.modules():
+        if isinstance(m, torch.nn.Linear):
+            out.append(("Linear", m.in_features, m.out_features))
+        elif isinstance(m, torch.nn.Dropout):
+            out.append(("Dropout", m.p))
+        elif not list(m.children()):
+            out.append((type(m).__name__,))
+    return out
+
+
+def _block(d_in: int, d_out: int, p: float) -> list[tuple]:
+    return [("Linear", d_in, d_out), ("BatchNorm1d",), ("ReLU",), ("Dropout", p)]
+
+
+def test_architecture_follows_thesis_section_5_3():
+    """Every Linear (the last of O_proj and W_proj included) is followed by BN, ReLU, dropout
+    (thesis §5.3; published EmbeddingNet); O_proj and D_o use decoder_dropout, W_proj and D_w
+    additional_dropout (published config comments)."""
+    from lowshot.models.av.clipclap import ClipClapNet
+
+    net = ClipClapNet(1536, 1536, 512, 256, 64, embedding_dropout=0.1, decoder_dropout=0.2, additional_dropout=0.3)
+    assert _layers(net.o_enc) == _block(1536, 512, 0.1)
+    assert _layers(net.w_enc) == _block(1536, 512, 0.1)
+    assert _layers(net.o_proj) == _block(512, 256, 0.2) + _block(256, 64, 0.2)
+    assert _layers(net.w_proj) == _block(512, 64, 0.3)
+    assert _layers(net.d_o) == _block(64, 256, 0.2) + _block(256, 512, 0.2)
+    assert _layers(net.d_w) == _block(64, 512, 0.3)
+
+
+def test_joint_space_is_non_negative():
+    torch.manual_seed(0)
+    method = ClipClap(ClipClapConfig(), SPEC)
+    b, emb = batch(n=16), torch.randn(5, 1536)
+    method.training_loss(b, emb)["loss"].backward()  # move BN running stats off their init
+    method.eval()
+    assert torch.all(method.embed(b) >= 0)
+    assert torch.all(method.embed_classes(emb) >= 0)
+
+
+def test_legacy_train_extra_pass_updates_batchnorm_statistics_only():
+    """The published train_step's extra get_embeddings call in training mode: off by default."""
+    b, emb = batch(n=16), torch.randn(5, 1536)
+    torch.manual_seed(0)
+    default = ClipClap(ClipClapConfig(), SPEC).train()
+    before = {k: v.clone() for k, v in default.state_dict().items()}
+    default.after_step(b, emb)
+    for k, v in default.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+
+    zero = dict(embedding_dropout=0.0, decoder_dropout=0.0, additional_dropout=0.0)
+    legacy = ClipClap(ClipClapConfig(legacy_train_extra_pass=True, **zero), SPEC).train()
+    legacy.load_state_dict(before)
+    legacy.after_step(b, emb)
+    expected = ClipClap(ClipClapConfig(**zero), SPEC).train()
+    expected.load_state_dict(before)
+    with torch.no_grad():  # get_embeddings: O_enc, O_proj on the batch; W_enc, W_proj on w_i
+        expected.net.w_proj(expected.net.w_enc(emb[b.targets]))
+        expected.net.o_proj(expected.net.o_enc(torch.cat([b.video, b.audio], 1)))
+    changed = set()
+    for k, v in legacy.state_dict().items():
+        torch.testing.assert_close(v, expected.state_dict()[k])
+        if not torch.equal(v, before[k]):
+            changed.add(k.rsplit(".", 1)[0])
+    # the five BatchNorms of O_enc, O_proj (2), W_enc and W_proj; no weights, no decoder
+    assert changed == {"net.o_enc.1", "net.o_proj.0.1", "net.o_proj.1.1", "net.w_enc.1", "net.w_proj.1"}

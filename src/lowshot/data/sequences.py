@@ -1,4 +1,4 @@
-"""Sequence-length policy of the temporal audio-visual models (TCaF, AV-Diff): pure, batched.
+"""Sequence-length policy of the temporal audio-visual models (TCaF; published AV-Diff shares it): pure, batched.
 
 Two published modes (reference §5.2, §6.6):
 
@@ -38,9 +38,15 @@ class Window:
     mask: np.ndarray
     steps: np.ndarray
 
-    def times(self, step_seconds: float) -> np.ndarray:
-        """``[B, T]`` float32 time of each step in seconds (step index x step length)."""
-        return (self.steps * step_seconds).astype(np.float32)
+    def times(self, step_seconds: float, relative: bool = False) -> np.ndarray:
+        """``[B, T]`` float32 time of each step in seconds (step index x step length).
+
+        Args:
+            relative: measure from the window start (the published collator) instead of
+                from the start of the video; padded steps are 0 either way.
+        """
+        steps = np.where(self.mask, self.steps - self.steps[:, :1], 0) if relative else self.steps
+        return (steps * step_seconds).astype(np.float32)
 
 
 def window_starts(

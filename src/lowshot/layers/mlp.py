@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from torch import nn
 
 
@@ -19,25 +17,6 @@ def linear_bn_relu(
         layers.append(nn.BatchNorm1d(d_out, momentum=bn_momentum))
     layers += [nn.ReLU(), nn.Dropout(dropout)]
     return nn.Sequential(*layers)
-
-
-def mlp(dims: Sequence[int], dropout: float = 0.0, batch_norm: bool = True, bn_momentum: float = 0.1,
-        last_activation: bool = False) -> nn.Sequential:
-    """Stack of :func:`linear_bn_relu` blocks over ``dims``; the last layer is a plain Linear
-    unless ``last_activation`` is set.
-
-    Example: ``mlp([512, 512, 64])`` is Linear-BN-ReLU-Dropout-Linear, ``[B, 512] -> [B, 64]``.
-    """
-    if len(dims) < 2:
-        raise ValueError("mlp needs at least an input and an output dimension")
-    blocks: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
-        last = i == len(dims) - 2
-        if last and not last_activation:
-            blocks.append(nn.Linear(a, b))
-        else:
-            blocks.append(linear_bn_relu(a, b, dropout, batch_norm, bn_momentum))
-    return nn.Sequential(*blocks)
 
 
 def embedding_net(

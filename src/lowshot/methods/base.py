@@ -116,3 +116,11 @@ class GZSLMethod(nn.Module):
 
     def on_epoch_start(self, epoch: int) -> None:
         """Hook for methods with epoch-dependent behaviour (default: nothing)."""
+
+    def after_step(self, batch: Batch, class_embeddings: torch.Tensor) -> None:
+        """Hook after each optimiser step, in training mode (default: nothing).
+
+        Args:
+            batch: the batch just trained on.
+            class_embeddings: ``[C_train, D_w]``, as passed to :meth:`training_loss`.
+        """

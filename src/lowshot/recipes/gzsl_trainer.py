@@ -96,6 +96,7 @@ class MethodTrainer:
             self.optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
             self.optimizer.step()
+            self.method.after_step(batch, self.train_embeddings)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v.detach()
         return {k: float(v) / len(batches) for k, v in sums.items()}

@@ -8,9 +8,22 @@ Loss (Eqs. 5.5–5.7): cross-entropy of theta_o against the projected training-c
 embeddings + regression MSE(theta_o, theta_w) + reconstruction of the *encoded* label
 embedding W_enc(w) by D_o(theta_o) and D_w(theta_w). Scores: -||theta_o - theta_w(c)||_2.
 
-Differences from the published code (dkurzend/ClipClap-GZSL @ 56b8e1b):
+Differences from the published code (dkurzend/ClipClap-GZSL @ 56b8e1b). The architecture
+matches ``src/clipclap_model.py`` layer for layer (every Linear followed by BatchNorm, ReLU
+and dropout; O_proj and D_o use ``decoder_dropout``, W_proj and D_w ``additional_dropout``).
+Published behaviour that changes numbers is a switch, off by default:
+
 * class-label embeddings are attached by class name (the published ActivityNet/VGGSound runs
   misalign them; ``data.legacy_text_order=true`` reproduces that, reference §6.1);
+* training has no extra forward pass. The published ``train_step`` calls ``get_embeddings``
+  after every optimiser step in training mode; that only gives the BatchNorm running
+  statistics of O_enc, O_proj, W_enc and W_proj a second update per step (on the same batch,
+  new dropout masks) and draws dropout masks. ``legacy_train_extra_pass`` reproduces it;
+* the model does not own its optimiser or LR scheduler (the recipe does). Stage 2 replays
+  the stage-1 LR drops at the same epochs (``protocol.stage2_scheduler=replay``); the
+  published code keeps stepping the plateau scheduler in stage 2 on HM of the stage-1
+  validation folders, which are then training data
+  (``protocol.stage2_scheduler=legacy_val_on_train``);
 * the ablation switches are explicit config values (``modality``, ``label_embeddings``,
   ``losses``) instead of CLI string slicing;
 * one beta is transferred (upstream averages three identical betas plus 1e-10/3, which is
@@ -21,6 +34,7 @@ Differences from the published code (dkurzend/ClipClap-GZSL @ 56b8e1b):
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +46,7 @@ from lowshot.errors import ConfigError
 from lowshot.methods.base import Batch, GZSLMethod, InputSpec
 from lowshot.models.av.clipclap import ClipClapNet
 
+log = logging.getLogger(__name__)
 LossTerm = Literal["ce", "reg", "rec"]
 
 
@@ -45,8 +60,8 @@ class ClipClapConfig:
         losses: loss terms (Table 5.4), any of ``ce``, ``reg``, ``rec``.
         clip_text_dim: width of the CLIP part at the front of the concatenated label
             embedding ``[CLIP ; CLAP]`` (``data.text: [clip, clap]``).
-        video_input_dim: width of the visual feature (CLIP image, 512); the audio feature is
-            the rest of the concatenated input (CLAP audio, 1024).
+        legacy_train_extra_pass: the published extra training-mode forward after every
+            optimiser step (see the differences above), off by default.
     """
 
     model_dim: int = 512
@@ -59,6 +74,7 @@ class ClipClapConfig:
     label_embeddings: Literal["both", "clip", "clap"] = "both"
     losses: tuple[LossTerm, ...] = ("ce", "reg", "rec")
     clip_text_dim: int = 512
+    legacy_train_extra_pass: bool = False
 
 
 @METHODS.register("clipclap")
@@ -72,6 +88,8 @@ class ClipClap(GZSLMethod):
         super().__init__(config, spec)
         if not config.losses:
             raise ConfigError("clipclap: model.losses must name at least one of ce, reg, rec")
+        if config.legacy_train_extra_pass:
+            log.warning("clipclap: compatibility switch legacy_train_extra_pass is on (published behaviour)")
         if config.label_embeddings != "both" and not 0 < config.clip_text_dim < spec.text_dim:
             raise ConfigError(
                 f"clipclap: label_embeddings={config.label_embeddings!r} needs [CLIP ; CLAP] label "
@@ -118,6 +136,14 @@ class ClipClap(GZSLMethod):
             terms["rec"] = F.mse_loss(self.net.d_o(theta_o), w_enc) + F.mse_loss(self.net.d_w(theta_w), w_enc)
         terms["loss"] = sum(terms.values())
         return terms
+
+    @torch.no_grad()
+    def after_step(self, batch: Batch, class_embeddings: torch.Tensor) -> None:
+        """``legacy_train_extra_pass``: the published gradient-free training-mode pass
+        (updates BatchNorm running statistics only)."""
+        if self.config.legacy_train_extra_pass:
+            self.embed(batch)
+            self.net.embed_labels(class_embeddings[:, self.text_slice], batch.targets)
 
     def class_scores(self, batch: Batch, class_embeddings: torch.Tensor) -> torch.Tensor:
         return -torch.cdist(self.embed(batch), self.embed_classes(class_embeddings))

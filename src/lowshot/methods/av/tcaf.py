@@ -7,20 +7,40 @@ attention for audio-visual zero-shot learning", ECCV 2022; thesis ch. 3 and app.
 Loss (Eq. 3.15): l = l_ce + l_reg + l_rec (Eqs. 3.16-3.18). Scores: -||theta_o - theta_w(c)||_2
 (Eq. 3.14).
 
-Differences from the published code (ExplainableML/TCAF-GZSL @ 0ca2059):
+Differences from the published code (ExplainableML/TCAF-GZSL @ 0ca2059). Each published
+behaviour that changes numbers is a switch, off by default:
 
 * the Fourier time embedding sees the real time in seconds in training **and** evaluation
   (published evaluation passes integer positions: ``legacy_eval_integer_timesteps``, §6.4);
+* training has no extra forward pass. The published ``train_step`` calls ``get_embeddings``
+  after every optimiser step, in training mode and with integer positions as times; it only
+  updates BatchNorm running statistics (A_enc/V_enc, O_proj on integer-time outputs, W_proj
+  on the batch's label embeddings: two updates per step, so evaluation statistics lean
+  towards the integer-time code) and draws dropout masks. ``legacy_train_integer_time_pass``
+  reproduces it; it matters for evaluation only through those statistics;
 * input normalisation is per feature family (``input_norm="per_family"``: VGGish
   de-quantised, C3D L2 per step, SeLaVi unchanged); ``"legacy_tcaf"`` reproduces /255 on all
   audio and L2 over the time axis of the video (§6.5);
 * encoder BatchNorm statistics are computed over valid steps only
   (``legacy_bn_over_padding`` reproduces the published statistics over padding);
-* in ``fixed`` sequence mode the audio window covers the same seconds as the video window
-  (``legacy_audio_len`` reproduces ``round(n_v * 0.64 * 0.96)``, §6.7);
+* in ``fixed`` sequence mode (ActivityNet) the audio window covers the same seconds as the
+  video window (``legacy_audio_len`` reproduces ``round(n_v * 0.64 * 0.96)``, §6.7);
+* in ``fixed`` mode times are absolute times in the video (window offset included), so a
+  step keeps its time whatever the crop; the published collator counts from the window
+  start (``legacy_window_relative_time``). In ``max`` mode (UCF, VGGSound) windows start at
+  0 and the two agree. Effect: training crops of long videos are embedded at their real
+  time instead of 0..38 s, and the centred evaluation crop at its real offset;
+* two crop details of ``fixed`` mode are not switches (their effect is at most one step):
+  the audio window starts at ``floor(start_v * r_v / r_a)`` (published: ``round``, up to
+  one audio step = 0.96 s later), and the random video start is drawn from
+  ``0..T_v - maxlen`` (published ``randint(T_v - maxlen)`` never picks the last start);
 * the padding embedding of the published code is omitted: padded tokens are never attended
   to, so it cannot change any valid output;
-* times in ``fixed`` mode are absolute times in the video (window offset included);
+* the model does not own its optimiser or LR scheduler (the recipe does). Stage 2 replays
+  the stage-1 LR drops at the same epochs (``protocol.stage2_scheduler=replay``); the
+  published code keeps stepping the plateau scheduler in stage 2 on HM of the stage-1
+  validation folders, which are then training data
+  (``protocol.stage2_scheduler=legacy_val_on_train``);
 * the per-token parts of the transformer (LayerNorm, q/k/v and output projections,
   feed-forward) and the encoders run on valid steps only; outputs equal the padded
   computation (tested), only the cost differs;
@@ -73,8 +93,9 @@ class TCaFConfig:
         seqlen_mode: ``max`` (pad to batch max) or ``fixed`` (crop to ``train_maxlen`` /
             ``eval_maxlen`` video steps, random in training, centred in evaluation).
         input_norm: see :mod:`lowshot.layers.input_norm`.
-        legacy_audio_len / legacy_bn_over_padding / legacy_eval_integer_timesteps: published
-            quirks (reference §6.4, §6.5, §6.7), off by default.
+        legacy_audio_len / legacy_bn_over_padding / legacy_eval_integer_timesteps /
+            legacy_train_integer_time_pass / legacy_window_relative_time: published quirks
+            (reference §6.4, §6.5, §6.7 and the differences above), off by default.
     """
 
     dim: int = 300
@@ -108,6 +129,8 @@ class TCaFConfig:
     legacy_audio_len: bool = False
     legacy_bn_over_padding: bool = False
     legacy_eval_integer_timesteps: bool = False
+    legacy_train_integer_time_pass: bool = False
+    legacy_window_relative_time: bool = False
 
     def __post_init__(self) -> None:
         if self.modalities != "both" and self.attention != "full":
@@ -133,6 +156,8 @@ class TCaF(GZSLMethod):
             "legacy_eval_integer_timesteps": c.legacy_eval_integer_timesteps,
             "legacy_bn_over_padding": c.legacy_bn_over_padding,
             "legacy_audio_len": c.legacy_audio_len,
+            "legacy_train_integer_time_pass": c.legacy_train_integer_time_pass,
+            "legacy_window_relative_time": c.legacy_window_relative_time,
             "input_norm=legacy_tcaf": c.input_norm == "legacy_tcaf",
         }
         for name in (k for k, on in legacy.items() if on):
@@ -167,10 +192,11 @@ class TCaF(GZSLMethod):
             c.train_maxlen if train else c.eval_maxlen, train, generator, c.legacy_audio_len,
         )  # fmt: skip
         labels, tgt = label_tensors(features, idx, targets)
+        rel = c.legacy_window_relative_time
         return Batch(
             _t(a.values), _t(v.values), labels, tgt,
             torch.from_numpy(a.mask), torch.from_numpy(v.mask),
-            _t(a.times(r_a)), _t(v.times(r_v)),
+            _t(a.times(r_a, rel)), _t(v.times(r_v, rel)),
         )  # fmt: skip
 
     def _inputs(self, batch: Batch, integer_times: bool = False) -> dict[str, TemporalInput]:
@@ -223,6 +249,16 @@ class TCaF(GZSLMethod):
             )
         terms["loss"] = torch.stack(list(terms.values())).sum()  # Eq. 3.15
         return terms
+
+    @torch.no_grad()
+    def after_step(self, batch: Batch, class_embeddings: torch.Tensor) -> None:
+        """``legacy_train_integer_time_pass``: the published gradient-free training-mode pass
+        with integer positions as times (updates BatchNorm running statistics only)."""
+        if not self.config.legacy_train_integer_time_pass:
+            return
+        c_o, _ = self.net(self._inputs(batch, integer_times=True))
+        self.net.o_proj(c_o)
+        self.net.embed_labels(class_embeddings[batch.targets])
 
     def embed(
         self, batch: Batch, return_attention: bool = False

@@ -11,12 +11,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from lowshot._registry import MODELS
-from lowshot.layers.mlp import linear_bn_relu, mlp
+from lowshot.layers.mlp import embedding_net, linear_bn_relu
 
 
 @MODELS.register("clipclap")
 class ClipClapNet(nn.Module):
     """O_enc, W_enc, O_proj, W_proj, D_o and D_w of ClipClap-GZSL.
+
+    Every Linear, the last ones of O_proj and W_proj included, is followed by BatchNorm, ReLU
+    and dropout (thesis §5.3; published ``EmbeddingNet``), so the joint space of theta_o and
+    theta_w is non-negative and batch-normalised.
 
     Args:
         input_dim: ``D_in`` of the concatenated audio-visual input.
@@ -25,7 +29,8 @@ class ClipClapNet(nn.Module):
         hidden_dim: ``d_hidden`` of O_proj and D_o.
         out_dim: ``d_out`` of the joint space.
         embedding_dropout / decoder_dropout / additional_dropout: dropout of the encoders,
-            of O_proj, and of the decoders D_o / D_w.
+            of O_proj and D_o (published ``decoder_dropout``), and of W_proj and D_w
+            (published ``additional_dropout``).
     """
 
     def __init__(
@@ -42,9 +47,9 @@ class ClipClapNet(nn.Module):
         super().__init__()
         self.o_enc = linear_bn_relu(input_dim, model_dim, embedding_dropout)  # Eq. 5.1
         self.w_enc = linear_bn_relu(text_dim, model_dim, embedding_dropout)  # Eq. 5.2
-        self.o_proj = mlp([model_dim, hidden_dim, out_dim], decoder_dropout)  # Eq. 5.3
-        self.w_proj = nn.Linear(model_dim, out_dim)  # Eq. 5.4
-        self.d_o = mlp([out_dim, hidden_dim, model_dim], additional_dropout, last_activation=True)
+        self.o_proj = embedding_net(model_dim, out_dim, decoder_dropout, hidden_dim)  # theta_o
+        self.w_proj = linear_bn_relu(model_dim, out_dim, additional_dropout)  # theta_w
+        self.d_o = embedding_net(out_dim, model_dim, decoder_dropout, hidden_dim)
         self.d_w = linear_bn_relu(out_dim, model_dim, additional_dropout)
 
     def embed_inputs(self, x: torch.Tensor) -> torch.Tensor:
