@@ -4,7 +4,8 @@
 prints one table: test mAP W / mAP M / Acc-A (x100) per seed and mean ± sd, the selected
 epoch(s) and the training seconds per epoch, for the published code and lowshot's
 ``legacy`` and ``default`` variants. Each seed is cached as JSON under
-``<work>/regada/<tag>/results``; rerunning resumes.
+``<work>/regada/<tag>/results``; rerunning resumes (cached published seeds need no
+``--upstream``).
 
 Data (``write_data``): lowshot's synthetic generator in the released layout
 (``splits/s3d/seen_compositions/<DATASET>/*.csv``, ``features/<DATASET>/s3d/.../{train,test}.pth``
@@ -25,8 +26,9 @@ maximum; "epoch" shows the epoch of each).
 
 lowshot side: ``regada.<run>`` with the same settings. ``legacy`` = the published,
 test-selected ``protocol.selection=best_per_metric``; ``default`` = lowshot's default
-(epoch selected on a validation split carved from train, 10% of the clips; test evaluated
-once, at that epoch); ``last`` = the last epoch (fixed in advance, no selection).
+(stage 1: epoch E selected on a validation split carved from train, 10% of the clips;
+stage 2: a fresh model refit on all training clips for epochs 0..E, test evaluated once,
+after epoch E); ``last`` = the last epoch (fixed in advance, no selection, all clips).
 
 Line-by-line comparison (published ``models/*.py``, ``dataset.py``, ``train.py``,
 ``test.py`` @ d9d0bfb vs ``lowshot.models.adverbs.regada`` / ``lowshot.methods.adverbs``
@@ -59,8 +61,9 @@ Different, none changing what is computed in distribution:
   ``eval_interval`` (the harness uses a multiple, so the evaluations coincide);
 * the published ``composition: emb`` also embeds the "adverb action" phrases; they are
   never used with ``tokens: actadv`` (lowshot does not embed them);
-* default selection (not legacy): validation on 10% of the training clips (so the model
-  trains on 90%) instead of the maximum of each metric over test evaluations.
+* default selection (not legacy): the epoch is selected on validation (10% of the training
+  clips, held out in stage 1 only) and the model is refit on all training clips, instead of
+  the maximum of each metric over test evaluations.
 """
 
 from __future__ import annotations
@@ -187,8 +190,9 @@ def write_data(root: Path, st: Settings) -> dict[str, Path]:
     """
     import torch
 
-    from lowshot.data.adverbs_synth import SynthSpec, generate
-    from lowshot.data.adverbs_text import S3DTextEncoder, save_text_cache
+    from lowshot.data.adverbs.synth import SynthSpec, generate
+    from lowshot.data.adverbs.text import save_text_cache
+    from lowshot.extract.text import S3DTextEncoder
 
     paths = {"texts_pt": root / "texts.pt", "text_cache": root / "texts.safetensors"}
     if all(p.exists() for p in paths.values()):
@@ -393,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
             out = work / "results" / f"{row}_s{seed}.json"
             start = time.perf_counter()
             if row == "published":
-                if a.upstream is None:
+                if a.upstream is None and not out.exists():
                     raise SystemExit(
                         "--rows published needs --upstream (a checkout of the published code)"
                     )

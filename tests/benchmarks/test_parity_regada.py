@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from benchmarks.parity import regada
-from lowshot.data.adverbs_text import build_text_encoder
+from lowshot.extract.text import build_text_encoder
 
 TINY = regada.Settings(epochs=2, eval_interval=1, batch_size=32, n_clips=120, seeds=(0,))
 
@@ -32,7 +32,7 @@ def test_both_sides_read_the_same_text_embeddings(data_root: Path) -> None:
     assert saved["texts"] == regada.vocabulary_texts(data_root, TINY.dataset)
 
 
-@pytest.mark.parametrize("variant", ["legacy", "default"])
+@pytest.mark.parametrize("variant", ["legacy", "default", "last"])
 def test_lowshot_side_runs_on_tiny_data(data_root: Path, tmp_path: Path, variant: str) -> None:
     row = regada.run_lowshot_seed(variant, data_root, tmp_path, TINY, 0)
     assert set(row.metrics) == set(regada.METRICS)

@@ -58,7 +58,8 @@ def test_synth_convert_train(tmp_path: Path, capsys: pytest.CaptureFixture[str])
             "--data-root", str(root), "--run-dir", str(tmp_path / "run")]  # fmt: skip
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "selection = validation: 10% of train clips" in out
+    assert "selection = validation-selected epoch (val mean(map_w, map_m, acc_a) on 10%" in out
+    assert "refit on train" in out
     assert "| published (Table 6.2 (REGADA, VATEX Adverbs)) |" in out
     assert "| test-selected (published) |" in out
 
@@ -69,7 +70,8 @@ def test_demo_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for label in ("Priors", "S3D pre-trained", "AC_CLS", "ReGaDa"):
         assert f"| {label}" in out
-    assert "| none (training-free) |" in out and "| validation: 10% of train clips" in out
+    assert "| none (training-free) |" in out and "| validation-selected epoch (val mean" in out
+    assert "refit on train |" in out
     assert "test-selected" not in out
 
 

@@ -268,8 +268,10 @@ def test_damaged_checkpoints_are_detected(point, damage, expected, fresh, refere
 
 
 # ------------------------------------------------------------------------------ 11/12 for the adverb recipe
-# The adverb recipe commits through the same CheckpointChain (checkpoints/train.json): the same
-# kills and damage, on a tiny ReGaDa with validation selection and a commit every epoch.
+# The adverb recipe commits through the same CheckpointChain: the same kills and damage, on a tiny
+# ReGaDa with the default selection (stage 1 selects the epoch on validation in select/, chain
+# select/checkpoints/select.json; stage 2 refits on all training clips, chain checkpoints/refit.json)
+# and a commit every epoch.
 ADVERB_CONFIG = {
     "recipe": "adverbs",
     "name": "tiny_adverbs",
@@ -281,20 +283,26 @@ ADVERB_CONFIG = {
     "train": {"epochs": EPOCHS, "batch_size": 32, "lr": 3e-3, "eval_interval": 1,
               "checkpoint_interval": 1, "num_threads": 1},
 }
+ADVERB_CHAINS = {"select": Path("select") / "checkpoints", "refit": Path("checkpoints")}
 
 
-def adverb_commit(epoch: int) -> KillPoint:
+def adverb_commit(chain: str, epoch: int) -> KillPoint:
     def matches(path: Path) -> bool:
-        return path.name == "train.json" and json.loads(path.read_text())["epoch"] == epoch
+        return path.name == f"{chain}.json" and json.loads(path.read_text())["epoch"] == epoch
 
-    return KillPoint(f"kill -9 after adverb epoch {epoch} is committed", _on_replace(matches))
+    return KillPoint(f"kill -9 after adverb {chain} epoch {epoch} is committed", _on_replace(matches))
 
 
 def _adverb_files(run: Path) -> dict[str, object]:
-    """result.json bytes and the history without wall-clock times."""
-    history = [{k: v for k, v in json.loads(line).items() if k != "time_s"}
-               for line in (run / "history.jsonl").read_text().splitlines()]
-    return {"result.json": (run / "result.json").read_bytes(), "history.jsonl": history}
+    """result.json bytes and both stages' histories without wall-clock times."""
+    histories = {name: [{k: v for k, v in json.loads(line).items() if k != "time_s"}
+                        for line in (run / name).read_text().splitlines()]
+                 for name in ("select/history.jsonl", "history.jsonl")}
+    return {"result.json": (run / "result.json").read_bytes(), **histories}
+
+
+def _adverb_selected_epoch(run: Path) -> int:
+    return json.loads((run / "result.json").read_text())["per_seed"]["42"]["epochs"]["map_w"]
 
 
 @pytest.fixture(scope="module")
@@ -303,29 +311,40 @@ def adverb_reference(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("adverb_reference")
     (tmp / "tiny_adverbs.yaml").write_text(yaml.safe_dump(ADVERB_CONFIG))
     assert main(["reproduce", str(tmp / "tiny_adverbs.yaml"), "--run-dir", str(tmp / "run")]) == 0
+    assert _adverb_selected_epoch(tmp / "run") >= 2, "precondition: the refit must have >= 3 epochs to kill"
     return tmp / "run"
 
 
-def _adverb_latest(run: Path) -> Path:
-    return run / "checkpoints" / json.loads((run / "checkpoints" / "train.json").read_text())["checkpoint"]
+def _adverb_latest(run: Path, chain: str) -> Path:
+    folder = run / ADVERB_CHAINS[chain]
+    return folder / json.loads((folder / f"{chain}.json").read_text())["checkpoint"]
 
 
 def _adverb_all_truncated(run: Path) -> None:
-    for p in (run / "checkpoints").glob("train_epoch*.safetensors"):
+    for p in (run / ADVERB_CHAINS["select"]).glob("select_epoch*.safetensors"):
         _truncate(p)
 
 
 ADVERB_CASES = [
     # id, kill points (one per interrupted attempt), damage after the last kill, expected outcome
-    ("two-kills", [adverb_commit(1), adverb_commit(2)], None, SAME),
-    ("three-kills", [adverb_commit(0), adverb_commit(1), adverb_commit(3)], None, SAME),
-    ("truncated-checkpoint", [adverb_commit(2)], lambda run: _truncate(_adverb_latest(run)), SAME),
-    ("empty-checkpoint", [adverb_commit(2)], lambda run: _adverb_latest(run).write_bytes(b""), SAME),
-    ("overwritten-tensor-bytes", [adverb_commit(2)], lambda run: _overwrite_tensor_bytes(_adverb_latest(run)),
+    ("two-kills", [adverb_commit("select", 1), adverb_commit("select", 2)], None, SAME),
+    ("three-kills", [adverb_commit("select", 0), adverb_commit("select", 1), adverb_commit("select", 3)], None,
      SAME),
-    ("kill-during-checkpoint-write", [killed_while_writing("train_epoch002.safetensors")], None, SAME),
-    ("every-checkpoint-corrupt", [adverb_commit(2)], _adverb_all_truncated,
-     r"cannot resume from .*train_epoch002\.safetensors.*train_epoch001\.safetensors.*new --run-dir"),
+    ("kill-in-refit", [adverb_commit("refit", 1)], None, SAME),
+    ("kills-in-both-stages", [adverb_commit("select", 2), adverb_commit("refit", 0), adverb_commit("refit", 1)],
+     None, SAME),
+    ("truncated-checkpoint", [adverb_commit("select", 2)], lambda run: _truncate(_adverb_latest(run, "select")),
+     SAME),
+    ("empty-checkpoint", [adverb_commit("select", 2)],
+     lambda run: _adverb_latest(run, "select").write_bytes(b""), SAME),
+    ("overwritten-tensor-bytes", [adverb_commit("select", 2)],
+     lambda run: _overwrite_tensor_bytes(_adverb_latest(run, "select")), SAME),
+    ("truncated-refit-checkpoint", [adverb_commit("refit", 1)],
+     lambda run: _truncate(_adverb_latest(run, "refit")), SAME),
+    ("kill-during-checkpoint-write", [killed_while_writing("select_epoch002.safetensors")], None, SAME),
+    ("kill-during-refit-checkpoint-write", [killed_while_writing("refit_epoch001.safetensors")], None, SAME),
+    ("every-checkpoint-corrupt", [adverb_commit("select", 2)], _adverb_all_truncated,
+     r"cannot resume from .*select_epoch002\.safetensors.*select_epoch001\.safetensors.*new --run-dir"),
 ]
 
 
@@ -344,22 +363,12 @@ def test_adverb_runs_survive_kills_and_damaged_checkpoints(points, damage, expec
         assert rc == 0, err
         assert _adverb_files(run) == _adverb_files(adverb_reference)
         assert not list(run.rglob("*.tmp")), "orphan temporary files left behind"
-        left = sorted(p.name for p in (run / "checkpoints").glob("train_epoch*.safetensors"))
-        assert left == [f"train_epoch{EPOCHS - 1:03d}.safetensors", f"train_epoch{EPOCHS:03d}.safetensors"]
+        chosen = _adverb_selected_epoch(adverb_reference)
+        for chain, last in (("select", EPOCHS), ("refit", chosen)):  # latest + previous, nothing else
+            left = sorted(p.name for p in (run / ADVERB_CHAINS[chain]).glob("*.safetensors"))
+            assert left == [f"{chain}_epoch{last - 1:03d}.safetensors", f"{chain}_epoch{last:03d}.safetensors"]
     else:
         assert_refused(rc, err, expected)
-
-
-def test_adverb_best_model_overwritten_is_refused(adverb_reference, tmp_path, capsys):
-    """The best-validation model's SHA-256 travels in the commit record: changed bytes are caught."""
-    run = tmp_path / "run"
-    shutil.copytree(adverb_reference, run)
-    (run / "result.json").unlink()
-    config = tmp_path / "tiny_adverbs.yaml"
-    config.write_text(yaml.safe_dump(ADVERB_CONFIG))
-    _overwrite_tensor_bytes(run / "checkpoints" / "best_val.safetensors")
-    rc, err = lowshot(capsys, "reproduce", config, "--run-dir", run)
-    assert_refused(rc, err, r"best_val\.safetensors .*does not match the SHA-256 .*rerun")
 
 
 # ------------------------------------------------------------------------------ 14: other data under a resumed run

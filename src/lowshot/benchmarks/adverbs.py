@@ -8,12 +8,14 @@ unseen splits report Acc-A (cls).
 Model selection (§7.6, §10.2), recorded with every result and every table row
 (:func:`selection_label`):
 
-* ``validation`` (default): a validation subset is carved from the training clips
+* ``validation`` (default): the epoch is selected on validation, then the model is refit
+  (as the GZSL two-stage protocol and scikit-learn's ``GridSearchCV(refit=True)``).
+  Stage 1: a validation subset is carved from the training clips
   (:func:`carve_validation`: deterministic from the seed, grouped by clip, every adverb
-  and action that has two or more training clips appears on both sides; default 10 %);
-  the model trains on the rest, the epoch with the best validation score (the mean of the
-  reported metrics unless ``select_metric`` names one) is kept, and test is evaluated
-  once, at that epoch.
+  and action that has two or more training clips appears on both sides; default 10 %); a
+  model trains on the rest and the epoch E with the best validation score (the mean of the
+  reported metrics unless ``select_metric`` names one) is selected. Stage 2: a fresh model
+  trains on all training clips for epochs 0..E and test is evaluated once, after epoch E.
 * ``last`` / ``fixed_epoch``: the epoch is fixed in advance; test is evaluated once, there.
 * ``best_per_metric``: the published protocol (legacy): each metric's maximum over all
   test evaluations, possibly from different epochs. **Selected on test data**; labelled
@@ -287,7 +289,10 @@ def selection_label(
         return f"epoch {epoch} (fixed in advance)"
     if protocol == "validation":
         score = select_metric or f"mean({', '.join(metrics)})"
-        return f"validation: {val_fraction:.0%} of train clips, epoch by val {score}"
+        return (
+            f"validation-selected epoch (val {score} on {val_fraction:.0%} of train clips), "
+            "refit on train"
+        )
     raise ConfigError(f"unknown protocol '{protocol}'")
 
 
@@ -328,7 +333,7 @@ def select_metrics(
     Args:
         history: records with ``epoch`` and ``test`` (metric dict). Only the published
             protocol has ``test`` at every evaluation; the others hold one ``test`` record,
-            at the epoch fixed in advance or chosen on validation.
+            at the epoch fixed in advance or chosen on validation (the refit's last epoch).
         protocol: see the module docstring.
         metrics: names of the test metrics to report.
         epoch: the epoch for ``protocol="fixed_epoch"``.

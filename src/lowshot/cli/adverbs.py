@@ -165,7 +165,8 @@ DEMO_SYNTH = {
 
 def demo_configs(epochs: int) -> list[tuple[str, dict[str, Any]]]:
     """The demo's experiments on one synthetic dataset (small ReGaDa, default protocol:
-    the epoch is selected on a validation split carved from the training clips).
+    the epoch is selected on a validation split carved from the training clips, then the
+    model is refit on all of them).
 
     ``trust_pickle`` is on because the demo reads the ``.pth`` files it has just written.
     """

@@ -11,13 +11,17 @@ kept as a fallback). A killed run resumes from its newest verifiable commit with
 command; shuffling and negatives are drawn from generators seeded by (seed, epoch), so a
 resumed run continues exactly as an uninterrupted one.
 
-Selection (``protocol.selection``, see :mod:`lowshot.benchmarks.adverbs`): by default a
-validation split is carved from the training clips and evaluated every ``eval_interval``
-epochs; the best epoch's model is kept (``checkpoints/best_val.safetensors``) and test is
-evaluated once, after training, with that model. ``last`` / ``fixed_epoch`` evaluate test
-once, at the epoch fixed in advance. Only the published ``best_per_metric`` (legacy,
-test-selected) evaluates test every ``eval_interval`` epochs. Every result carries the
-rule as ``selection``.
+Selection (``protocol.selection``, see :mod:`lowshot.benchmarks.adverbs`): by default
+(``validation``) two fits, as the GZSL two-stage protocol and scikit-learn's
+``GridSearchCV(refit=True)``: stage 1 (``<run_dir>/select/``: its own history and
+``checkpoints/select.json`` chain) trains on the training clips minus a validation split
+and evaluates validation every ``eval_interval`` epochs; its best epoch E is selected (test
+is never looked at). Stage 2 (``<run_dir>``) trains a fresh model (same seed, same initial
+weights, same schedule; chain ``checkpoints/refit.json``) on all training clips for epochs
+0..E and evaluates test once, after epoch E. ``last`` / ``fixed_epoch`` train once, to the epoch fixed in advance, and
+evaluate test once, there. Only the published ``best_per_metric`` (legacy, test-selected)
+evaluates test every ``eval_interval`` epochs. Every result carries the rule as
+``selection``. Both stages resume from their own chain.
 
 Several seeds (``train.seeds``) run in ``<run_dir>/seed_<s>/`` and the result holds
 their mean and standard deviation (thesis App. E.5).
@@ -45,13 +49,12 @@ from lowshot.benchmarks.adverbs import (
     load_adverb_data,
     select_metrics,
     selection_label,
-    validation_score,
     with_validation,
 )
 from lowshot.config import from_dict, to_dict
 from lowshot.data.adverbs.splits import overlap_report
 from lowshot.data.adverbs.synth import SynthSpec, generate
-from lowshot.errors import ConfigError, DataError
+from lowshot.errors import ConfigError
 from lowshot.extract.text import build_text_encoder
 from lowshot.methods.adverbs.base import (
     AdverbMethod,
@@ -65,17 +68,15 @@ from lowshot.recipes.adverbs_config import AdverbsConfig
 from lowshot.utils.checkpoint import CheckpointChain
 from lowshot.utils.io import (
     atomic_write_text,
-    load_state,
     pack_state,
-    save_state,
-    sha256_file,
     unpack_state,
 )
 from lowshot.utils.rundir import RunDir
 from lowshot.utils.seed import resolve_device, seed_everything, seed_mean_std
 
-CHAIN = "train"  # checkpoints/train.json + train_epoch<NNN>.safetensors
-BEST = "best_val.safetensors"
+CHAIN = "train"  # checkpoints/train.json + train_epoch<NNN>.safetensors: the tested model's fit
+REFIT_CHAIN = "refit"  # the same for validation's stage 2 (checkpoints/refit.json)
+SELECT_DIR, SELECT_CHAIN = "select", "select"  # validation stage 1: select/checkpoints/select.json
 
 
 def _resolve(root: Path, path: str | None) -> Path | None:
@@ -171,14 +172,6 @@ def evaluate(
     return out
 
 
-def _model_tensors(method: AdverbMethod) -> dict[str, torch.Tensor]:
-    return {f"model/{k}": v for k, v in method.state_dict().items()}
-
-
-def _load_model(method: AdverbMethod, tensors: dict[str, torch.Tensor]) -> None:
-    method.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
-
-
 def _training_state(method: AdverbMethod, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     """Model, optimizer and torch RNG as flat tensors (a :class:`CheckpointChain` commit)."""
     return pack_state(
@@ -192,17 +185,17 @@ def _training_state(method: AdverbMethod, opt: torch.optim.Optimizer) -> dict[st
 
 def _restore_training(
     chain: CheckpointChain, method: AdverbMethod, opt: torch.optim.Optimizer
-) -> tuple[int, dict[str, Any]] | None:
-    """Load the newest verifiable commit: (its epoch, its loop state); None if none was made."""
+) -> int | None:
+    """Load the newest verifiable commit; returns its epoch (None if none was made)."""
     restored = chain.restore()
     if restored is None:
         return None
-    epoch, loop_state, tensors = restored
+    epoch, _, tensors = restored
     state = unpack_state(tensors)
     method.load_state_dict(state["model"])
     opt.load_state_dict(state["optim"])
     torch.set_rng_state(state["torch_rng"])
-    return epoch, loop_state
+    return epoch
 
 
 def _truncate_history(run: RunDir, last_epoch: int) -> list[dict[str, Any]]:
@@ -222,22 +215,122 @@ def selection_rule(cfg: AdverbsConfig) -> str:
     )
 
 
-def _test_epochs(cfg: AdverbsConfig) -> Callable[[int], bool]:
-    """When test is evaluated during training: every evaluation only for the published
-    (test-selected) protocol; at the one epoch fixed in advance otherwise; never for
-    ``validation`` (test is evaluated once, after training, at the selected epoch)."""
+def _fresh_method(
+    cfg: AdverbsConfig,
+    data: AdverbData,
+    text: VocabText | None,
+    seed: int,
+    device: torch.device,
+) -> AdverbMethod:
+    """The configured method, built after ``seed_everything(seed)`` (same weights per seed)."""
+    seed_everything(seed)
+    feature_dim = data.train.store.video_dim if data.train.store is not None else 0
+    return build_method(cfg.method, cfg.model, data, text, feature_dim).to(device)
+
+
+def _fit(
+    cfg: AdverbsConfig,
+    data: AdverbData,
+    text: VocabText | None,
+    seed: int,
+    run: RunDir,
+    chain_name: str,
+    last_epoch: int,
+    evaluate_at: Callable[[int], tuple[str, ...]],
+    stop_after_epoch: int | None,
+) -> list[dict[str, Any]] | None:
+    """Train a fresh model on ``data.train`` for epochs 0..``last_epoch`` in ``run`` (resumable).
+
+    Every fit of a seed starts from the same weights (:func:`_fresh_method`); shuffling and
+    negatives come from generators seeded by (seed, epoch).
+
+    Args:
+        chain_name: file stem of this fit's :class:`CheckpointChain` in ``run/checkpoints``.
+        evaluate_at: epoch -> the parts evaluated after it (``()``, ``("val",)``, ``("test",)``).
+        stop_after_epoch: stop after this epoch without a result (simulates a kill; tests).
+
+    Returns:
+        The history (one record per epoch), or None when stopped early.
+    """
+    device = resolve_device(cfg.train.device)
+    method = _fresh_method(cfg, data, text, seed, device)
+    opt = torch.optim.Adam(
+        method.param_groups(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
+    )
+    chain = CheckpointChain(run.path / "checkpoints", chain_name)
+    restored = _restore_training(chain, method, opt)
+    start = 0 if restored is None else restored + 1
+    history = _truncate_history(run, start - 1)  # lines of epochs after the commit are redone
+    ck_every = cfg.train.checkpoint_interval or cfg.train.eval_interval
+    n = len(data.train)
+    for epoch in range(start, last_epoch + 1):
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        method.on_epoch_start(epoch, opt, cfg.train.lr)
+        method.train()
+        t0 = time.perf_counter()
+        losses: list[dict[str, float]] = []
+        for b in torch.randperm(n, generator=gen).split(cfg.train.batch_size):
+            batch = make_batch(data.train, b.numpy(), device)
+            out = method.training_loss(batch, gen)
+            opt.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            opt.step()
+            losses.append({"loss": float(out["loss"].detach()), **out["loss_terms"]})
+        record: dict[str, Any] = {
+            "epoch": epoch,
+            "seed": seed,
+            "train": {k: float(np.mean([x[k] for x in losses if k in x])) for k in losses[0]},
+            "time_s": time.perf_counter() - t0,
+        }
+        record |= evaluate(method, data, cfg, device, evaluate_at(epoch))
+        run.append_history(record)
+        history.append(record)
+        last = epoch == last_epoch
+        if epoch % ck_every == 0 or last:
+            chain.commit(epoch, _training_state(method, opt), {})
+        if stop_after_epoch is not None and epoch >= stop_after_epoch and not last:
+            return None
+    return history
+
+
+def _final_epoch(cfg: AdverbsConfig) -> int:
+    """Last epoch of the fit whose model is tested: ``protocol.epoch`` for ``fixed_epoch``
+    (training stops there), ``train.epochs`` otherwise."""
     p, last = cfg.protocol, cfg.train.epochs
-    if p.selection == "best_per_metric":
-        return lambda e: e % cfg.train.eval_interval == 0 or e == last
-    if p.selection == "fixed_epoch":
-        if p.epoch is None or not 0 <= p.epoch <= last:
-            raise ConfigError(
-                f"protocol.epoch must be in [0, {last}] for fixed_epoch, got {p.epoch}"
-            )
-        return lambda e: e == p.epoch
-    if p.selection == "last":
-        return lambda e: e == last
-    return lambda e: False
+    if p.selection != "fixed_epoch":
+        return last
+    if p.epoch is None or not 0 <= p.epoch <= last:
+        raise ConfigError(f"protocol.epoch must be in [0, {last}] for fixed_epoch, got {p.epoch}")
+    return p.epoch
+
+
+def _select_epoch(
+    cfg: AdverbsConfig,
+    data: AdverbData,
+    text: VocabText | None,
+    seed: int,
+    run: RunDir,
+    stop_after_epoch: int | None,
+) -> tuple[int, dict[str, float]] | None:
+    """Stage 1 of ``validation``: fit on the training clips minus a validation split (in
+    ``run/select``), evaluating it every ``eval_interval`` epochs and at the last; returns
+    the epoch of the best validation score and its validation metrics (None if stopped)."""
+    p, last, every = cfg.protocol, cfg.train.epochs, cfg.train.eval_interval
+    history = _fit(
+        cfg,
+        with_validation(data, p.val_fraction, seed),
+        text,
+        seed,
+        RunDir(run.path / SELECT_DIR),
+        SELECT_CHAIN,
+        last,
+        lambda e: ("val",) if e % every == 0 or e == last else (),
+        stop_after_epoch,
+    )
+    if history is None:
+        return None
+    epoch = best_validation_epoch(history, cfg.reported_metrics(), p.select_metric)
+    return epoch, next(r["val"] for r in history if r["epoch"] == epoch and "val" in r)
 
 
 def train_one_seed(
@@ -250,123 +343,59 @@ def train_one_seed(
 ) -> dict[str, Any] | None:
     """Train and evaluate one seed in ``run``; returns the selection (None if stopped early).
 
+    ``validation`` runs two fits: stage 1 (:func:`_select_epoch`) picks the epoch E on a
+    validation split, stage 2 refits a fresh model on all training clips for epochs 0..E
+    and evaluates test once, after epoch E. ``last`` / ``fixed_epoch`` fit once and test
+    once, at the end; ``best_per_metric`` (legacy) tests at every evaluation.
+
     Args:
-        stop_after_epoch: stop after this epoch without a result (simulates a kill; tests).
+        stop_after_epoch: stop after this epoch of the first fit that reaches it, without a
+            result (simulates a kill; tests).
     """
-    device = resolve_device(cfg.train.device)
-    seed_everything(seed)
-    method_cls = method_class(cfg.method)
     p = cfg.protocol
-    validating = method_cls.trainable and p.selection == "validation"
-    if validating:
-        data = with_validation(data, p.val_fraction, seed)
     metrics = cfg.reported_metrics()
-    feature_dim = data.train.store.video_dim if data.train.store is not None else 0
-    method = build_method(cfg.method, cfg.model, data, text, feature_dim).to(device)
-    chain = CheckpointChain(run.path / "checkpoints", CHAIN)
-    best_path = run.path / "checkpoints" / BEST
-    history: list[dict[str, Any]]
-    if not method_cls.trainable:
+    extra: dict[str, Any] = {}
+    if not method_class(cfg.method).trainable:
         history = [r for r in run.history() if "test" in r]
         if not history:
+            device = resolve_device(cfg.train.device)
+            method = _fresh_method(cfg, data, text, seed, device)
             history = [{"epoch": 0, "seed": seed, **evaluate(method, data, cfg, device)}]
             run.append_history(history[0])
         selection = select_metrics(history, "last", metrics)
     else:
-        opt = torch.optim.Adam(
-            method.param_groups(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
-        )
-        test_now = _test_epochs(cfg)
-        restored = _restore_training(chain, method, opt)
-        start, loop_state = (0, {}) if restored is None else (restored[0] + 1, restored[1])
-        best: dict[str, Any] | None = loop_state.get("best")  # epoch and SHA-256 of best_val
-        history = _truncate_history(run, start - 1)  # lines of epochs after the commit are redone
-        best_val = max(
-            (validation_score(r["val"], metrics, p.select_metric) for r in history if "val" in r),
-            default=float("-inf"),
-        )
-        ck_every = cfg.train.checkpoint_interval or cfg.train.eval_interval
-        n = len(data.train)
-        for epoch in range(start, cfg.train.epochs + 1):
-            gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-            method.on_epoch_start(epoch, opt, cfg.train.lr)
-            method.train()
-            t0 = time.perf_counter()
-            losses: list[dict[str, float]] = []
-            for b in torch.randperm(n, generator=gen).split(cfg.train.batch_size):
-                batch = make_batch(data.train, b.numpy(), device)
-                out = method.training_loss(batch, gen)
-                opt.zero_grad(set_to_none=True)
-                out["loss"].backward()
-                opt.step()
-                losses.append({"loss": float(out["loss"].detach()), **out["loss_terms"]})
-            record: dict[str, Any] = {
-                "epoch": epoch,
-                "seed": seed,
-                "train": {k: float(np.mean([x[k] for x in losses if k in x])) for k in losses[0]},
-                "time_s": time.perf_counter() - t0,
-            }
-            last = epoch == cfg.train.epochs
-            if validating and (epoch % cfg.train.eval_interval == 0 or last):
-                record |= evaluate(method, data, cfg, device, ("val",))
-                score = validation_score(record["val"], metrics, p.select_metric)
-                if score > best_val:  # first maximum wins
-                    best_val = score
-                    digest = save_state(best_path, _model_tensors(method), {"epoch": str(epoch)})
-                    best = {"epoch": epoch, "sha256": digest}
-            if test_now(epoch):
-                record |= evaluate(method, data, cfg, device)
-            run.append_history(record)
-            history.append(record)
-            if epoch % ck_every == 0 or last:
-                chain.commit(epoch, _training_state(method, opt), {"best": best})
-            if stop_after_epoch is not None and epoch >= stop_after_epoch and not last:
+        last = _final_epoch(cfg)
+        if p.selection == "validation":
+            selected = _select_epoch(cfg, data, text, seed, run, stop_after_epoch)
+            if selected is None:
                 return None
-        if validating:
-            history = [_test_at_best_epoch(method, data, cfg, device, history, best_path, best)]
+            last, extra["val_metrics"] = selected
+        every = cfg.train.eval_interval
+        legacy = p.selection == "best_per_metric"  # published: test at every evaluation
+        history = _fit(
+            cfg,
+            data,
+            text,
+            seed,
+            run,
+            REFIT_CHAIN if p.selection == "validation" else CHAIN,
+            last,
+            lambda e: ("test",) if e == last or (legacy and e % every == 0) else (),
+            stop_after_epoch,
+        )
+        if history is None:
+            return None
         selection = select_metrics(history, p.selection, metrics, p.epoch)
     chosen = [r for r in history if "test" in r][-1]  # best_per_metric: the last evaluation
     selection = {
-        "protocol": p.selection if method_cls.trainable else "none",
+        "protocol": p.selection if method_class(cfg.method).trainable else "none",
         "selection": selection_rule(cfg),
         **{k: v for k, v in selection.items() if k != "protocol"},
+        **extra,
         "other_metrics": {m: v for m, v in chosen["test"].items() if m not in selection["metrics"]},
     }
     run.write_result({"seed": seed, **selection})
     return selection
-
-
-def _test_at_best_epoch(
-    method: AdverbMethod,
-    data: AdverbData,
-    cfg: AdverbsConfig,
-    device: torch.device,
-    history: list[dict[str, Any]],
-    best_path: Path,
-    best: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """Restore the model of the best validation epoch and evaluate test, once.
-
-    Args:
-        best: epoch and SHA-256 of the model saved at ``best_path`` (from the commit record).
-
-    Raises:
-        DataError: the saved model is not that of the selected epoch, or its bytes changed.
-    """
-    epoch = best_validation_epoch(history, cfg.reported_metrics(), cfg.protocol.select_metric)
-    saved = best["epoch"] if best else None
-    if best is None or saved != epoch:
-        raise DataError(
-            f"{best_path}: holds epoch {saved}, but validation selects epoch {epoch}; "
-            "delete the run directory and rerun"
-        )
-    if not best_path.is_file() or sha256_file(best_path) != best["sha256"]:
-        raise DataError(
-            f"{best_path} is missing or does not match the SHA-256 recorded when it was saved "
-            "(overwritten?); delete the run directory and rerun"
-        )
-    _load_model(method, load_state(best_path))
-    return {"epoch": epoch, **evaluate(method, data, cfg, device)}
 
 
 def data_report(data: AdverbData) -> dict[str, Any]:

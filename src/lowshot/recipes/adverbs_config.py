@@ -95,13 +95,15 @@ class ProtocolConfig:
 
     Attributes:
         selection: ``validation`` (default: ``val_fraction`` of the training clips is held
-            out, stratified by adverb and action; the epoch with the best validation score
-            is kept and test is evaluated once, at that epoch), ``last``, ``fixed_epoch``
-            (needs ``epoch``) or ``best_per_metric`` (the published protocol, legacy: every
-            metric's best value over all test evaluations, i.e. selected on test data).
+            out, stratified by adverb and action, and the epoch E with the best validation
+            score is selected; a fresh model is then refit on all training clips for
+            epochs 0..E and test is evaluated once, after epoch E), ``last``,
+            ``fixed_epoch`` (needs ``epoch``; training stops there) or ``best_per_metric``
+            (the published protocol, legacy: every metric's best value over all test
+            evaluations, i.e. selected on test data).
         select_metric: the validation score; None = mean of the reported metrics.
         epoch: the epoch of ``fixed_epoch``.
-        val_fraction: fraction of training clips held out by ``validation`` (0.1).
+        val_fraction: fraction of training clips held out by ``validation``'s stage 1 (0.1).
         metrics: reported metrics; None = ``map_w, map_m, acc_a`` (seen) or ``acc_a_cls``
             (unseen). Without antonyms only mAP W/M.
         no_action_gt: also compute the no-action-ground-truth metrics (``no_act/*``).
