@@ -38,13 +38,28 @@ from lowshot.comm.render import Scene, SceneObject, object_mask, render, sample_
 from lowshot.errors import ConfigError, DataError
 
 
-@pytest.mark.parametrize(
-    "text,side",
-    [("left", 0), ("The left image.", 0), ("Right", 1), ("Picture 1", 0), ("picture 2", 1),
-     ("A", 0), ("(B)", 1), ("B.", 1), ("It describes a left image", 0), ("a", None),
-     ("left or right", None), ("", None), ("I don't know", None), ("leftover", None),
-     ("A. Picture 1", 0), ("A or B", None)],
-)
+# the published keyword groups ("left, A, 1" / "right, B, 2", thesis app. F.2), the answers
+# real LLaVA / Qwen listeners give, and the article "A" (sentence-initial or lower-case)
+REI_PARSER_TABLE = [
+    # LLaVA-style left / right answers
+    ("left", 0), ("Left", 0), ("LEFT.", 0), ("The left image.", 0), ("Right", 1), ("right image", 1),
+    ("It describes a left image", 0), ("The sentence describes the right image.", 1),
+    # Qwen-style option labels and picture numbers
+    ("Picture 1", 0), ("picture 2", 1), ("1", 0), ("2.", 1), ("A", 0), ("B", 1), ("(A)", 0), ("(B)", 1),
+    ("B.", 1), ("A. Picture 1", 0), ("B. Picture 2", 1), ("The answer is A.", 0), ("Answer: B", 1),
+    ("It is A because the cube is red.", 0), ("A is correct.", 0),
+    # the article "A" is no option label
+    ("A bird sitting on a post is in the right image.", 1), ("A red cube: left image.", 0),
+    ("The right one. A bird sits there.", 1), ("A small metal sphere is on the left", 0),
+    ("a", None), ("A bird", None),
+    # ambiguous: both groups or none; no substrings
+    ("left or right", None), ("A or B", None), ("Picture 1 or Picture 2", None), ("", None),
+    ("I don't know", None), ("I cannot tell.", None), ("leftover", None), ("bright", None),
+    ("10", None), ("A. Picture 2", None),
+]
+
+
+@pytest.mark.parametrize("text,side", REI_PARSER_TABLE)
 def test_rei_parser(text, side):
     assert parse_rei_answer(text) == side
 
