@@ -21,7 +21,7 @@ from typing import Any, Literal
 from lowshot._registry import RECIPES
 
 # importing transformers/peft is deferred to run time (the comm extra is optional)
-from lowshot.comm.adapt import AlgoConfig, LoopConfig
+from lowshot.comm.adapt import AlgoConfig, LoopConfig, check_on_policy
 from lowshot.comm.policy import LoraSpec
 from lowshot.comm.world import WorldConfig
 from lowshot.config.paper import Provenance
@@ -98,6 +98,9 @@ def load_config(mapping: dict[str, Any]) -> CommConfig:
     where = str(mapping.get("name", "comm"))
     cfg = from_dict(CommConfig, mapping, where=where)
     algos = {k: replace(v, name=k) if v.name != k else v for k, v in cfg.algorithms.items()}
+    lora = cfg.world_config.lora if cfg.world == "synthetic" else cfg.lora
+    for name in algos:
+        check_on_policy(name, cfg.loop.sampling, lora.dropout, where)
     if cfg.game == "res":
         if cfg.world != "synthetic":
             raise ConfigError(f"{where}: game 'res' runs in the synthetic world only")
