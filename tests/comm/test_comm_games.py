@@ -20,13 +20,7 @@ from lowshot.comm.games import (
 )
 from lowshot.comm.gt_speaker import ABLATIONS, GTSpeaker, distinguishing_values
 from lowshot.comm.listeners import PixelListener, perceive
-from lowshot.comm.parsing import (
-    box_mask,
-    box_to_paligemma,
-    parse_paligemma_box,
-    parse_rei_answer,
-    rei_reward,
-)
+from lowshot.comm.parsing import parse_rei_answer, rei_reward
 from lowshot.comm.perception import (
     GaussianBlur,
     Grayscale,
@@ -36,7 +30,6 @@ from lowshot.comm.perception import (
 )
 from lowshot.comm.render import Scene, SceneObject, object_mask, render, sample_scene
 from lowshot.errors import ConfigError, DataError
-
 
 # the published keyword groups ("left, A, 1" / "right, B, 2", thesis app. F.2), the answers
 # real LLaVA / Qwen listeners give, and the article "A" (sentence-initial or lower-case)
@@ -67,16 +60,6 @@ def test_rei_parser(text, side):
 def test_rei_reward_ambiguous_is_wrong():
     assert rei_reward("left", 0) == 1.0 and rei_reward("left", 1) == -1.0
     assert rei_reward("left right", 0) == -1.0 and rei_reward("hmm", 1) == -1.0
-
-
-def test_paligemma_box_roundtrip_and_invalid():
-    box = (8.0, 16.0, 40.0, 48.0)
-    s = box_to_paligemma(box, 64, 64) + " cube"
-    got = parse_paligemma_box(s, 64, 64)
-    assert got is not None and np.allclose(got, box, atol=0.1)
-    assert parse_paligemma_box("<loc0100><loc0100><loc0050><loc0200>", 64, 64) is None
-    assert parse_paligemma_box("<loc0100><loc0100>", 64, 64) is None
-    assert box_mask(None, 4, 4).sum() == 0 and box_mask((0, 0, 2, 2), 4, 4).sum() == 4
 
 
 def test_weaknesses_change_only_what_they_should():

@@ -7,7 +7,11 @@ exists): hyperparameters the thesis leaves open are explicit config fields (GAE 
 lambda, PPO epochs, value-head placement = linear head on the policy's last hidden state,
 k1 KL estimator, reward scale, NLPO mu and ``min_tokens_to_keep``, gradient clipping);
 learning curves are logged at a fixed interval, and both the best and the last adapter
-are checkpointed. With a ``checkpoint_dir`` the whole run state (adapter + value head,
+are checkpointed. PPO's "old" log-probs are the sampling-time ones stored in the rollout,
+so PPO/NLPO refuse sampling settings under which they are not pi_theta's (temperature
+!= 1, top-p < 1, LoRA dropout > 0: :func:`check_on_policy`); NLPO's per-token KL penalty
+uses the unmasked policy log-probs (RL4LMs), not the log-probs renormalised over the
+top-p mask (which would add up to -log(top_p) per token even at pi_theta = pi_0). With a ``checkpoint_dir`` the whole run state (adapter + value head,
 optimiser, NLPO snapshot, RNG states incl. the listener's, update counter, curves) is
 saved atomically at every evaluation, and re-running resumes from it bit-for-bit.
 """

@@ -1,4 +1,4 @@
-"""Turning listener text into decisions: REI keyword groups and PaliGemma locations.
+"""Turning REI listener text into decisions: the keyword groups.
 
 REI (thesis app. F.2): "the reward is computed by looking for keywords, i.e. 'left, A, 1'
 and 'right, B, 2'". Project rules (``PARSER_VERSION``): ``left``/``right``/``first``/
@@ -12,8 +12,6 @@ An answer with keywords of both groups, or none, is ambiguous.
 from __future__ import annotations
 
 import re
-
-import numpy as np
 
 PARSER_VERSION = "rei-keywords-2"
 
@@ -42,40 +40,3 @@ def parse_rei_answer(text: str) -> int | None:
 def rei_reward(text: str, target_index: int) -> float:
     """+1 when the parsed answer names ``target_index`` (listener order), else -1 (ambiguous = wrong)."""
     return 1.0 if parse_rei_answer(text) == target_index else -1.0
-
-
-_LOC = re.compile(r"<loc(\d{4})>")
-
-
-def parse_paligemma_box(text: str, width: int, height: int) -> tuple[float, float, float, float] | None:
-    """First four ``<locYYYY>`` tokens (y0, x0, y1, x1 in 1024 bins) -> pixel box ``(x0, y0, x1, y1)``.
-
-    Returns None for invalid outputs (fewer than 4 tokens, out of range, empty box).
-    """
-    vals = [int(v) for v in _LOC.findall(text)[:4]]
-    if len(vals) < 4 or any(v > 1023 for v in vals):
-        return None
-    y0, x0, y1, x1 = vals
-    if y1 <= y0 or x1 <= x0:
-        return None
-    return (x0 / 1024 * width, y0 / 1024 * height, x1 / 1024 * width, y1 / 1024 * height)
-
-
-def box_to_paligemma(box: tuple[float, float, float, float], width: int, height: int) -> str:
-    """Pixel box -> ``<loc..>`` x4 string (inverse of :func:`parse_paligemma_box`, up to binning)."""
-    x0, y0, x1, y1 = box
-
-    def b(v: float, s: int) -> int:
-        return int(min(1023, max(0, round(v / s * 1024))))
-
-    return "".join(f"<loc{v:04d}>" for v in (b(y0, height), b(x0, width), b(y1, height), b(x1, width)))
-
-
-def box_mask(box: tuple[float, float, float, float] | None, width: int, height: int) -> np.ndarray:
-    """Rasterise a pixel box into an ``[H, W]`` bool mask (the fallback without the VQ decoder)."""
-    mask = np.zeros((height, width), dtype=bool)
-    if box is None:
-        return mask
-    x0, y0, x1, y1 = (int(round(v)) for v in box)
-    mask[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = True
-    return mask
