@@ -119,6 +119,20 @@ def test_gt_speaker_and_ablations():
         GTSpeaker(("colour",))
 
 
+def test_gt_speaker_branches_are_its_first_choices_with_their_probabilities():
+    t = Scene((SceneObject("red", "cube", "large", "metal"),))
+    c = Scene((SceneObject("blue", "sphere", "large", "rubber"),))
+    prior = {"color": 0.55, "shape": 0.15, "size": 0.15, "material": 0.15}
+    sp = GTSpeaker(budget=2, prior=prior, name_types=True)
+    branches = dict((d, p) for p, d in sp.branches(t, c))
+    assert branches == pytest.approx({"color red": 0.55 / 0.85, "shape cube": 0.15 / 0.85,
+                                      "material metal": 0.15 / 0.85})
+    drawn = [sp.describe_scenes(t, c) for _ in range(4000)]
+    for d, p in branches.items():
+        assert drawn.count(d) / len(drawn) == pytest.approx(p, abs=0.03)
+    assert GTSpeaker(budget=2, name_types=True).branches(t, c) == [(1.0, "color red")]
+
+
 def _pool(n, seed=0):
     rng = np.random.default_rng(seed)
     return [ImageItem(str(i), (lambda s=s: render(s)), None, s)

@@ -23,7 +23,7 @@ def test_speaker_adapts_to_colour_blind_listener_but_keeps_colour_for_normal_vis
         data = load_paper_config("comm.demo", [
             "seeds=[0, 1]", "loop.interactions=600", "loop.eval_every=0",
             "world_config.train_images=200", "world_config.test_images=120",
-            "world_config.test_episodes=200", "world_config.speaker.sft_steps=150"])
+            "world_config.test_episodes=200"])
         cfg = load_config(data)
         ppo = replace(cfg.algorithms["ppo"], ppo_epochs=2)
         cfg = replace(cfg, algorithms={"ppo": ppo})

@@ -27,6 +27,16 @@ def _episodes(world, n=3, seed=0):
     return sample_rei_episodes(world.train_pool, n, np.random.default_rng(seed))
 
 
+def _nlpo_rollout(world, adapter, n, top_p, seed):
+    """A fresh adapter's policy, and ``n`` episodes sampled under its snapshot's top-p mask."""
+    policy = world.policy()
+    policy.add_adapter(adapter)
+    snap = policy.snapshot()
+    torch.manual_seed(seed)
+    return policy, policy.sample(_episodes(world, n), SamplingConfig(max_new_tokens=2), mask_adapter=snap,
+                                 mask_top_p=top_p, min_tokens_to_keep=1)
+
+
 def test_logprobs_align_with_sampling_distribution(world):
     policy = world.policy()
     policy.add_adapter("first")
@@ -70,12 +80,7 @@ def test_nlpo_with_top_p_one_updates_exactly_like_ppo(world):
 
 
 def test_nlpo_mask_restricts_sampling_to_the_snapshot_nucleus(world):
-    policy = world.policy()
-    policy.add_adapter("first")
-    snap = policy.snapshot()
-    torch.manual_seed(0)
-    roll = policy.sample(_episodes(world, 8), SamplingConfig(max_new_tokens=2), mask_adapter=snap,
-                         mask_top_p=0.3, min_tokens_to_keep=1)
+    _, roll = _nlpo_rollout(world, "first", 8, 0.3, 0)
     am = roll.action_masks
     assert am is not None and am.shape[:2] == roll.tokens.shape
     kept = am.sum(-1)[roll.mask.bool()]
@@ -114,12 +119,7 @@ def test_nlpo_mask_policy_refreshes_every_mu_updates(world, monkeypatch):
 
 
 def test_sampling_time_logprobs_are_those_of_the_sampled_distribution(world):
-    policy = world.policy()
-    policy.add_adapter("first")
-    snap = policy.snapshot()
-    torch.manual_seed(1)
-    roll = policy.sample(_episodes(world, 6), SamplingConfig(max_new_tokens=2), mask_adapter=snap,
-                         mask_top_p=0.5)
+    policy, roll = _nlpo_rollout(world, "first", 6, 0.5, 1)
     masked, _ = policy.logprobs(roll)
     full, _ = policy.logprobs(roll, use_action_masks=False)
     m = roll.mask.bool()
@@ -132,12 +132,7 @@ def test_sampling_time_logprobs_are_those_of_the_sampled_distribution(world):
 def test_nlpo_kl_penalty_is_zero_while_the_policy_equals_the_reference(world):
     # a fresh adapter is pi_0 (LoRA B = 0): the KL penalty must vanish, whatever the mask;
     # the masked, renormalised log-probs would add up to -log(top_p) per token instead
-    policy = world.policy()
-    policy.add_adapter("fresh-nlpo")
-    snap = policy.snapshot()
-    torch.manual_seed(2)
-    roll = policy.sample(_episodes(world, 6), SamplingConfig(max_new_tokens=2), mask_adapter=snap,
-                         mask_top_p=0.5)
+    policy, roll = _nlpo_rollout(world, "fresh-nlpo", 6, 0.5, 2)
     assert (roll.logprobs - roll.full_logprobs)[roll.mask.bool()].max() > 0.05  # the mask bites
     cfg = AlgoConfig(name="nlpo", ppo_epochs=1, lr=0.0)
     stats = ppo_update(policy, torch.optim.Adam(policy.trainable_parameters(), lr=0.0), roll,
