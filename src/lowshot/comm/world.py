@@ -7,8 +7,10 @@ init ``LlamaForCausalLM`` with a word-level tokenizer built here). The speaker r
 unaltered scenes as attribute words in its prompt (its perception is perfect, as the GT
 speaker's), and may say at most ``budget`` words, so that a better policy than "mention
 everything" exists: with one word, colour is best for a normal listener and shape for a
-colour-blind one. It is first taught (supervised) from a colour-biased GT speaker, then
-adapted online with the real PPO / NLPO / KTO code through a LoRA adapter per listener.
+colour-blind one. It is first taught (supervised) the whole distribution of a colour-biased
+GT speaker (every attribute it may choose first, weighted by how often it does, so that the
+non-colour descriptions a better policy needs are within reach on every seed), then adapted
+online with the real PPO / NLPO / KTO code through a LoRA adapter per listener.
 The same world plays RES (``game="res"``): scenes with several objects, the speaker reads
 the target object's and the other objects' attributes, the listener returns a mask, reward
 = IoU; any RES listener (pixel or a PaliGemma :class:`~lowshot.comm.mllm.MLLMListener`) plugs in.
