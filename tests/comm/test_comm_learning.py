@@ -17,13 +17,15 @@ from lowshot.config.paper import load_paper_config  # noqa: E402
 def test_speaker_adapts_to_colour_blind_listener_but_keeps_colour_for_normal_vision():
     import torch
 
+    # The outcome must not hinge on float rounding: with a warm-up that barely taught the
+    # non-colour attributes, seed 1 adapted with AVX2 kernels and not at all with AVX-512 ones.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: one thread is fastest and deterministic
     try:
         data = load_paper_config("comm.demo", [
             "seeds=[0, 1]", "loop.interactions=600", "loop.eval_every=0",
             "world_config.train_images=200", "world_config.test_images=120",
-            "world_config.test_episodes=200", "world_config.speaker.sft_steps=150"])
+            "world_config.test_episodes=200"])
         cfg = load_config(data)
         ppo = replace(cfg.algorithms["ppo"], ppo_epochs=2)
         cfg = replace(cfg, algorithms={"ppo": ppo})

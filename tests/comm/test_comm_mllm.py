@@ -90,10 +90,23 @@ def test_tiny_mllm_listener_and_speaker_paths(name, episodes):
     assert set(pol.adapter_names()) >= {"colorblind", "ppo", "nlpo", "kto"}
 
 
-def test_paligemma_segments_from_loc_tokens(episodes):
+def test_paligemma_segments_from_loc_and_seg_tokens(episodes, mask_decoder_npz):
+    from lowshot.comm.segmentation import MaskDecoder, segmentation_tokens
+
     mllm, _ = _policy("paligemma")
-    masks = MLLMListener(mllm).segment([e.listener_images[0] for e in episodes], ["red"] * 3)
+    images = [e.listener_images[0] for e in episodes]
+    with pytest.raises(ConfigError, match="mask_decoder"):
+        MLLMListener(mllm).segment(images, ["red"] * 3)
+    listener = MLLMListener(mllm, MaskDecoder.from_npz(mask_decoder_npz))
+    masks = listener.segment(images, ["red"] * 3)
     assert [m.shape for m in masks] == [(64, 64)] * 3 and all(m.dtype == bool for m in masks)
+    # the tokenizer round-trips <loc>/<seg> answers, which decode to masks inside the box
+    answer = segmentation_tokens((8.0, 8.0, 40.0, 40.0), np.arange(16), 64, 64)
+    ids = mllm.tokenizer(answer, add_special_tokens=False)["input_ids"]
+    assert len(ids) == 20 and mllm.tokenizer.unk_token_id not in ids
+    listener.mllm.generate = lambda imgs, prompts, **k: [mllm.tokenizer.decode(ids)] * len(imgs)
+    m = listener.segment(images[:1], ["red"])[0]
+    assert m.any() and not m[:, 41:].any() and not m[41:].any()
 
 
 def test_adapter_state_roundtrip(tmp_path, episodes):

@@ -27,6 +27,16 @@ def _episodes(world, n=3, seed=0):
     return sample_rei_episodes(world.train_pool, n, np.random.default_rng(seed))
 
 
+def _nlpo_rollout(world, adapter, n, top_p, seed):
+    """A fresh adapter's policy, and ``n`` episodes sampled under its snapshot's top-p mask."""
+    policy = world.policy()
+    policy.add_adapter(adapter)
+    snap = policy.snapshot()
+    torch.manual_seed(seed)
+    return policy, policy.sample(_episodes(world, n), SamplingConfig(max_new_tokens=2), mask_adapter=snap,
+                                 mask_top_p=top_p, min_tokens_to_keep=1)
+
+
 def test_logprobs_align_with_sampling_distribution(world):
     policy = world.policy()
     policy.add_adapter("first")
@@ -70,12 +80,7 @@ def test_nlpo_with_top_p_one_updates_exactly_like_ppo(world):
 
 
 def test_nlpo_mask_restricts_sampling_to_the_snapshot_nucleus(world):
-    policy = world.policy()
-    policy.add_adapter("first")
-    snap = policy.snapshot()
-    torch.manual_seed(0)
-    roll = policy.sample(_episodes(world, 8), SamplingConfig(max_new_tokens=2), mask_adapter=snap,
-                         mask_top_p=0.3, min_tokens_to_keep=1)
+    _, roll = _nlpo_rollout(world, "first", 8, 0.3, 0)
     am = roll.action_masks
     assert am is not None and am.shape[:2] == roll.tokens.shape
     kept = am.sum(-1)[roll.mask.bool()]
@@ -111,3 +116,55 @@ def test_nlpo_mask_policy_refreshes_every_mu_updates(world, monkeypatch):
                       eval_max_new_tokens=2)
     adapt(policy, game, AlgoConfig(name="nlpo", mask_update_every=2, ppo_epochs=1), loop)
     assert len(calls) == 3  # updates 0, 2, 4 of 5
+
+
+def test_sampling_time_logprobs_are_those_of_the_sampled_distribution(world):
+    policy, roll = _nlpo_rollout(world, "first", 6, 0.5, 1)
+    masked, _ = policy.logprobs(roll)
+    full, _ = policy.logprobs(roll, use_action_masks=False)
+    m = roll.mask.bool()
+    assert torch.allclose(roll.logprobs[m], masked[m], atol=1e-5)
+    assert torch.allclose(roll.full_logprobs[m], full[m], atol=1e-5)
+    assert (roll.logprobs[m] >= roll.full_logprobs[m] - 1e-6).all()  # renormalised over the mask
+    assert (roll.logprobs[~m] == 0).all() and (roll.full_logprobs[~m] == 0).all()
+
+
+def test_nlpo_kl_penalty_is_zero_while_the_policy_equals_the_reference(world):
+    # a fresh adapter is pi_0 (LoRA B = 0): the KL penalty must vanish, whatever the mask;
+    # the masked, renormalised log-probs would add up to -log(top_p) per token instead
+    policy, roll = _nlpo_rollout(world, "fresh-nlpo", 6, 0.5, 2)
+    assert (roll.logprobs - roll.full_logprobs)[roll.mask.bool()].max() > 0.05  # the mask bites
+    cfg = AlgoConfig(name="nlpo", ppo_epochs=1, lr=0.0)
+    stats = ppo_update(policy, torch.optim.Adam(policy.trainable_parameters(), lr=0.0), roll,
+                       np.array([1.0, -1.0, 1.0, 1.0, -1.0, 1.0]), cfg)
+    assert abs(stats["kl"]) < 1e-5
+
+
+@pytest.mark.parametrize("sampling,dropout", [
+    (SamplingConfig(max_new_tokens=2, temperature=0.7), 0.0),
+    (SamplingConfig(max_new_tokens=2, top_p=0.9), 0.0),
+    (SamplingConfig(max_new_tokens=2), 0.1),
+])
+@pytest.mark.parametrize("algo", ["ppo", "nlpo"])
+def test_ppo_refuses_settings_under_which_the_old_logprobs_are_not_pi_theta(world, sampling, dropout, algo):
+    from lowshot.comm.adapt import LoopConfig, adapt
+    from lowshot.comm.policy import LoraSpec, SpeakerPolicy
+    from lowshot.errors import ConfigError
+
+    policy = SpeakerPolicy(world.model, world.tokenizer, world.encode, LoraSpec(dropout=dropout))
+    loop = LoopConfig(interactions=3, eval_every=0, sampling=sampling, eval_max_new_tokens=2)
+    with pytest.raises(ConfigError, match="temperature|top_p|dropout"):
+        adapt(policy, world.game("normal"), AlgoConfig(name=algo), loop)
+
+
+def test_comm_config_refuses_off_policy_sampling_for_ppo():
+    from lowshot.comm.recipe import load_config
+    from lowshot.config.paper import load_paper_config
+    from lowshot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="temperature"):
+        load_config(load_paper_config("comm.demo", ["loop.sampling.temperature=0.7"]))
+    with pytest.raises(ConfigError, match="dropout"):
+        load_config(load_paper_config("comm.demo", ["world_config.lora.dropout=0.1"]))
+    cfg = load_config(load_paper_config("comm.demo", ["loop.sampling.temperature=0.7", "algorithms={kto: {}}"]))
+    assert list(cfg.algorithms) == ["kto"]  # KTO has no ratio

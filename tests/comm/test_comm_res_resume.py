@@ -85,33 +85,33 @@ def tiny_paligemma_dir(tmp_path_factory) -> Path:
     return path
 
 
-def test_res_episode_with_tiny_paligemma_listener(tiny_paligemma_dir):
+def test_res_episode_with_tiny_paligemma_listener(tiny_paligemma_dir, mask_decoder_npz):
     from lowshot.comm.games import play_res
     from lowshot.comm.mllm import MLLMListener, load_mllm
-    from lowshot.comm.parsing import box_mask, box_to_paligemma, parse_paligemma_box
+    from lowshot.comm.segmentation import MaskDecoder, decode_segmentations, segmentation_tokens
     from lowshot.comm.world import World, WorldConfig
 
     world = World(WorldConfig(n_objects=3, train_images=4, test_images=4, test_episodes=4), 0, "res")
-    listener = MLLMListener(load_mllm("paligemma", tiny_paligemma_dir, "cpu", "float32", max_new_tokens=4))
+    listener = MLLMListener(load_mllm("paligemma", tiny_paligemma_dir, "cpu", "float32", max_new_tokens=20),
+                            MaskDecoder.from_npz(mask_decoder_npz))
     eps = world.test_episodes[:2]
     rewards = play_res(eps, ["color red", "shape cube"], listener)
     assert rewards.shape == (2,) and np.all((rewards >= 0) & (rewards <= 1))
-    # the listener's box output turns into the IoU reward: a perfect box gives the box/mask IoU
+    # the listener's <loc>+<seg> answer is decoded into the mask whose IoU is the reward
     e = eps[0]
     w, h = e.listener_image.size
-    box = parse_paligemma_box(box_to_paligemma(e.item.boxes[e.target], w, h), w, h)
-    listener.mllm.generate = lambda images, prompts, **k: [box_to_paligemma(e.item.boxes[e.target], w, h)]
+    answer = segmentation_tokens(e.item.boxes[e.target], np.arange(16), w, h)
+    listener.mllm.generate = lambda images, prompts, **k: [answer]
     iou = play_res([e], ["anything"], listener)[0]
+    pred = decode_segmentations([answer], [(w, h)], listener.mask_decoder)[0]
     gt = e.gt_mask
-    pred = box_mask(box, w, h)
-    assert iou == pytest.approx(np.logical_and(pred, gt).sum() / np.logical_or(pred, gt).sum())
-    assert iou > 0.5
+    assert pred.any() and iou == pytest.approx(np.logical_and(pred, gt).sum() / np.logical_or(pred, gt).sum())
 
 
 @pytest.mark.parametrize("algo", list(ALGOS))
-def test_res_adaptation_with_tiny_paligemma_listener(tmp_path, tiny_paligemma_dir, algo):
+def test_res_adaptation_with_tiny_paligemma_listener(tmp_path, tiny_paligemma_dir, mask_decoder_npz, algo):
     listener = {"family": "paligemma", "path": str(tiny_paligemma_dir), "device": "cpu",
-                "dtype": "float32", "max_new_tokens": 4}
+                "dtype": "float32", "max_new_tokens": 4, "mask_decoder": str(mask_decoder_npz)}
     res = comm_recipe(_config(algo, listener=listener), tmp_path / "run")
     # an untrained listener mostly emits no valid box (reward 0 everywhere), which gives PPO
     # no gradient: only the plumbing and valid IoUs are checked here
@@ -125,6 +125,8 @@ def test_res_kto_needs_the_iou_threshold():
         load_config(bad)
     with pytest.raises(ConfigError, match="synthetic"):
         load_config({**_config("ppo"), "world": "clevr"})
+    with pytest.raises(ConfigError, match="listener.mask_decoder"):
+        load_config({**_config("ppo"), "listener": {"family": "paligemma", "path": "x"}})
     assert load_config(_config("kto")).algorithms["kto"].binary_ge
 
 

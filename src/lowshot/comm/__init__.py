@@ -6,7 +6,8 @@ lazily so that the core library works without the ``comm`` extra):
 * :mod:`~lowshot.comm.attributes`  CLEVR attribute vocabulary and colours
 * :mod:`~lowshot.comm.render`      procedural CLEVR-like scenes (PIL) with annotations
 * :mod:`~lowshot.comm.perception`  listener-side weaknesses, image composition, red circle
-* :mod:`~lowshot.comm.parsing`     REI keyword reward parser, PaliGemma location parser
+* :mod:`~lowshot.comm.parsing`     REI keyword reward parser
+* :mod:`~lowshot.comm.segmentation` PaliGemma <loc>/<seg> answers -> masks (big_vision VQ-VAE decoder)
 * :mod:`~lowshot.comm.games`       REI / RES episodes, rewards, evaluation
 * :mod:`~lowshot.comm.gt_speaker`  ground-truth CLEVR speaker with attribute ablations
 * :mod:`~lowshot.comm.listeners`   scripted pixel listeners (REI and RES)

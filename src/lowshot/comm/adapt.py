@@ -7,7 +7,11 @@ exists): hyperparameters the thesis leaves open are explicit config fields (GAE 
 lambda, PPO epochs, value-head placement = linear head on the policy's last hidden state,
 k1 KL estimator, reward scale, NLPO mu and ``min_tokens_to_keep``, gradient clipping);
 learning curves are logged at a fixed interval, and both the best and the last adapter
-are checkpointed. With a ``checkpoint_dir`` the whole run state (adapter + value head,
+are checkpointed. PPO's "old" log-probs are the sampling-time ones stored in the rollout,
+so PPO/NLPO refuse sampling settings under which they are not pi_theta's (temperature
+!= 1, top-p < 1, LoRA dropout > 0: :func:`check_on_policy`); NLPO's per-token KL penalty
+uses the unmasked policy log-probs (RL4LMs), not the log-probs renormalised over the
+top-p mask (which would add up to -log(top_p) per token even at pi_theta = pi_0). With a ``checkpoint_dir`` the whole run state (adapter + value head,
 optimiser, NLPO snapshot, RNG states incl. the listener's, update counter, curves) is
 saved atomically at every evaluation, and re-running resumes from it bit-for-bit.
 """
@@ -127,16 +131,54 @@ def _step(policy: SpeakerPolicy, opt: torch.optim.Optimizer, loss: torch.Tensor,
     return float(norm)
 
 
+def check_on_policy(algo: str, sampling: SamplingConfig, lora_dropout: float, where: str = "adapt") -> None:
+    """PPO/NLPO's first-epoch ratio is 1 only if sampling draws from pi_theta itself.
+
+    The surrogate's pi_theta is the untempered policy over the whole vocabulary (under the
+    NLPO mask), evaluated without dropout noise; sampling at another temperature or top-p,
+    or a LoRA dropout that makes every forward pass a different policy, would make the
+    stored "old" log-probs belong to another distribution and the ratio clip act on noise.
+
+    Raises:
+        ConfigError: for ``temperature != 1``, ``top_p < 1`` or LoRA dropout > 0.
+    """
+    from lowshot.errors import ConfigError
+
+    if algo not in ("ppo", "nlpo"):
+        return
+    bad = []
+    if sampling.temperature != 1.0:
+        bad.append(f"loop.sampling.temperature={sampling.temperature} (needs 1.0)")
+    if sampling.top_p < 1.0:
+        bad.append(f"loop.sampling.top_p={sampling.top_p} (needs 1.0; NLPO's top_p_mask is the nucleus)")
+    if not sampling.do_sample:
+        bad.append("loop.sampling.do_sample=false (on-policy sampling needed)")
+    if lora_dropout > 0:
+        bad.append(f"lora.dropout={lora_dropout} (needs 0)")
+    if bad:
+        raise ConfigError(f"{where}: {algo} samples on-policy and its ratio is exact only with "
+                          + ", ".join(bad))
+
+
 def ppo_update(policy: SpeakerPolicy, opt: torch.optim.Optimizer, rollout: Rollout,
                rewards: np.ndarray, cfg: AlgoConfig) -> dict[str, float]:
-    """One PPO (or NLPO, when ``rollout.action_masks`` is set) update on a batch of episodes."""
+    """One PPO (or NLPO, when ``rollout.action_masks`` is set) update on a batch of episodes.
+
+    The "old" log-probs are the sampling-time ones (``rollout.logprobs``); the per-token KL
+    penalty compares the policy over the whole vocabulary (``rollout.full_logprobs``, no
+    NLPO mask, as in RL4LMs) with pi_0.
+    """
     mask = rollout.mask
+    if rollout.logprobs is None or rollout.full_logprobs is None:
+        raise ValueError("ppo_update needs a rollout from SpeakerPolicy.sample (sampling-time log-probs)")
     scores = torch.as_tensor(rewards, dtype=torch.float32, device=mask.device) * cfg.reward_scale
+    old_lp = rollout.logprobs
     with torch.no_grad():
-        old_lp, old_v = policy.logprobs(rollout, values=True)
+        _, old_v = policy.logprobs(rollout, values=True)
         with policy.reference():
             ref_lp, _ = policy.logprobs(rollout, use_action_masks=False)
-        tok_rewards = kl_shaped_rewards(scores, old_lp, ref_lp, mask, cfg.kl_coef, cfg.kl_estimator)
+        tok_rewards = kl_shaped_rewards(scores, rollout.full_logprobs, ref_lp, mask, cfg.kl_coef,
+                                        cfg.kl_estimator)
         adv, returns = gae_advantages(tok_rewards, old_v, mask, cfg.gamma, cfg.lam)
         if cfg.whiten_advantages and mask.sum() > 1:
             adv = whiten(adv, mask)
@@ -148,7 +190,7 @@ def ppo_update(policy: SpeakerPolicy, opt: torch.optim.Optimizer, rollout: Rollo
         stats["grad_norm"] = _step(policy, opt, out.loss, cfg.max_grad_norm)
         stats.update(loss=float(out.loss.detach()), policy_loss=float(out.policy_loss.detach()),
                      value_loss=float(out.value_loss.detach()), clip_fraction=float(out.clip_fraction))
-    stats["kl"] = float(masked_mean(old_lp - ref_lp, mask) * mask.sum() / mask.shape[0])
+    stats["kl"] = float(masked_mean(rollout.full_logprobs - ref_lp, mask) * mask.sum() / mask.shape[0])
     return stats
 
 
@@ -246,6 +288,7 @@ def adapt(policy: SpeakerPolicy, game: Game, algo: AlgoConfig, loop: LoopConfig,
     """
     from lowshot.utils.io import save_state
 
+    check_on_policy(algo.name, loop.sampling, policy.lora.dropout if policy.lora else 0.0)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     opt = torch.optim.Adam(policy.trainable_parameters(), lr=algo.lr)

@@ -64,32 +64,49 @@ class GTSpeaker:
         idx = self.rng.choice(len(available), size=len(available), replace=False, p=w / w.sum())
         return [available[i] for i in idx]
 
+    def _words(self, vals: dict[str, list[str]], order: Sequence[str]) -> str:
+        words = [w for t in order for w in ([t] if self.name_types else []) + vals[t]]
+        return " ".join(words if self.budget is None else words[: self.budget])
+
     def describe_scenes(self, target: Scene, confounder: Scene) -> str:
         """Description of ``target`` against ``confounder`` (space-separated values)."""
         vals = distinguishing_values(target, confounder, self.types)
-        words = [w for t in self._order(list(vals))
-                 for w in ([t] if self.name_types else []) + vals[t]]
-        return " ".join(words if self.budget is None else words[: self.budget])
+        return self._words(vals, self._order(list(vals)))
+
+    def branches(self, target: Scene, confounder: Scene) -> list[tuple[float, str]]:
+        """Every way a description can start: ``(P(first type), description)`` per first type.
+
+        The rest of each description is drawn as :meth:`describe_scenes` draws it. Without a
+        prior, or with at most one distinguishing type, there is one branch of probability 1.
+        """
+        vals = distinguishing_values(target, confounder, self.types)
+        avail = list(vals)
+        if self.prior is None or len(avail) <= 1:
+            return [(1.0, self._words(vals, avail))]
+        w = np.array([max(self.prior.get(t, 0.0), 1e-9) for t in avail], dtype=float)
+        return [(float(p), self._words(vals, [t] + self._order([a for a in avail if a != t])))
+                for p, t in zip(w / w.sum(), avail)]
 
     def describe(self, episodes: Sequence[REIEpisode]) -> list[str]:
-        out = []
-        for e in episodes:
-            if e.target.scene is None or e.confounder.scene is None:
-                raise ConfigError("the GT speaker needs scene annotations (CLEVR or rendered scenes)")
-            out.append(self.describe_scenes(e.target.scene, e.confounder.scene))
-        return out
+        return [self.describe_scenes(*episode_scenes(e)) for e in episodes]
 
     def describe_object(self, episodes: Sequence[RESEpisode]) -> list[str]:
         """RES: the target object's values that no other object of the scene shares."""
-        out = []
-        for e in episodes:
-            scene = e.item.scene
-            if scene is None:
-                raise ConfigError("the GT speaker needs scene annotations")
-            tgt = Scene((scene.objects[e.target],))
-            rest = Scene(tuple(o for i, o in enumerate(scene.objects) if i != e.target))
-            out.append(self.describe_scenes(tgt, rest))
-        return out
+        return [self.describe_scenes(*episode_scenes(e)) for e in episodes]
+
+
+def episode_scenes(episode: REIEpisode | RESEpisode) -> tuple[Scene, Scene]:
+    """``(target, confounder)`` scenes of an episode; for RES the target object against the
+    scene's other objects."""
+    if isinstance(episode, RESEpisode):
+        scene = episode.item.scene
+        if scene is None:
+            raise ConfigError("the GT speaker needs scene annotations")
+        return (Scene((scene.objects[episode.target],)),
+                Scene(tuple(o for i, o in enumerate(scene.objects) if i != episode.target)))
+    if episode.target.scene is None or episode.confounder.scene is None:
+        raise ConfigError("the GT speaker needs scene annotations (CLEVR or rendered scenes)")
+    return episode.target.scene, episode.confounder.scene
 
 
 #: ablations of Fig. 7.3 / F.1: name -> attribute types mentioned

@@ -22,7 +22,6 @@ from PIL import Image
 
 from lowshot._registry import Registry
 from lowshot.comm.games import REIEpisode, RESEpisode
-from lowshot.comm.parsing import box_mask, parse_paligemma_box
 from lowshot.comm.perception import side_by_side
 from lowshot.errors import ConfigError
 
@@ -138,7 +137,7 @@ class Qwen2VL(Family):
 
 @FAMILIES.register("paligemma")
 class PaliGemma(Family):
-    """PaliGemma style: one image, task prefix prompts (``segment ...``), ``<loc>`` outputs."""
+    """PaliGemma style: one image, task prefix prompts (``segment ...``), ``<loc>``/``<seg>`` outputs."""
 
     name = "paligemma"
     model_class = "PaliGemmaForConditionalGeneration"
@@ -213,20 +212,31 @@ def load_mllm(family: str, path: str | Path, device: str = "auto", dtype: str = 
 
 
 class MLLMListener:
-    """REI (free-text answer) and RES (PaliGemma ``<loc>`` box -> mask) listener."""
+    """REI (free-text answer) and RES (PaliGemma ``<loc>`` + ``<seg>`` tokens -> mask) listener.
 
-    def __init__(self, mllm: MLLM) -> None:
+    Args:
+        mllm: the loaded model.
+        mask_decoder: PaliGemma's mask VQ-VAE decoder (:mod:`lowshot.comm.segmentation`),
+            needed for RES.
+    """
+
+    def __init__(self, mllm: MLLM, mask_decoder: Any = None) -> None:
         self.mllm = mllm
+        self.mask_decoder = mask_decoder
 
     def answer(self, images: Sequence[tuple[Image.Image, Image.Image]], messages: Sequence[str]) -> list[str]:
         prompts = [self.mllm.family.listener_prompt.format(message=m) for m in messages]
         return self.mllm.generate([list(p) for p in images], prompts)
 
     def segment(self, images: Sequence[Image.Image], messages: Sequence[str]) -> list[np.ndarray]:
+        from lowshot.comm.segmentation import DECODER_FILE, decode_segmentations
+
+        if self.mask_decoder is None:
+            raise ConfigError(f"a RES listener decodes <seg> tokens with PaliGemma's mask decoder: set "
+                              f"listener.mask_decoder to big_vision's {DECODER_FILE}")
         prompts = [RES_LISTENER.format(message=m) for m in messages]
         texts = self.mllm.generate([[im] for im in images], prompts, skip_special_tokens=False)
-        return [box_mask(parse_paligemma_box(t, im.width, im.height), im.width, im.height)
-                for t, im in zip(texts, images)]
+        return decode_segmentations(texts, [im.size for im in images], self.mask_decoder)
 
 
 class MLLMSpeaker:

@@ -63,6 +63,11 @@ class Rollout:
         mask: ``[B, T]`` float, 1 on generated tokens (EOS included).
         texts: decoded completions.
         action_masks: ``[B, T, V]`` bool NLPO masks used while sampling, or None.
+        logprobs: ``[B, T]`` sampling-time log-probs of the tokens under the distribution
+            they were drawn from (eval mode, after temperature, top-p and the NLPO mask);
+            PPO's "old" policy. 0 on padding.
+        full_logprobs: ``[B, T]`` sampling-time log-probs under the whole vocabulary
+            (no NLPO mask; temperature 1): the operand of the KL penalty. 0 on padding.
     """
 
     inputs: dict[str, Tensor]
@@ -70,12 +75,18 @@ class Rollout:
     mask: Tensor
     texts: list[str]
     action_masks: Tensor | None = None
+    logprobs: Tensor | None = None
+    full_logprobs: Tensor | None = None
 
     def shifted(self, shift: int = 1) -> Rollout:
-        """Completions rolled by ``shift`` against the prompts (KTO's mismatched pairs)."""
+        """Completions rolled by ``shift`` against the prompts (KTO's mismatched pairs).
+
+        The sampling-time log-probs belong to the original pairs and are dropped.
+        """
         am = None if self.action_masks is None else self.action_masks.roll(shift, 0)
         return replace(self, tokens=self.tokens.roll(shift, 0), mask=self.mask.roll(shift, 0),
-                       texts=self.texts[-shift:] + self.texts[:-shift], action_masks=am)
+                       texts=self.texts[-shift:] + self.texts[:-shift], action_masks=am,
+                       logprobs=None, full_logprobs=None)
 
 
 class SpeakerPolicy(nn.Module):
@@ -257,26 +268,38 @@ class SpeakerPolicy(nn.Module):
         mask = torch.zeros(B, 0, device=dev)
         done = torch.zeros(B, dtype=torch.bool, device=dev)
         amasks: list[Tensor] = []
+        lps: list[Tensor] = []
+        full_lps: list[Tensor] = []
         keep_ids = torch.tensor([self.eos_id], device=dev)
         for _ in range(cfg.max_new_tokens):
-            logits = self._forward(inputs, tokens, mask)[0][:, -1].float()
+            full = self._forward(inputs, tokens, mask)[0][:, -1].float()
+            logits = full
             if mask_adapter is not None:
                 with self.using(mask_adapter):
                     ml = self._forward(inputs, tokens, mask)[0][:, -1]
                 am = nucleus_mask(ml, mask_top_p, min_tokens_to_keep, keep_ids)
                 amasks.append(am)
                 logits = logits.masked_fill(~am, float("-inf"))
-            nxt = _choose(logits, cfg)
+            nxt, lp = _choose(logits, cfg)
             nxt = torch.where(done, torch.full_like(nxt, self.pad_id), nxt)
+            live = (~done).float()
+            full_lp = full.log_softmax(-1).gather(-1, nxt[:, None]).squeeze(-1)
+            lps.append(torch.where(done, torch.zeros_like(lp), lp))  # pad: 0, never -inf * 0
+            full_lps.append(torch.where(done, torch.zeros_like(full_lp), full_lp))
             tokens = torch.cat([tokens, nxt[:, None]], 1)
-            mask = torch.cat([mask, (~done).float()[:, None]], 1)
+            mask = torch.cat([mask, live[:, None]], 1)
             done = done | (nxt == self.eos_id)
             if bool(done.all()):
                 break
         texts = [self.tokenizer.decode(t[m.bool()].tolist(), skip_special_tokens=True).strip()
                  for t, m in zip(tokens, mask)]
         self.model.train(was_training)
-        return Rollout(inputs, tokens, mask, texts, torch.stack(amasks, 1) if amasks else None)
+
+        def stack(xs: list[Tensor]) -> Tensor:
+            return torch.stack(xs, 1) if xs else torch.zeros(B, 0, device=dev)
+
+        return Rollout(inputs, tokens, mask, texts, torch.stack(amasks, 1) if amasks else None,
+                       stack(lps), stack(full_lps))
 
     def logprobs(self, rollout: Rollout, values: bool = False, use_action_masks: bool = True
                  ) -> tuple[Tensor, Tensor | None]:
@@ -301,11 +324,19 @@ class SpeakerPolicy(nn.Module):
         return self.sample(episodes, SamplingConfig(max_new_tokens=max_new_tokens, do_sample=False)).texts
 
 
-def _choose(logits: Tensor, cfg: SamplingConfig) -> Tensor:
-    """Greedy or temperature / top-p sampling from ``[B, V]`` logits."""
+def _choose(logits: Tensor, cfg: SamplingConfig) -> tuple[Tensor, Tensor]:
+    """Greedy or temperature / top-p sampling from ``[B, V]`` logits.
+
+    Returns:
+        ``([B] token ids, [B] their log-probs under the distribution sampled from)``;
+        greedy decoding reports the untempered log-probs.
+    """
     if not cfg.do_sample:
-        return logits.argmax(-1)
+        nxt = logits.argmax(-1)
+        return nxt, logits.log_softmax(-1).gather(-1, nxt[:, None]).squeeze(-1)
     logits = logits / max(cfg.temperature, 1e-6)
     if cfg.top_p < 1.0:
         logits = logits.masked_fill(~nucleus_mask(logits, cfg.top_p, 1), float("-inf"))
-    return torch.multinomial(logits.softmax(-1), 1).squeeze(-1)
+    logp = logits.log_softmax(-1)
+    nxt = torch.multinomial(logp.exp(), 1).squeeze(-1)
+    return nxt, logp.gather(-1, nxt[:, None]).squeeze(-1)

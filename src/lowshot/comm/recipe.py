@@ -6,7 +6,8 @@ episodes; one adapter per listener). ``world: synthetic`` runs the offline world
 ``world: clevr | cub | imagenet`` runs REI with an MLLM speaker loaded from a local path
 (LoRA on its LLM) against MLLM or pixel listeners, on the released datasets.
 ``game: res`` plays RES in the synthetic world (multi-object scenes, reward = IoU, KTO
-desirable at IoU >= 0.5) against pixel listeners or a PaliGemma listener from a local path.
+desirable at IoU >= 0.5) against pixel listeners or a PaliGemma listener from a local path
+(its <seg> tokens decoded into masks by the big_vision VQ-VAE decoder, also from a local path).
 With a run directory every adaptation run checkpoints its state at each evaluation, and
 re-running the same command resumes (finished runs are not repeated).
 """
@@ -21,7 +22,7 @@ from typing import Any, Literal
 from lowshot._registry import RECIPES
 
 # importing transformers/peft is deferred to run time (the comm extra is optional)
-from lowshot.comm.adapt import AlgoConfig, LoopConfig
+from lowshot.comm.adapt import AlgoConfig, LoopConfig, check_on_policy
 from lowshot.comm.policy import LoraSpec
 from lowshot.comm.world import WorldConfig
 from lowshot.config.paper import Provenance
@@ -32,13 +33,16 @@ from lowshot.config.schema import from_dict, to_dict
 class AgentConfig:
     """An agent: ``family`` (``tiny_lm``/``pixel`` = offline world, or ``llava``, ``qwen2_vl``,
     ``paligemma``) and, for MLLMs, a local ``path`` (relative paths resolve against the data
-    root) plus dtype/device/generation length."""
+    root) plus dtype/device/generation length. A PaliGemma RES listener also needs
+    ``mask_decoder``: big_vision's ``vae-oid.npz`` (a file or its directory), which decodes
+    the ``<seg>`` tokens into the mask."""
 
     family: str = "tiny_lm"
     path: str = ""
     dtype: str = "auto"
     device: str = "auto"
     max_new_tokens: int = 64
+    mask_decoder: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,9 @@ def load_config(mapping: dict[str, Any]) -> CommConfig:
     where = str(mapping.get("name", "comm"))
     cfg = from_dict(CommConfig, mapping, where=where)
     algos = {k: replace(v, name=k) if v.name != k else v for k, v in cfg.algorithms.items()}
+    lora = cfg.world_config.lora if cfg.world == "synthetic" else cfg.lora
+    for name in algos:
+        check_on_policy(name, cfg.loop.sampling, lora.dropout, where)
     if cfg.game == "res":
         if cfg.world != "synthetic":
             raise ConfigError(f"{where}: game 'res' runs in the synthetic world only")
@@ -105,6 +112,9 @@ def load_config(mapping: dict[str, Any]) -> CommConfig:
         if kto is not None and not (kto.binary_ge and kto.desirable_threshold == 0.5):
             raise ConfigError(f"{where}: RES KTO labels episodes by IoU >= 0.5: set "
                               "algorithms.kto.binary_ge=true and desirable_threshold=0.5")
+        if cfg.listener.family != "pixel" and not cfg.listener.mask_decoder:
+            raise ConfigError(f"{where}: listener.mask_decoder is empty: a {cfg.listener.family} RES "
+                              "listener decodes its <seg> tokens with big_vision's vae-oid.npz")
     return replace(cfg, algorithms=algos)
 
 
@@ -147,9 +157,11 @@ def run_world(cfg: CommConfig, run_dir: Path | None = None, log: Any = print) ->
     mllm_listener = None
     if cfg.listener.family != "pixel":
         from lowshot.comm.mllm import MLLMListener, load_mllm
+        from lowshot.comm.segmentation import MaskDecoder
 
+        decoder = MaskDecoder.from_npz(cfg.listener.mask_decoder) if cfg.game == "res" else None
         mllm_listener = MLLMListener(load_mllm(cfg.listener.family, cfg.listener.path, cfg.listener.device,
-                                               cfg.listener.dtype, cfg.listener.max_new_tokens))
+                                               cfg.listener.dtype, cfg.listener.max_new_tokens), decoder)
     loop = replace(cfg.loop, sampling=replace(cfg.loop.sampling, max_new_tokens=2 * cfg.world_config.budget),
                    eval_max_new_tokens=2 * cfg.world_config.budget)
     runs: list[dict[str, Any]] = []

@@ -84,7 +84,7 @@ def tiny_llava(words: Sequence[str], image_size: int = 32) -> tuple[Any, Any]:
 
 
 def tiny_paligemma(words: Sequence[str], image_size: int = 32) -> tuple[Any, Any]:
-    """Tiny PaliGemma (SigLIP + Gemma) with ``<locNNNN>`` tokens, and its processor."""
+    """Tiny PaliGemma (SigLIP + Gemma) with ``<locNNNN>`` and ``<segNNN>`` tokens, and its processor."""
     from transformers import (
         GemmaConfig,
         PaliGemmaConfig,
@@ -94,8 +94,10 @@ def tiny_paligemma(words: Sequence[str], image_size: int = 32) -> tuple[Any, Any
         SiglipVisionConfig,
     )
 
+    from lowshot.comm.segmentation import seg_tokens
+
     locs = [f"<loc{i:04d}>" for i in range(1024)]
-    tok = word_tokenizer(list(words) + locs, extra_special=("<image>",))
+    tok = word_tokenizer(list(words) + locs + seg_tokens(), extra_special=("<image>",))
     n_img = (image_size // 8) ** 2
     tk = _text_kwargs(tok)
     tk.update(num_key_value_heads=1, head_dim=16)

@@ -17,7 +17,9 @@ k1 KL per token, task score on the last token, GAE, clipped value loss) and TRL'
 clamped at 0 and detached). Unlike RL4LMs, the NLPO mask always keeps ``min_tokens_to_keep``
 tokens counted on the *vocabulary at hand* (a default of 100 would disable masking on small
 vocabularies), and there is no adaptive KL controller here (the coefficient is fixed, as in
-the thesis, beta = 0.2).
+the thesis, beta = 0.2). As in RL4LMs, the NLPO mask enters the policy ratio
+(:func:`masked_token_logprobs`) but not the KL penalty, whose operands are the unmasked
+policy log-probs.
 
 Shapes: ``B`` episodes in a batch, ``T`` completion tokens (right-padded), ``V`` vocabulary.
 ``mask`` is a ``[B, T]`` bool/float tensor that is 1 on generated tokens (prompt and padding
