@@ -28,8 +28,8 @@ def peak_rss_mib() -> float:
 
 
 def bench_protocol(args: argparse.Namespace) -> None:
-    from lowshot.benchmarks import gzsl as protocol_module
     from lowshot.config.paper import load_paper_config
+    from lowshot.protocols import gzsl as protocol_module
     from lowshot.recipes.gzsl import run_gzsl
 
     overrides = [
@@ -71,7 +71,7 @@ def bench_protocol(args: argparse.Namespace) -> None:
 def bench_beta(args: argparse.Namespace) -> None:
     import torch
 
-    from lowshot.benchmarks.calibration import CalibratedStacking, beta_grid
+    from lowshot.protocols.calibration import CalibratedStacking, beta_grid
 
     rng = np.random.default_rng(0)
     seen, unseen = np.arange(0, args.classes - 64), np.arange(args.classes - 64, args.classes)

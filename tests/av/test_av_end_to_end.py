@@ -7,11 +7,11 @@ import pytest
 import torch
 from av_tiny import make_benchmark, tiny_spec
 
-from lowshot.benchmarks.calibration import beta_grid
-from lowshot.benchmarks.gzsl import TwoStageProtocol, evaluate_gzsl
-from lowshot.benchmarks.robustness import NoisyAudioCollate, audio_noise_robustness, noise_step_mask
 from lowshot.methods.av.avca import AVCA, AVCAConfig
 from lowshot.methods.av.tcaf import TCaF, TCaFConfig
+from lowshot.protocols.calibration import beta_grid
+from lowshot.protocols.gzsl import TwoStageProtocol, evaluate_gzsl
+from lowshot.protocols.robustness import NoisyAudioCollate, audio_noise_robustness, noise_step_mask
 from lowshot.recipes.gzsl_config import TrainConfig
 from lowshot.recipes.gzsl_trainer import MethodTrainer
 

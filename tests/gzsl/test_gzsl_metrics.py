@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from lowshot.benchmarks.calibration import (
+from lowshot.metrics.classification import harmonic_mean, mean_class_accuracy, per_class_accuracy
+from lowshot.protocols.calibration import (
     CalibratedStacking,
     beta_grid,
     calibrated_predictions,
     gzsl_scores_over_grid,
 )
-from lowshot.metrics.classification import harmonic_mean, mean_class_accuracy, per_class_accuracy
 
 
 def test_per_class_accuracy_by_hand():

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from lowshot.benchmarks.calibration import beta_grid
-from lowshot.benchmarks.gzsl import TwoStageProtocol, evaluate_gzsl
 from lowshot.config.paper import load_paper_config
 from lowshot.data.synth import make_synthetic_benchmark
 from lowshot.errors import ConfigError
+from lowshot.protocols.calibration import beta_grid
+from lowshot.protocols.gzsl import TwoStageProtocol, evaluate_gzsl
 from lowshot.recipes.gzsl import run_gzsl
 from lowshot.utils.checkpoint import CheckpointChain
 from lowshot.utils.io import load_state
@@ -157,7 +157,7 @@ def test_selected_epoch_and_zero_beta_are_transferred_without_test_search(monkey
         return trainers[stage]
 
     searched = []
-    import lowshot.benchmarks.gzsl as gz
+    import lowshot.protocols.gzsl as gz
 
     original = gz.CalibratedStacking.fit
 

@@ -106,7 +106,7 @@ def test_default_selects_on_validation_and_evaluates_test_once(
 ) -> None:
     """Nothing is selected on test by default: the epoch comes from a validation split
     carved from train, and test is evaluated once, with the best validation model."""
-    from lowshot.benchmarks.adverbs import best_validation_epoch
+    from lowshot.protocols.adverbs import best_validation_epoch
     from lowshot.recipes.adverbs_config import ProtocolConfig
 
     assert ProtocolConfig().selection == "validation"
@@ -123,9 +123,9 @@ def test_default_selects_on_validation_and_evaluates_test_once(
         res["selection"] == "validation: 10% of train clips, epoch by val mean(map_w, map_m, acc_a)"
     )
     # the reported numbers are those of the saved best-validation model
-    from lowshot.benchmarks.adverbs import evaluate_scores, load_adverb_data
     from lowshot.extract.text import build_text_encoder
     from lowshot.methods.adverbs.base import VocabText, build_method, predict_adverb_scores
+    from lowshot.protocols.adverbs import evaluate_scores, load_adverb_data
     from lowshot.utils.io import load_state
 
     data = load_adverb_data(synth_root, "vatex", features_root=synth_root, trust_pickle=True)

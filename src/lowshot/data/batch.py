@@ -1,7 +1,7 @@
 """The mini-batch a method's ``collate`` builds from a :class:`~lowshot.data.featureset.FeatureSet`.
 
 It lives with the data (not with the methods) because protocols read it too: the audio-noise
-probe (:mod:`lowshot.benchmarks.robustness`) rewrites ``audio`` of any method's batches.
+probe (:mod:`lowshot.protocols.robustness`) rewrites ``audio`` of any method's batches.
 """
 
 from __future__ import annotations

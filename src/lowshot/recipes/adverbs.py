@@ -11,7 +11,7 @@ kept as a fallback). A killed run resumes from its newest verifiable commit with
 command; shuffling and negatives are drawn from generators seeded by (seed, epoch), so a
 resumed run continues exactly as an uninterrupted one.
 
-Selection (``protocol.selection``, see :mod:`lowshot.benchmarks.adverbs`): by default a
+Selection (``protocol.selection``, see :mod:`lowshot.protocols.adverbs`): by default a
 validation split is carved from the training clips and evaluated every ``eval_interval``
 epochs; the best epoch's model is kept (``checkpoints/best_val.safetensors``) and test is
 evaluated once, after training, with that model. ``last`` / ``fixed_epoch`` evaluate test
@@ -36,18 +36,6 @@ import numpy as np
 import torch
 
 from lowshot._registry import RECIPES
-from lowshot.benchmarks.adverbs import (
-    TEST_SELECTED,
-    TRAINING_FREE,
-    AdverbData,
-    best_validation_epoch,
-    evaluate_scores,
-    load_adverb_data,
-    select_metrics,
-    selection_label,
-    validation_score,
-    with_validation,
-)
 from lowshot.config import from_dict, to_dict
 from lowshot.data.adverbs.splits import overlap_report
 from lowshot.data.adverbs.synth import SynthSpec, generate
@@ -60,6 +48,18 @@ from lowshot.methods.adverbs.base import (
     make_batch,
     method_class,
     predict_adverb_scores,
+)
+from lowshot.protocols.adverbs import (
+    TEST_SELECTED,
+    TRAINING_FREE,
+    AdverbData,
+    best_validation_epoch,
+    evaluate_scores,
+    load_adverb_data,
+    select_metrics,
+    selection_label,
+    validation_score,
+    with_validation,
 )
 from lowshot.recipes.adverbs_config import AdverbsConfig
 from lowshot.utils.checkpoint import CheckpointChain

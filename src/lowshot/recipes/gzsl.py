@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from lowshot._registry import METHODS, RECIPES
-from lowshot.benchmarks.calibration import beta_grid
-from lowshot.benchmarks.gzsl import TwoStageProtocol
 from lowshot.config.schema import from_dict, to_dict
 from lowshot.data.featureset import GZSLBenchmark
 from lowshot.errors import ConfigError
 from lowshot.methods import av as _av_methods  # noqa: F401  (registers the methods)
 from lowshot.methods.base import GZSLMethod, InputSpec
+from lowshot.protocols.calibration import beta_grid
+from lowshot.protocols.gzsl import TwoStageProtocol
 from lowshot.recipes.gzsl_config import DataConfig, ExperimentConfig
 from lowshot.recipes.gzsl_trainer import MethodTrainer
 from lowshot.utils.fingerprint import Fingerprint, array_hash, files_by_hash, files_by_size

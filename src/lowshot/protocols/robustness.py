@@ -8,7 +8,7 @@ proportion, with the calibration beta held fixed.
 
 The noise is injected by wrapping the method's ``collate`` (:class:`NoisyAudioCollate`), so
 every method with the standard contract can be probed without changes. Like the two-stage
-protocol (which names what it needs from a trainer, :class:`~lowshot.benchmarks.gzsl.EpochTrainer`),
+protocol (which names what it needs from a trainer, :class:`~lowshot.protocols.gzsl.EpochTrainer`),
 this protocol names what it needs from a method (:class:`ScoringMethod`) instead of
 importing the methods, which sit above it.
 """
@@ -21,9 +21,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from lowshot.benchmarks.gzsl import evaluate_gzsl
 from lowshot.data.batch import Batch
 from lowshot.data.featureset import FeatureSet, GZSLBenchmark
+from lowshot.protocols.gzsl import evaluate_gzsl
 
 CollateFn = Callable[..., Batch]
 

@@ -28,13 +28,13 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from lowshot.benchmarks.calibration import (
-    CalibratedStacking,
-    gzsl_scores_over_grid,
-)
 from lowshot.data.featureset import FeatureSet, GZSLBenchmark
 from lowshot.errors import LowshotError
 from lowshot.metrics.classification import mean_class_accuracy
+from lowshot.protocols.calibration import (
+    CalibratedStacking,
+    gzsl_scores_over_grid,
+)
 from lowshot.utils.checkpoint import CheckpointChain
 from lowshot.utils.io import save_state
 
