@@ -51,7 +51,7 @@ def bench_protocol(args: argparse.Namespace) -> None:
     protocol_module.TwoStageProtocol._stage1 = timed("stage1", original_stage1)
     protocol_module.TwoStageProtocol._stage2 = timed("stage2", original_stage2)
     with tempfile.TemporaryDirectory() as tmp:
-        from lowshot.data.synth import write_synthetic
+        from lowshot.data.av.synth import write_synthetic
 
         t0 = time.perf_counter()
         write_synthetic(Path(tmp) / "data", preset="clipclap", dataset=args.dataset, seed=0, size=args.size)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lowshot.data.featureset import FeatureSet, GZSLBenchmark, SequenceStore
+from lowshot.data.av.featureset import FeatureSet, GZSLBenchmark, SequenceStore
 from lowshot.methods.base import InputSpec
 
 D_A, D_V, D_W = 12, 20, 8

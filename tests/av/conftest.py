@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from av_tiny import make_benchmark
 
-from lowshot.data.featureset import GZSLBenchmark
+from lowshot.data.av.featureset import GZSLBenchmark
 
 
 @pytest.fixture(scope="session")

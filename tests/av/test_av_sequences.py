@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lowshot.data.featureset import SequenceStore
-from lowshot.data.sequences import (
+from lowshot.data.av.featureset import SequenceStore
+from lowshot.data.av.sequences import (
     audio_window_length,
     gather_av_windows,
     gather_windows,

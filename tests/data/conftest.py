@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from data_testing import SIZES
 
-from lowshot.data.synth import write_synthetic
+from lowshot.data.av.synth import write_synthetic
 
 
 @pytest.fixture(scope="session")

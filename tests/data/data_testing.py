@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lowshot.data.featureset import STAGES, FeatureSet, GZSLBenchmark, SequenceStore
-from lowshot.data.synth import PRESETS
+from lowshot.data.av.featureset import STAGES, FeatureSet, GZSLBenchmark, SequenceStore
+from lowshot.data.av.synth import PRESETS
 
 #: small sizes per preset (C3D presets are the slow ones)
 SIZES = {

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from data_testing import assert_same_benchmark, feature_dir, text_of
 
-from lowshot.data.featureset import SequenceStore
-from lowshot.data.gzsl import load_gzsl_benchmark
-from lowshot.data.h5_averaged import read_h5_class_file, write_h5_class_file
-from lowshot.data.safe_format import MARKER, convert_feature_dir
+from lowshot.data.av.featureset import SequenceStore
+from lowshot.data.av.gzsl import load_gzsl_benchmark
+from lowshot.data.av.h5 import read_h5_class_file, write_h5_class_file
+from lowshot.data.av.safe_format import MARKER, convert_feature_dir
 from lowshot.errors import DataError
 
 

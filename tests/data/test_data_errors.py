@@ -9,10 +9,10 @@ import h5py
 import numpy as np
 import pytest
 
-from lowshot.data.embeddings import read_embedding_dict, write_embedding_dict
-from lowshot.data.gzsl import load_gzsl_benchmark
-from lowshot.data.h5_averaged import read_h5_class_file, write_h5_class_file
-from lowshot.data.pickles import read_pickle_class_file
+from lowshot.data.av.embeddings import read_embedding_dict, write_embedding_dict
+from lowshot.data.av.gzsl import load_gzsl_benchmark
+from lowshot.data.av.h5 import read_h5_class_file, write_h5_class_file
+from lowshot.data.av.pickles import read_pickle_class_file
 from lowshot.errors import DataError
 
 H5 = "main_averaged"

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from data_testing import SIZES, assert_same_benchmark, feature_dir, text_of
 
-from lowshot.data.av_datasets import DATASETS
-from lowshot.data.featureset import STAGES, SequenceStore
-from lowshot.data.gzsl import load_gzsl_benchmark
-from lowshot.data.synth import (
+from lowshot.data.av.datasets import DATASETS
+from lowshot.data.av.featureset import STAGES, SequenceStore
+from lowshot.data.av.gzsl import load_gzsl_benchmark
+from lowshot.data.av.synth import (
     PRESETS,
     _model,
     generate_class,

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lowshot.config.paper import load_paper_config
-from lowshot.data.synth import make_synthetic_benchmark
+from lowshot.data.av.synth import make_synthetic_benchmark
 from lowshot.errors import ConfigError
 from lowshot.protocols.calibration import beta_grid
 from lowshot.protocols.gzsl import TwoStageProtocol, evaluate_gzsl
@@ -188,7 +188,7 @@ def test_report_cli_writes_curves_and_tsne(finished, tmp_path, capsys):
 def test_reproduce_reads_a_released_tree_under_the_data_root(tmp_path, monkeypatch, capsys):
     """`lowshot reproduce clipclap.ucf` on files in the released layout (written by the generator)."""
     from lowshot.cli.main import main
-    from lowshot.data.synth import write_synthetic
+    from lowshot.data.av.synth import write_synthetic
 
     root = tmp_path / "released"
     write_synthetic(root, preset="clipclap", dataset="UCF", seed=3, size=0.05)

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from lowshot.data.batch import Batch
-from lowshot.data.featureset import FeatureSet, SequenceStore
+from lowshot.data.av.batch import Batch
+from lowshot.data.av.featureset import FeatureSet, SequenceStore
 
 __all__ = ["Batch", "GZSLMethod", "InputSpec", "dense_rows", "label_tensors"]
 

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from lowshot.data.featureset import FeatureSet, GZSLBenchmark
+from lowshot.data.av.featureset import FeatureSet, GZSLBenchmark
 from lowshot.errors import LowshotError
 from lowshot.metrics.classification import mean_class_accuracy
 from lowshot.protocols.calibration import (

@@ -21,8 +21,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from lowshot.data.batch import Batch
-from lowshot.data.featureset import FeatureSet, GZSLBenchmark
+from lowshot.data.av.batch import Batch
+from lowshot.data.av.featureset import FeatureSet, GZSLBenchmark
 from lowshot.protocols.gzsl import evaluate_gzsl
 
 CollateFn = Callable[..., Batch]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lowshot.data.featureset import FeatureSet, GZSLBenchmark
+from lowshot.data.av.featureset import FeatureSet, GZSLBenchmark
 from lowshot.errors import DataError
 from lowshot.methods.base import GZSLMethod
 from lowshot.recipes.gzsl_config import TrainConfig

@@ -60,8 +60,8 @@ import torch
 import torch.nn.functional as F
 
 from lowshot._registry import METHODS
-from lowshot.data.featureset import FeatureSet, SequenceStore
-from lowshot.data.sequences import gather_av_windows
+from lowshot.data.av.featureset import FeatureSet, SequenceStore
+from lowshot.data.av.sequences import gather_av_windows
 from lowshot.errors import ConfigError
 from lowshot.layers.input_norm import InputNorm, normalize_features
 from lowshot.losses.triplet import sample_negatives, triplet

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lowshot.data.av_datasets import FeatureFamily, feature_family
-from lowshot.data.class_split import ClassIndex
-from lowshot.data.featureset import FeatureSet, SequenceStore
-from lowshot.data.h5_averaged import read_h5_class_file
-from lowshot.data.pickles import read_pickle_class_file
+from lowshot.data.av.datasets import FeatureFamily, feature_family
+from lowshot.data.av.featureset import FeatureSet, SequenceStore
+from lowshot.data.av.h5 import read_h5_class_file
+from lowshot.data.av.pickles import read_pickle_class_file
+from lowshot.data.av.splits import ClassIndex
 from lowshot.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from lowshot.data.featureset import SequenceStore
+from lowshot.data.av.featureset import SequenceStore
 
 SeqlenMode = Literal["max", "fixed"]
 

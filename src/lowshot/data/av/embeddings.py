@@ -2,7 +2,7 @@
 
 Released files (``features/<feature_dir>/text/``) are ``np.save``-d Python dicts
 ``{name: float32[D]}`` (pickles, read by the restricted unpickler of
-:mod:`lowshot.data.pickles`: no code runs, no trust needed):
+:mod:`lowshot.data.av.pickles`: no code runs, no trust needed):
 
 ==========  ====  =====================================================  ================================
 kind        D     file                                                   keys
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lowshot.data.av_datasets import TEXT_KINDS, AVDatasetSpec, text_file_stem
-from lowshot.data.class_split import ClassSplit
-from lowshot.data.pickles import load_npy
+from lowshot.data.av.datasets import TEXT_KINDS, AVDatasetSpec, text_file_stem
+from lowshot.data.av.pickles import load_npy
+from lowshot.data.av.splits import ClassSplit
 from lowshot.errors import DataError
 from lowshot.utils.io import atomic_path
 

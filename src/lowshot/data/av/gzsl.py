@@ -1,4 +1,4 @@
-"""Assemble a :class:`~lowshot.data.featureset.GZSLBenchmark` from a data root.
+"""Assemble a :class:`~lowshot.data.av.featureset.GZSLBenchmark` from a data root.
 
 Users unzip the released archives unchanged under one data root (argument, or the
 ``LOWSHOT_DATA_ROOT`` environment variable)::
@@ -9,7 +9,7 @@ Users unzip the released archives unchanged under one data root (argument, or th
 
 :func:`load_gzsl_benchmark` reads such a released tree, or the pickle-free converted tree
 written by ``lowshot data convert`` (recommended; memory-mapped, see
-:mod:`lowshot.data.safe_format`), and returns the same benchmark for both: stage splits
+:mod:`lowshot.data.av.safe_format`), and returns the same benchmark for both: stage splits
 filtered by the split's ``.txt`` class lists, class-label embeddings attached by class name
 and concatenated in the order of ``text``, step rates and feature kinds in the metadata.
 """
@@ -23,23 +23,23 @@ from pathlib import Path
 import numpy as np
 
 from lowshot._registry import BENCHMARKS
-from lowshot.data.av_datasets import SPLITS, AVDatasetSpec, FeatureFamily, dataset_spec
-from lowshot.data.class_split import ClassSplit, load_class_split
-from lowshot.data.embeddings import (
+from lowshot.data.av.datasets import SPLITS, AVDatasetSpec, FeatureFamily, dataset_spec
+from lowshot.data.av.embeddings import (
     EmbeddingDict,
     attach_embeddings,
     find_embedding_file,
     read_embedding_dict,
 )
-from lowshot.data.feature_source import (
+from lowshot.data.av.featureset import FeatureSet, GZSLBenchmark
+from lowshot.data.av.safe_format import ConvertedFeatureDir, is_converted
+from lowshot.data.av.source import (
     FeatureSource,
     dataset_dir,
     read_split_features,
     resolve_data_root,
 )
-from lowshot.data.feature_tree import ReleasedFeatureDir, stage_feature_set
-from lowshot.data.featureset import FeatureSet, GZSLBenchmark
-from lowshot.data.safe_format import ConvertedFeatureDir, is_converted
+from lowshot.data.av.splits import ClassSplit, load_class_split
+from lowshot.data.av.tree import ReleasedFeatureDir, stage_feature_set
 from lowshot.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -39,26 +39,26 @@ from pathlib import Path
 
 import numpy as np
 
-from lowshot.data.av_datasets import (
+from lowshot.data.av.datasets import (
     FAMILIES,
     AVDatasetSpec,
     FeatureFamily,
     dataset_spec,
     text_file_stem,
 )
-from lowshot.data.class_split import ClassIndex, ClassSplit, load_class_split
-from lowshot.data.embeddings import (
+from lowshot.data.av.embeddings import (
     EmbeddingDict,
     attach_embeddings,
     embedding_keys,
     read_embedding_dict,
     write_embedding_dict,
 )
-from lowshot.data.feature_tree import ClassFeatures, stage_feature_set
-from lowshot.data.featureset import CLASS_LISTS, STAGES, FeatureSet, GZSLBenchmark
-from lowshot.data.gzsl import build_benchmark
-from lowshot.data.h5_averaged import write_h5_class_file
-from lowshot.data.pickles import write_pickle_class_file
+from lowshot.data.av.featureset import CLASS_LISTS, STAGES, FeatureSet, GZSLBenchmark
+from lowshot.data.av.gzsl import build_benchmark
+from lowshot.data.av.h5 import write_h5_class_file
+from lowshot.data.av.pickles import write_pickle_class_file
+from lowshot.data.av.splits import ClassIndex, ClassSplit, load_class_split
+from lowshot.data.av.tree import ClassFeatures, stage_feature_set
 from lowshot.errors import DataError
 from lowshot.utils.io import atomic_write_json, atomic_write_text, make_temp_dir
 

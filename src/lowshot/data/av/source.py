@@ -1,7 +1,7 @@
 """Where audio-visual benchmark features live, and how a feature folder is read by split.
 
-Shared by the assembler (:mod:`lowshot.data.gzsl`) and the converter
-(:mod:`lowshot.data.safe_format`): the data root, the dataset folder under it, what a
+Shared by the assembler (:mod:`lowshot.data.av.gzsl`) and the converter
+(:mod:`lowshot.data.av.safe_format`): the data root, the dataset folder under it, what a
 feature folder (released or converted) offers (:class:`FeatureSource`), and the check that
 every class of a split's ``.txt`` lists has feature files.
 """
@@ -15,9 +15,9 @@ from typing import Protocol
 
 import numpy as np
 
-from lowshot.data.av_datasets import AVDatasetSpec, FeatureFamily
-from lowshot.data.class_split import ClassSplit
-from lowshot.data.featureset import STAGES, FeatureSet
+from lowshot.data.av.datasets import AVDatasetSpec, FeatureFamily
+from lowshot.data.av.featureset import STAGES, FeatureSet
+from lowshot.data.av.splits import ClassSplit
 from lowshot.errors import DataError
 
 ENV_DATA_ROOT = "LOWSHOT_DATA_ROOT"

@@ -12,7 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from lowshot.data.pickles import decode_id
+from lowshot.data.av.pickles import decode_id
 from lowshot.errors import DataError
 from lowshot.utils.io import atomic_path
 

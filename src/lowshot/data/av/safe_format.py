@@ -1,13 +1,13 @@
 """Pickle-free, memory-mapped copy of a released feature folder (the recommended path).
 
 The released TCaF / AV-Diff / ClipClap archives are pickles (read by a restricted
-unpickler, :mod:`lowshot.data.pickles`, but slow to parse) and the temporal ones do not
+unpickler, :mod:`lowshot.data.av.pickles`, but slow to parse) and the temporal ones do not
 fit in RAM for VGGSound-cls (~93k videos of 4096-d C3D sequences, 20+ GB). Convert a
 folder once::
 
     lowshot data convert SRC_ROOT DATASET FEATURE_DIR OUT [--split cls]
 
-and point the data root at ``OUT``; :func:`~lowshot.data.gzsl.load_gzsl_benchmark` detects
+and point the data root at ``OUT``; :func:`~lowshot.data.av.gzsl.load_gzsl_benchmark` detects
 the converted tree and returns the same benchmark, with the feature blocks opened by
 ``np.load(mmap_mode="r")`` (only the pages a batch touches are read).
 
@@ -41,18 +41,18 @@ from pathlib import Path
 
 import numpy as np
 
-from lowshot.data.av_datasets import FeatureFamily, ModalityFamily, dataset_spec
-from lowshot.data.class_split import ClassIndex, ClassSplit, load_class_split
-from lowshot.data.embeddings import read_embedding_dict, text_files, write_embedding_dict
-from lowshot.data.feature_source import (
+from lowshot.data.av.datasets import FeatureFamily, ModalityFamily, dataset_spec
+from lowshot.data.av.embeddings import read_embedding_dict, text_files, write_embedding_dict
+from lowshot.data.av.featureset import STAGES, FeatureSet, SequenceStore
+from lowshot.data.av.h5 import read_h5_class_file
+from lowshot.data.av.source import (
     check_split_classes,
     dataset_dir,
     read_split_features,
     resolve_data_root,
 )
-from lowshot.data.feature_tree import ClassFiles, ReleasedFeatureDir, read_class_pair
-from lowshot.data.featureset import STAGES, FeatureSet, SequenceStore
-from lowshot.data.h5_averaged import read_h5_class_file
+from lowshot.data.av.splits import ClassIndex, ClassSplit, load_class_split
+from lowshot.data.av.tree import ClassFiles, ReleasedFeatureDir, read_class_pair
 from lowshot.errors import DataError
 from lowshot.utils.io import atomic_write_json, make_temp_dir
 

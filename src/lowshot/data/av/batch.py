@@ -1,4 +1,4 @@
-"""The mini-batch a method's ``collate`` builds from a :class:`~lowshot.data.featureset.FeatureSet`.
+"""The mini-batch a method's ``collate`` builds from a :class:`~lowshot.data.av.featureset.FeatureSet`.
 
 It lives with the data (not with the methods) because protocols read it too: the audio-noise
 probe (:mod:`lowshot.protocols.robustness`) rewrites ``audio`` of any method's batches.

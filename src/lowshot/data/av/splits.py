@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lowshot.data.av_datasets import SPLITS, AVDatasetSpec
-from lowshot.data.featureset import CLASS_LISTS
+from lowshot.data.av.datasets import SPLITS, AVDatasetSpec
+from lowshot.data.av.featureset import CLASS_LISTS
 from lowshot.errors import DataError
 
 

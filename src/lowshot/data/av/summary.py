@@ -16,10 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lowshot.data.av_datasets import TEXT_KINDS, FeatureFamily, dataset_spec, text_file_stem
-from lowshot.data.class_split import ClassSplit, load_class_split
-from lowshot.data.embeddings import missing_embeddings, read_embedding_dict, text_files
-from lowshot.data.feature_tree import (
+from lowshot.data.av.datasets import TEXT_KINDS, FeatureFamily, dataset_spec, text_file_stem
+from lowshot.data.av.embeddings import missing_embeddings, read_embedding_dict, text_files
+from lowshot.data.av.featureset import STAGES
+from lowshot.data.av.gzsl import dataset_dir, resolve_data_root
+from lowshot.data.av.safe_format import ConvertedFeatureDir, is_converted
+from lowshot.data.av.splits import ClassSplit, load_class_split
+from lowshot.data.av.tree import (
     MODALITIES,
     ReleasedFeatureDir,
     count_nonfinite,
@@ -28,9 +31,6 @@ from lowshot.data.feature_tree import (
     match_class_files,
     read_class_file,
 )
-from lowshot.data.featureset import STAGES
-from lowshot.data.gzsl import dataset_dir, resolve_data_root
-from lowshot.data.safe_format import ConvertedFeatureDir, is_converted
 from lowshot.errors import DataError
 
 #: rows per chunk when scanning a memory-mapped block for NaN/inf (~64 MB of float32 4096-d)
