@@ -85,10 +85,11 @@ def test_bad_switches_are_config_errors():
 
 
 def test_gathered_label_rows_equal_encoding_the_rows():
-    from lowshot.models.av.clipclap import ClipClapNet
+    from lowshot.models.av.clipclap import ClipClapNet, ClipClapNetConfig
 
     torch.manual_seed(0)
-    net = ClipClapNet(1536, 1536, embedding_dropout=0.0, additional_dropout=0.0).double()
+    cfg = ClipClapNetConfig(embedding_dropout=0.0, additional_dropout=0.0)
+    net = ClipClapNet(1536, 1536, cfg).double()
     w = torch.randn(7, 1536, dtype=torch.float64, requires_grad=True)
     rows = torch.tensor([3, 3, 0, 6, 1, 3, 2, 2])
     fast = net.embed_labels(w, rows)
@@ -123,9 +124,12 @@ def test_architecture_follows_thesis_section_5_3():
     """Every Linear (the last of O_proj and W_proj included) is followed by BN, ReLU, dropout
     (thesis §5.3; published EmbeddingNet); O_proj and D_o use decoder_dropout, W_proj and D_w
     additional_dropout (published config comments)."""
-    from lowshot.models.av.clipclap import ClipClapNet
+    from lowshot.models.av.clipclap import ClipClapNet, ClipClapNetConfig
 
-    net = ClipClapNet(1536, 1536, 512, 256, 64, embedding_dropout=0.1, decoder_dropout=0.2, additional_dropout=0.3)
+    cfg = ClipClapNetConfig(
+        model_dim=512, hidden_dim=256, out_dim=64, embedding_dropout=0.1, decoder_dropout=0.2, additional_dropout=0.3
+    )
+    net = ClipClapNet(1536, 1536, cfg)
     assert _layers(net.o_enc) == _block(1536, 512, 0.1)
     assert _layers(net.w_enc) == _block(1536, 512, 0.1)
     assert _layers(net.o_proj) == _block(512, 256, 0.2) + _block(256, 64, 0.2)
