@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from lowshot.data.av.batch import Batch
 from lowshot.data.av.featureset import FeatureSet, GZSLBenchmark
 from lowshot.errors import LowshotError
 from lowshot.metrics.classification import mean_class_accuracy
@@ -39,6 +40,52 @@ from lowshot.utils.checkpoint import CheckpointChain
 from lowshot.utils.io import save_state
 
 log = logging.getLogger(__name__)
+
+#: ``(features, idx [B], targets [B] | None, train, generator=None) -> Batch``
+CollateFn = Callable[..., Batch]
+
+
+class ScoringMethod(Protocol):
+    """What scoring needs from a method (every ``GZSLMethod`` has it)."""
+
+    collate: CollateFn
+
+    def class_scores(self, batch: Batch, class_embeddings: torch.Tensor) -> torch.Tensor:
+        """``[B, C]`` scores against ``[C, D_w]`` class embeddings (higher is better)."""
+
+    def eval(self) -> Any:
+        """Switch to evaluation mode (``nn.Module.eval``)."""
+
+
+@torch.no_grad()
+def scores_in_batches(
+    method: ScoringMethod,
+    features: FeatureSet,
+    class_embeddings: torch.Tensor,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+    collate: CollateFn | None = None,
+) -> np.ndarray:
+    """``[N, C]`` float32 scores of every sample of ``features``, in evaluation mode.
+
+    The one scoring loop of the GZSL trainer and the robustness probe.
+
+    Args:
+        method: the (trained) method.
+        features: the samples to score.
+        class_embeddings: ``[C, D_w]`` label embeddings of all benchmark classes, on ``device``.
+        batch_size: samples per forward pass.
+        device: where the method runs.
+        collate: builds the evaluation batches (default: the method's own ``collate``).
+    """
+    method.eval()
+    collate = collate or method.collate
+    out = []
+    for start in range(0, len(features), batch_size):
+        idx = np.arange(start, min(start + batch_size, len(features)))
+        batch = collate(features, idx, None, False).to(device)
+        out.append(method.class_scores(batch, class_embeddings).float().cpu())
+    return torch.cat(out).numpy()
 
 
 class EpochTrainer(Protocol):

@@ -9,36 +9,23 @@ proportion, with the calibration beta held fixed.
 The noise is injected by wrapping the method's ``collate`` (:class:`NoisyAudioCollate`), so
 every method with the standard contract can be probed without changes. Like the two-stage
 protocol (which names what it needs from a trainer, :class:`~lowshot.protocols.gzsl.EpochTrainer`),
-this protocol names what it needs from a method (:class:`ScoringMethod`) instead of
-importing the methods, which sit above it.
+this protocol names what it needs from a method (:class:`~lowshot.protocols.gzsl.ScoringMethod`)
+instead of importing the methods, which sit above it, and scores through the trainer's own
+loop (:func:`~lowshot.protocols.gzsl.scores_in_batches`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
 
 from lowshot.data.av.batch import Batch
 from lowshot.data.av.featureset import FeatureSet, GZSLBenchmark
-from lowshot.protocols.gzsl import evaluate_gzsl
-
-CollateFn = Callable[..., Batch]
-
-
-class ScoringMethod(Protocol):
-    """What the probe needs from a trained method (every ``GZSLMethod`` has it)."""
-
-    #: ``(features, idx [B], targets [B] | None, train, generator=None) -> Batch``
-    collate: CollateFn
-
-    def class_scores(self, batch: Batch, class_embeddings: torch.Tensor) -> torch.Tensor:
-        """``[B, C]`` scores against ``[C, D_w]`` class embeddings (higher is better)."""
-
-    def eval(self) -> Any:
-        """Switch to evaluation mode (``nn.Module.eval``)."""
+from lowshot.protocols.gzsl import CollateFn, ScoringMethod, evaluate_gzsl, scores_in_batches
 
 
 def noise_step_mask(valid: np.ndarray, proportion: float, rng: np.random.Generator) -> np.ndarray:
@@ -112,28 +99,6 @@ class NoisyAudioCollate:
         return batch
 
 
-def method_scores(
-    method: ScoringMethod,
-    class_embeddings: torch.Tensor,
-    collate: CollateFn,
-    batch_size: int = 256,
-    device: torch.device | str = "cpu",
-) -> Callable[[FeatureSet], np.ndarray]:
-    """A ``features -> [N, C] scores`` function that evaluates ``method`` through ``collate``."""
-
-    @torch.no_grad()
-    def score(features: FeatureSet) -> np.ndarray:
-        method.eval()
-        out = []
-        for start in range(0, len(features), batch_size):
-            idx = np.arange(start, min(start + batch_size, len(features)))
-            batch = collate(features, idx, None, False).to(device)
-            out.append(method.class_scores(batch, class_embeddings.to(device)).float().cpu())
-        return torch.cat(out).numpy()
-
-    return score
-
-
 def audio_noise_robustness(
     method: ScoringMethod,
     benchmark: GZSLBenchmark,
@@ -157,15 +122,14 @@ def audio_noise_robustness(
     Returns:
         ``[{"proportion", "S", "U", "HM", "ZSL"}, ...]``.
     """
-    embeddings = torch.as_tensor(np.asarray(benchmark.class_embeddings, np.float32))
+    embeddings = torch.as_tensor(np.asarray(benchmark.class_embeddings, np.float32), device=device)
     rows = []
     for p in proportions:
         collate = NoisyAudioCollate(method.collate, float(p), seed)
-        ev = evaluate_gzsl(
-            benchmark,
-            stage,
-            method_scores(method, embeddings, collate, batch_size, device),
-            beta=beta,
-        )
+        score = partial(
+            scores_in_batches, method, class_embeddings=embeddings, batch_size=batch_size,
+            device=device, collate=collate,
+        )  # fmt: skip
+        ev = evaluate_gzsl(benchmark, stage, score, beta=beta)
         rows.append({"proportion": float(p), **ev.percent()})
     return rows

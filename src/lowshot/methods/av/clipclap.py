@@ -19,7 +19,8 @@ Published behaviour that changes numbers is a switch, off by default:
   after every optimiser step in training mode; that only gives the BatchNorm running
   statistics of O_enc, O_proj, W_enc and W_proj a second update per step (on the same batch,
   new dropout masks) and draws dropout masks. ``legacy_train_extra_pass`` reproduces it;
-* the model does not own its optimiser or LR scheduler (the recipe does). Stage 2 replays
+* the model does not own its optimiser or LR scheduler (the trainer builds them through
+  ``GZSLMethod.build_optimizer``: Adam + ReduceLROnPlateau, as published). Stage 2 replays
   the stage-1 LR drops at the same epochs (``protocol.stage2_scheduler=replay``); the
   published code keeps stepping the plateau scheduler in stage 2 on HM of the stage-1
   validation folders, which are then training data

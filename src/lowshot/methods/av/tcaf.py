@@ -36,7 +36,8 @@ behaviour that changes numbers is a switch, off by default:
   ``0..T_v - maxlen`` (published ``randint(T_v - maxlen)`` never picks the last start);
 * the padding embedding of the published code is omitted: padded tokens are never attended
   to, so it cannot change any valid output;
-* the model does not own its optimiser or LR scheduler (the recipe does). Stage 2 replays
+* the model does not own its optimiser or LR scheduler (the trainer builds them through
+  ``GZSLMethod.build_optimizer``: Adam + ReduceLROnPlateau, as published). Stage 2 replays
   the stage-1 LR drops at the same epochs (``protocol.stage2_scheduler=replay``); the
   published code keeps stepping the plateau scheduler in stage 2 on HM of the stage-1
   validation folders, which are then training data
