@@ -13,6 +13,8 @@ from lowshot.layers.input_norm import normalize_features
 from lowshot.methods.av.tcaf import TCaF, TCaFConfig
 from lowshot.methods.base import InputSpec
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SMALL = dict(
     dim=24,
     encoder_hidden=32,

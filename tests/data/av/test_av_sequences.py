@@ -13,6 +13,8 @@ from lowshot.data.av.sequences import (
     window_starts,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _store(lengths: list[int], dim: int = 3, offset: float = 0.0) -> SequenceStore:
     # value of step t of sequence i: (i * 1000 + t + offset) in every channel

@@ -15,6 +15,8 @@ from lowshot.protocols.robustness import NoisyAudioCollate, audio_noise_robustne
 from lowshot.recipes.gzsl_config import TrainConfig
 from lowshot.recipes.gzsl_trainer import MethodTrainer
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 LOW_DROPOUT = dict(embedding_dropout=0.1, decoder_dropout=0.1, additional_dropout=0.1)
 TCAF_DROPOUT = dict(token_dropout=0.1, transformer_dropout=0.1, **LOW_DROPOUT)
 AVCA_SMALL = AVCAConfig(

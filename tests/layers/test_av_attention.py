@@ -8,6 +8,8 @@ import torch
 from lowshot.layers.attention import MultiHeadAttention, TransformerStack
 from lowshot.layers.masks import AUDIO, GLOBAL, VIDEO, attention_mask, layer_masks
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TA, TV, DIM = 4, 5, 24
 
 

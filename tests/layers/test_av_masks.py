@@ -7,6 +7,8 @@ import torch
 
 from lowshot.layers.masks import AUDIO, GLOBAL, VIDEO, attention_mask, layer_masks
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 # tokens: [cls, a1, a2, v1, v2]
 IDS = torch.tensor([GLOBAL, AUDIO, AUDIO, VIDEO, VIDEO])
 T, F = True, False

@@ -12,6 +12,8 @@ import lowshot.methods.av.tcaf  # noqa: F401  (registers tcaf)
 from lowshot.config.paper import load_paper_config
 from lowshot.recipes.gzsl import run_gzsl
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY = [
     "train.epochs=2",
     "train.n_batches=3",

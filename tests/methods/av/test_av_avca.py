@@ -12,6 +12,8 @@ from lowshot.errors import ConfigError
 from lowshot.losses.triplet import sample_negatives
 from lowshot.methods.av.avca import AVCA, AVCAConfig
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SMALL = dict(
     dim=24, encoder_hidden=32, decoder_hidden=32, dim_out=8, heads=2, dim_head=12, mlp_dim=16
 )

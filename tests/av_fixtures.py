@@ -1,4 +1,7 @@
-"""Fixtures of the data-layer tests: small synthetic trees in the released layouts."""
+"""Fixtures of the audio-visual tests (a pytest plugin, loaded by tests/conftest.py): tiny
+in-memory benchmarks for the AVCA/TCaF tests (see av_tiny.py) and small synthetic trees in
+the released layouts for the data-layer tests (see data_testing.py). Modules that want
+single-threaded torch ask for it (``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
 
 from __future__ import annotations
 
@@ -7,9 +10,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from av_tiny import make_benchmark
 from data_testing import SIZES
 
+from lowshot.data.av.featureset import GZSLBenchmark
 from lowshot.data.av.synth import write_synthetic
+
+
+@pytest.fixture(scope="session")
+def tiny_temporal() -> GZSLBenchmark:
+    return make_benchmark(temporal=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_averaged() -> GZSLBenchmark:
+    return make_benchmark(temporal=False)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,8 @@ from lowshot.methods.av.avca import AVCA, AVCAConfig
 from lowshot.methods.av.tcaf import TCaF, TCaFConfig
 from lowshot.recipes.gzsl_config import ExperimentConfig
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SETTINGS = [
     f"{ds}_{split}" for ds in ("ucf", "activitynet", "vggsound") for split in ("main", "cls")
 ]
