@@ -1,4 +1,4 @@
-"""Audio-visual networks take their config object: every architecture value of a method
+"""Audio-visual networks: each takes its config object, so every architecture value of a method
 config lands in the layer its name says (a positional list mis-wired silently when
 reordered, issue #10)."""
 
@@ -12,7 +12,7 @@ import torch
 from lowshot.methods.av.clipclap import ClipClap, ClipClapConfig
 from lowshot.methods.av.tcaf import TCaF, TCaFConfig
 from lowshot.methods.base import InputSpec
-from lowshot.models.av.clipclap import ClipClapNetConfig
+from lowshot.models.av.clipclap import ClipClapNet, ClipClapNetConfig
 from lowshot.models.av.tcaf import TCaFNetConfig
 
 D_A, D_V, D_W = 6, 10, 14
@@ -111,3 +111,36 @@ def test_clipclap_hyperparameters_reach_their_layers(modality: str, d_in: int) -
     assert _layers(net.w_proj) == _block(40, 10, 0.13)
     assert _layers(net.d_o) == _block(10, 24, 0.12) + _block(24, 40, 0.12)
     assert _layers(net.d_w) == _block(10, 40, 0.13)
+
+
+def test_gathered_label_rows_equal_encoding_the_rows():
+    torch.manual_seed(0)
+    cfg = ClipClapNetConfig(embedding_dropout=0.0, additional_dropout=0.0)
+    net = ClipClapNet(1536, 1536, cfg).double()
+    w = torch.randn(7, 1536, dtype=torch.float64, requires_grad=True)
+    rows = torch.tensor([3, 3, 0, 6, 1, 3, 2, 2])
+    fast = net.embed_labels(w, rows)
+    slow = net.embed_labels(w[rows])
+    for a, b in zip(fast, slow):
+        torch.testing.assert_close(a, b)
+    (fast[1].sum() + fast[0].square().sum()).backward()
+    grad_fast = net.w_enc[0].weight.grad.clone()
+    net.zero_grad()
+    (slow[1].sum() + slow[0].square().sum()).backward()
+    torch.testing.assert_close(grad_fast, net.w_enc[0].weight.grad)
+
+
+def test_architecture_follows_thesis_section_5_3():
+    """Every Linear (the last of O_proj and W_proj included) is followed by BN, ReLU, dropout
+    (thesis §5.3; published EmbeddingNet); O_proj and D_o use decoder_dropout, W_proj and D_w
+    additional_dropout (published config comments)."""
+    cfg = ClipClapNetConfig(
+        model_dim=512, hidden_dim=256, out_dim=64, embedding_dropout=0.1, decoder_dropout=0.2, additional_dropout=0.3
+    )
+    net = ClipClapNet(1536, 1536, cfg)
+    assert _layers(net.o_enc) == _block(1536, 512, 0.1)
+    assert _layers(net.w_enc) == _block(1536, 512, 0.1)
+    assert _layers(net.o_proj) == _block(512, 256, 0.2) + _block(256, 64, 0.2)
+    assert _layers(net.w_proj) == _block(512, 64, 0.3)
+    assert _layers(net.d_o) == _block(64, 256, 0.2) + _block(256, 512, 0.2)
+    assert _layers(net.d_w) == _block(64, 512, 0.3)
