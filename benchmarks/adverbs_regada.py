@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from lowshot.benchmarks.adverbs import AdverbData, LabelledRows
 from lowshot.config.paper import load_paper_config
 from lowshot.data.adverbs.features import ClipFeatureStore
 from lowshot.data.adverbs.splits import AdverbSplit, SplitRows, Vocabulary
 from lowshot.extract.text import HashTextEncoder
 from lowshot.methods.adverbs.base import VocabText, build_method, make_batch, predict_adverb_scores
+from lowshot.protocols.adverbs import AdverbData, LabelledRows
 
 N_TRAIN, N_TEST, N_ADV, N_ACT, T, D_X, D_T = 11157, 2790, 34, 135, 10, 1024, 512
 PUBLISHED_EPOCHS, PUBLISHED_EVALS = 2001, 201

@@ -53,7 +53,7 @@ def _method(family: str, spec: Any) -> Any:
 def _epoch(
     family: str, quick: bool, batches: int | None = None, pack: bool = True
 ) -> dict[str, Any]:
-    from lowshot.data.synth import make_synthetic_benchmark
+    from lowshot.data.av.synth import make_synthetic_benchmark
     from lowshot.recipes.gzsl import input_spec
     from lowshot.recipes.gzsl_config import TrainConfig
     from lowshot.recipes.gzsl_trainer import MethodTrainer

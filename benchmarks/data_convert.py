@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 
 PHASES = {
-    "write": "from lowshot.data.synth import write_synthetic as w; w({src!r}, preset='cls_temporal', dataset='VGGSound', seed=0, size={size})",
-    "convert": "from lowshot.data.safe_format import convert_feature_dir as c; c({src!r}, 'VGGSound', 'cls_features_non_averaged', {out!r}, trust_pickle=True)",
-    "load_released": "from lowshot.data.gzsl import load_gzsl_benchmark as l; b = l({src!r}, 'VGGSound', 'cls_features_non_averaged', 'cls', trust_pickle=True)",
+    "write": "from lowshot.data.av.synth import write_synthetic as w; w({src!r}, preset='cls_temporal', dataset='VGGSound', seed=0, size={size})",
+    "convert": "from lowshot.data.av.safe_format import convert_feature_dir as c; c({src!r}, 'VGGSound', 'cls_features_non_averaged', {out!r}, trust_pickle=True)",
+    "load_released": "from lowshot.data.av.gzsl import load_gzsl_benchmark as l; b = l({src!r}, 'VGGSound', 'cls_features_non_averaged', 'cls', trust_pickle=True)",
     "load_converted": (
-        "from lowshot.data.gzsl import load_gzsl_benchmark as l; import numpy as np, time; "
+        "from lowshot.data.av.gzsl import load_gzsl_benchmark as l; import numpy as np, time; "
         "b = l({out!r}, 'VGGSound', 'cls_features_non_averaged', 'cls'); tr = b.stage_train(2); "
         "t = time.perf_counter(); idx = np.random.default_rng(0).choice(len(tr), 64, replace=False); "
         "x = [np.asarray(tr.video[int(i)]) for i in idx]; "
@@ -34,7 +34,7 @@ def run_phase(code: str) -> tuple[float, float, str]:
     """(seconds of ``code`` after imports, peak RSS GiB of that process, other stdout), run in
     a fresh interpreter."""
     code = (
-        "import resource, time, lowshot.data.gzsl, lowshot.data.safe_format, lowshot.data.synth\n"
+        "import resource, time, lowshot.data.av.gzsl, lowshot.data.av.safe_format, lowshot.data.av.synth\n"
         "_start = time.perf_counter()\n"
         f"{code}\n"
         "print('SECONDS', time.perf_counter() - _start)\n"

@@ -28,8 +28,8 @@ def peak_rss_mib() -> float:
 
 
 def bench_protocol(args: argparse.Namespace) -> None:
-    from lowshot.benchmarks import gzsl as protocol_module
     from lowshot.config.paper import load_paper_config
+    from lowshot.protocols import gzsl as protocol_module
     from lowshot.recipes.gzsl import run_gzsl
 
     overrides = [
@@ -51,7 +51,7 @@ def bench_protocol(args: argparse.Namespace) -> None:
     protocol_module.TwoStageProtocol._stage1 = timed("stage1", original_stage1)
     protocol_module.TwoStageProtocol._stage2 = timed("stage2", original_stage2)
     with tempfile.TemporaryDirectory() as tmp:
-        from lowshot.data.synth import write_synthetic
+        from lowshot.data.av.synth import write_synthetic
 
         t0 = time.perf_counter()
         write_synthetic(Path(tmp) / "data", preset="clipclap", dataset=args.dataset, seed=0, size=args.size)
@@ -71,7 +71,7 @@ def bench_protocol(args: argparse.Namespace) -> None:
 def bench_beta(args: argparse.Namespace) -> None:
     import torch
 
-    from lowshot.benchmarks.calibration import CalibratedStacking, beta_grid
+    from lowshot.protocols.calibration import CalibratedStacking, beta_grid
 
     rng = np.random.default_rng(0)
     seen, unseen = np.arange(0, args.classes - 64), np.arange(args.classes - 64, args.classes)

@@ -19,9 +19,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from lowshot.data.av_datasets import dataset_spec, text_file_stem
-from lowshot.data.embeddings import read_embedding_dict, write_embedding_dict
-from lowshot.data.synth import get_preset, write_synthetic
+from lowshot.data.av.datasets import dataset_spec, text_file_stem
+from lowshot.data.av.embeddings import read_embedding_dict, write_embedding_dict
+from lowshot.data.av.synth import get_preset, write_synthetic
 
 KEYS = ("released", "aligned")
 EMBEDDING_FILES = {"UCF": "ucf", "ActivityNet": "activity", "VGGSound": "vggsound"}

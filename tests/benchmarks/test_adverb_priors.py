@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lowshot.benchmarks.adverbs import (
+from lowshot.data.adverbs.splits import load_air_native, load_split, overlap_report
+from lowshot.protocols.adverbs import (
     PUBLISHED_PRIORS,
     PUBLISHED_PRIORS_NO_ACT,
     load_adverb_data,
     priors_metrics,
 )
-from lowshot.data.adverbs.splits import load_air_native, load_split, overlap_report
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

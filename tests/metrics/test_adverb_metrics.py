@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from lowshot.benchmarks.adverbs import best_validation_epoch, select_metrics, selection_label
 from lowshot.errors import ConfigError
 from lowshot.metrics.retrieval import (
     adverb_map,
@@ -16,6 +15,7 @@ from lowshot.metrics.retrieval import (
     max_over_actions,
     retrieval_metrics,
 )
+from lowshot.protocols.adverbs import best_validation_epoch, select_metrics, selection_label
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

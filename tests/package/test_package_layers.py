@@ -7,7 +7,7 @@ Levels, top to bottom. A module may import modules of its own package and of pac
     catalog                      the recipe index: imports every recipe module by name
     recipes | comm | reports     one loop per family; comm is a whole family; reports read run dirs
     methods                      method = model + loss terms
-    models | losses | benchmarks models, objectives, protocols (DESIGN.md's ``protocols``),
+    models | losses | protocols  models, objectives, split definitions and protocol runners
       | extract                  encoders: raw inputs -> features (registered in ENCODERS)
     layers | data | metrics      building blocks: nn layers, readers, pure metric functions
     config                       schemas, strict YAML, overrides, paper presets
@@ -26,7 +26,7 @@ models/losses/protocols/metrics -> layers/data -> config/_registry/utils):
 * ``reports`` turn finished run directories into tables and figures. They sit beside the
   recipes whose outputs they read: they may rebuild a method (``methods`` and below), never
   import a recipe or the CLI; a recipe never imports a report (the CLI glues the two).
-* ``metrics`` are pure functions the protocols call, so they sit under ``benchmarks``.
+* ``metrics`` are pure functions the protocols call, so they sit under ``protocols``.
 * ``extract`` holds the pluggable encoders (``nn.Module`` s like models) that read their
   weight files and write features through ``data``; ``data`` never imports an encoder.
 * ``config`` writes its YAML through ``utils`` (atomic writes), so it sits above ``utils``;
@@ -54,7 +54,7 @@ LEVELS: tuple[tuple[str, ...], ...] = (
     ("catalog",),
     ("recipes", "comm", "reports"),
     ("methods",),
-    ("models", "losses", "benchmarks", "extract"),
+    ("models", "losses", "protocols", "extract"),
     ("layers", "data", "metrics"),
     ("config",),
     ("utils", "_registry"),
@@ -161,7 +161,7 @@ def unplaced(graph: Graph) -> list[str]:
 
 
 def direction_offenders(root: Path, graph: Graph) -> list[str]:
-    """One line per import that goes sideways or up, e.g. ``benchmarks -> methods``."""
+    """One line per import that goes sideways or up, e.g. ``protocols -> methods``."""
     out = []
     for mod, deps in sorted(graph.items()):
         mine = level_of(part(mod))
@@ -281,7 +281,7 @@ def test_the_graph_sees_every_kind_of_import(tmp_path: Path) -> None:
     """
     files = {
         "__init__.py": "",
-        "benchmarks/robustness.py": "from pkg.methods.base import Batch\n",
+        "protocols/robustness.py": "from pkg.methods.base import Batch\n",
         "methods/base.py": "Batch = 1\n",
         "recipes/gzsl.py": "X = 1\n",
         "reports/tsne.py": "def run():\n    from pkg.recipes.gzsl import X\n",
@@ -301,9 +301,9 @@ def test_the_graph_sees_every_kind_of_import(tmp_path: Path) -> None:
         (root / name).write_text(text)
     g = import_graph(root)
     assert direction_offenders(root, g) == [
-        "pkg/benchmarks/robustness.py:1: pkg.benchmarks.robustness imports pkg.methods.base "
-        "(benchmarks must not import methods, which sits above it)",
         "pkg/layers/mlp.py:2: pkg.layers.mlp imports pkg.cli.main (layers must not import cli, which sits above it)",
+        "pkg/protocols/robustness.py:1: pkg.protocols.robustness imports pkg.methods.base "
+        "(protocols must not import methods, which sits above it)",
         "pkg/reports/tsne.py:2: pkg.reports.tsne imports pkg.recipes.gzsl "
         "(reports must not import recipes, which sits beside it)",
         "pkg/utils/rundir.py:1: pkg.utils.rundir imports pkg.config.schema "

@@ -113,7 +113,7 @@ def test_default_selects_on_validation_then_refits_on_all_training_clips(
     split carved from train; stage 2 refits a fresh model on all training clips for epochs
     0..E and evaluates test once. The result is therefore exactly that of ``fixed_epoch`` E
     (same seed, same initial weights, every training clip)."""
-    from lowshot.benchmarks.adverbs import best_validation_epoch
+    from lowshot.protocols.adverbs import best_validation_epoch
     from lowshot.recipes.adverbs_config import ProtocolConfig
 
     assert ProtocolConfig().selection == "validation"

@@ -395,7 +395,7 @@ def _grow_feature_file(root: Path) -> None:
 
 
 def _other_dataset(root: Path) -> None:
-    from lowshot.data.synth import write_synthetic
+    from lowshot.data.av.synth import write_synthetic
 
     shutil.rmtree(root)
     write_synthetic(root, preset="clipclap", dataset="UCF", seed=1, size=0.05)
@@ -463,7 +463,7 @@ def test_temporary_folders_follow_the_umask(tmp_path):
 
 
 def test_generated_data_follows_the_umask(tmp_path):
-    from lowshot.data.synth import write_synthetic
+    from lowshot.data.av.synth import write_synthetic
 
     old = os.umask(0o022)
     try:

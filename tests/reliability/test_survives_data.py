@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 
 from lowshot.cli.main import main
-from lowshot.data.embeddings import read_embedding_dict, write_embedding_dict
-from lowshot.data.gzsl import load_gzsl_benchmark
-from lowshot.data.h5_averaged import read_h5_class_file, write_h5_class_file
-from lowshot.data.synth import PRESETS, write_synthetic
+from lowshot.data.av.embeddings import read_embedding_dict, write_embedding_dict
+from lowshot.data.av.gzsl import load_gzsl_benchmark
+from lowshot.data.av.h5 import read_h5_class_file, write_h5_class_file
+from lowshot.data.av.synth import PRESETS, write_synthetic
 
 SIZES = {"clipclap": 0.01, "cls_temporal": 0.01, "main_averaged": 0.01}
 TEXT = {"clipclap": "clip,clap"}

@@ -75,7 +75,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_priors(args: argparse.Namespace) -> int:
-    from lowshot.benchmarks.adverbs import PUBLISHED_PRIORS, TRAINING_FREE, priors_table
+    from lowshot.protocols.adverbs import PUBLISHED_PRIORS, TRAINING_FREE, priors_table
 
     table = priors_table(args.splits, unseen=args.unseen)
     if args.json:

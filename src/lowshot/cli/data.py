@@ -15,7 +15,7 @@ TRUST_HELP = (
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from lowshot.data.synth import write_synthetic
+    from lowshot.data.av.synth import write_synthetic
 
     path = write_synthetic(
         args.out,
@@ -35,7 +35,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from lowshot.data.safe_format import convert_feature_dir
+    from lowshot.data.av.safe_format import convert_feature_dir
 
     start = time.perf_counter()
     path = convert_feature_dir(
@@ -54,7 +54,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from lowshot.data.summary import summarize
+    from lowshot.data.av.summary import summarize
 
     summary = summarize(args.root, args.dataset, args.feature_dir, trust_pickle=args.trust_pickle)
     print(summary.format())
@@ -73,7 +73,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from lowshot.data.synth import PRESETS
+    from lowshot.data.av.synth import PRESETS
 
     data = sub.add_parser("data", help="synthesise, convert and inspect audio-visual data trees")
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")

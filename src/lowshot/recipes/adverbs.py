@@ -11,7 +11,7 @@ kept as a fallback). A killed run resumes from its newest verifiable commit with
 command; shuffling and negatives are drawn from generators seeded by (seed, epoch), so a
 resumed run continues exactly as an uninterrupted one.
 
-Selection (``protocol.selection``, see :mod:`lowshot.benchmarks.adverbs`): by default
+Selection (``protocol.selection``, see :mod:`lowshot.protocols.adverbs`): by default
 (``validation``) two fits, as the GZSL two-stage protocol and scikit-learn's
 ``GridSearchCV(refit=True)``: stage 1 (``<run_dir>/select/``: its own history and
 ``checkpoints/select.json`` chain) trains on the training clips minus a validation split
@@ -40,17 +40,6 @@ import numpy as np
 import torch
 
 from lowshot._registry import RECIPES
-from lowshot.benchmarks.adverbs import (
-    TEST_SELECTED,
-    TRAINING_FREE,
-    AdverbData,
-    best_validation_epoch,
-    evaluate_scores,
-    load_adverb_data,
-    select_metrics,
-    selection_label,
-    with_validation,
-)
 from lowshot.config import from_dict, to_dict
 from lowshot.data.adverbs.splits import overlap_report
 from lowshot.data.adverbs.synth import SynthSpec, generate
@@ -63,6 +52,17 @@ from lowshot.methods.adverbs.base import (
     make_batch,
     method_class,
     predict_adverb_scores,
+)
+from lowshot.protocols.adverbs import (
+    TEST_SELECTED,
+    TRAINING_FREE,
+    AdverbData,
+    best_validation_epoch,
+    evaluate_scores,
+    load_adverb_data,
+    select_metrics,
+    selection_label,
+    with_validation,
 )
 from lowshot.recipes.adverbs_config import AdverbsConfig
 from lowshot.utils.checkpoint import CheckpointChain

@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from lowshot._registry import METHODS, RECIPES
-from lowshot.benchmarks.calibration import beta_grid
-from lowshot.benchmarks.gzsl import TwoStageProtocol
 from lowshot.config.schema import from_dict, to_dict
-from lowshot.data.featureset import GZSLBenchmark
+from lowshot.data.av.featureset import GZSLBenchmark
 from lowshot.errors import ConfigError
 from lowshot.methods import av as _av_methods  # noqa: F401  (registers the methods)
 from lowshot.methods.base import GZSLMethod, InputSpec
+from lowshot.protocols.calibration import beta_grid
+from lowshot.protocols.gzsl import TwoStageProtocol
 from lowshot.recipes.gzsl_config import DataConfig, ExperimentConfig
 from lowshot.recipes.gzsl_trainer import MethodTrainer
 from lowshot.utils.fingerprint import Fingerprint, array_hash, files_by_hash, files_by_size
@@ -52,7 +52,7 @@ def parse_experiment(config: dict[str, Any]) -> tuple[ExperimentConfig, Any]:
 
 def benchmark_root(data: DataConfig, data_root: Path | None, run_dir: Path) -> Path:
     """Where the data of ``data`` lives: ``<run_dir>/data`` for synthetic data, else the data root."""
-    from lowshot.data.gzsl import resolve_data_root
+    from lowshot.data.av.gzsl import resolve_data_root
 
     if data.synthetic is not None:
         return run_dir / "data"
@@ -61,11 +61,11 @@ def benchmark_root(data: DataConfig, data_root: Path | None, run_dir: Path) -> P
 
 def load_benchmark(data: DataConfig, data_root: Path | None, run_dir: Path) -> GZSLBenchmark:
     """The benchmark of ``data``: generated synthetic data, or the released files."""
-    from lowshot.data.gzsl import load_gzsl_benchmark
+    from lowshot.data.av.gzsl import load_gzsl_benchmark
 
     root = benchmark_root(data, data_root, run_dir)
     if data.synthetic is not None:
-        from lowshot.data.synth import write_synthetic
+        from lowshot.data.av.synth import write_synthetic
 
         if not (root / data.dataset).exists():
             write_synthetic(
@@ -87,8 +87,8 @@ def load_benchmark(data: DataConfig, data_root: Path | None, run_dir: Path) -> G
 
 def data_fingerprint(data: DataConfig, root: Path, benchmark: GZSLBenchmark) -> Fingerprint:
     """Split files and class embeddings by hash, feature files by size, labels and embeddings read."""
-    from lowshot.data.av_datasets import dataset_spec
-    from lowshot.data.gzsl import dataset_dir
+    from lowshot.data.av.datasets import dataset_spec
+    from lowshot.data.av.gzsl import dataset_dir
 
     ds_dir = dataset_dir(root, dataset_spec(data.dataset))
     feat = ds_dir / "features" / data.feature_dir

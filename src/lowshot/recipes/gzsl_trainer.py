@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lowshot.data.featureset import FeatureSet, GZSLBenchmark
+from lowshot.data.av.featureset import FeatureSet, GZSLBenchmark
 from lowshot.errors import DataError
 from lowshot.methods.base import GZSLMethod
+from lowshot.protocols.gzsl import scores_in_batches
 from lowshot.recipes.gzsl_config import TrainConfig
 from lowshot.utils.io import pack_state, unpack_state
 
@@ -39,7 +40,8 @@ def epoch_indices(
 
 
 class MethodTrainer:
-    """Adam + optional ReduceLROnPlateau around a :class:`GZSLMethod` for one stage.
+    """The method's optimiser and scheduler (:meth:`GZSLMethod.build_optimizer`; default fused
+    Adam + optional ReduceLROnPlateau) around a :class:`GZSLMethod` for one stage.
 
     Args:
         method: a freshly initialised method (already seeded).
@@ -71,17 +73,7 @@ class MethodTrainer:
         embeddings = torch.as_tensor(np.asarray(benchmark.class_embeddings, np.float32), device=device)
         self.class_embeddings = embeddings  # [C, D_w]
         self.train_embeddings = embeddings[torch.as_tensor(classes, device=device)]  # [C_train, D_w]
-        # fused Adam: one pass over the parameters instead of ~10 (a third of a ClipClap step on CPU)
-        self.optimizer = torch.optim.Adam(
-            method.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
-        )
-        self.scheduler = (
-            torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer, mode="max", factor=config.lr_factor, patience=config.lr_patience
-            )
-            if config.lr_scheduler
-            else None
-        )
+        self.optimizer, self.scheduler = self.method.build_optimizer(config)
         self.rng = np.random.default_rng([seed, stage])
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
@@ -101,16 +93,10 @@ class MethodTrainer:
                 sums[k] = sums.get(k, 0.0) + v.detach()
         return {k: float(v) / len(batches) for k, v in sums.items()}
 
-    @torch.no_grad()
     def scores(self, features: FeatureSet) -> np.ndarray:
-        self.method.eval()
-        out = []
-        step = self.config.eval_batch_size
-        for start in range(0, len(features), step):
-            idx = np.arange(start, min(start + step, len(features)))
-            batch = self.method.collate(features, idx, None, False).to(self.device)
-            out.append(self.method.class_scores(batch, self.class_embeddings).float().cpu())
-        return torch.cat(out).numpy()
+        return scores_in_batches(
+            self.method, features, self.class_embeddings, self.config.eval_batch_size, self.device
+        )
 
     def step_scheduler(self, metric: float) -> bool:
         if self.scheduler is None:

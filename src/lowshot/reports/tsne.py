@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lowshot.data.featureset import FeatureSet, GZSLBenchmark
+from lowshot.data.av.featureset import FeatureSet, GZSLBenchmark
 from lowshot.errors import ConfigError
 from lowshot.reports.figures import plot_tsne
 

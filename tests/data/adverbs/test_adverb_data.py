@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from lowshot.benchmarks.adverbs import carve_validation, load_adverb_data
 from lowshot.data.adverbs.features import (
     ClipFeatureStore,
     convert_features,
@@ -22,6 +21,7 @@ from lowshot.data.adverbs.features import (
 from lowshot.data.adverbs.splits import load_split, read_antonyms, read_split_csv
 from lowshot.data.adverbs.synth import SynthSpec, generate
 from lowshot.errors import ConfigError, DataError, UntrustedPickleError
+from lowshot.protocols.adverbs import carve_validation, load_adverb_data
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,7 +9,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lowshot.benchmarks.adverbs import load_adverb_data
 from lowshot.extract.text import HashTextEncoder
 from lowshot.methods.adverbs.base import (
     VocabText,
@@ -17,6 +16,7 @@ from lowshot.methods.adverbs.base import (
     make_batch,
     predict_adverb_scores,
 )
+from lowshot.protocols.adverbs import load_adverb_data
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

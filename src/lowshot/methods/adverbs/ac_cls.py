@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from lowshot._registry import METHODS
-from lowshot.benchmarks.adverbs import AdverbData
 from lowshot.methods.adverbs.base import AdverbBatch, AdverbMethod, VocabText
 from lowshot.models.adverbs.baselines import ACModel, ACNetConfig
+from lowshot.protocols.adverbs import AdverbData
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from lowshot._registry import METHODS
-from lowshot.benchmarks.adverbs import AdverbData
 from lowshot.methods.adverbs.ac_cls import ACConfig, ACMethod
 from lowshot.methods.adverbs.base import AdverbBatch, VocabText
+from lowshot.protocols.adverbs import AdverbData
 
 
 def ac_delta(text: VocabText, antonyms: np.ndarray | None) -> torch.Tensor:

@@ -18,7 +18,6 @@ from typing import Any
 import torch
 
 from lowshot._registry import METHODS
-from lowshot.benchmarks.adverbs import AdverbData
 from lowshot.methods.adverbs.base import (
     AdverbBatch,
     AdverbMethod,
@@ -28,6 +27,7 @@ from lowshot.methods.adverbs.base import (
     triplet,
 )
 from lowshot.models.adverbs.baselines import ActionModifierModel, ActionModifierNetConfig
+from lowshot.protocols.adverbs import AdverbData
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from lowshot._registry import METHODS
-from lowshot.benchmarks.adverbs import AdverbData, LabelledRows
 from lowshot.config import from_dict
 from lowshot.errors import ConfigError, DataError
+from lowshot.protocols.adverbs import AdverbData, LabelledRows
 
 
 # ----------------------------------------------------------------------------- batches

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from lowshot._registry import METHODS
-from lowshot.benchmarks.adverbs import AdverbData, priors_pair_scores
 from lowshot.methods.adverbs.base import AdverbBatch, AdverbMethod, VocabText
+from lowshot.protocols.adverbs import AdverbData, priors_pair_scores
 
 
 @dataclass(frozen=True)

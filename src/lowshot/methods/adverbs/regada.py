@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 
 from lowshot._registry import METHODS
-from lowshot.benchmarks.adverbs import AdverbData
 from lowshot.methods.adverbs.base import (
     AdverbBatch,
     AdverbMethod,
@@ -30,6 +29,7 @@ from lowshot.methods.adverbs.base import (
     triplet,
 )
 from lowshot.models.adverbs.regada import ReGaDa, ReGaDaNetConfig
+from lowshot.protocols.adverbs import AdverbData
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from lowshot._registry import METHODS
-from lowshot.benchmarks.adverbs import AdverbData
 from lowshot.errors import ConfigError
 from lowshot.layers.masks import key_padding
 from lowshot.methods.adverbs.base import AdverbBatch, AdverbMethod, VocabText
+from lowshot.protocols.adverbs import AdverbData
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from lowshot._registry import METHODS
-from lowshot.benchmarks.adverbs import AdverbData
 from lowshot.methods.adverbs.base import AdverbBatch, AdverbMethod, VocabText
 from lowshot.models.adverbs.regada import ReGaDa, ReGaDaNetConfig, VideoEncoderConfig
+from lowshot.protocols.adverbs import AdverbData
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 
 from lowshot._registry import METHODS
-from lowshot.data.featureset import FeatureSet, SequenceStore
-from lowshot.data.sequences import gather_windows
+from lowshot.data.av.featureset import FeatureSet, SequenceStore
+from lowshot.data.av.sequences import gather_windows
 from lowshot.errors import ConfigError
 from lowshot.losses.triplet import sample_negatives, triplet
 from lowshot.methods.base import Batch, GZSLMethod, InputSpec, dense_rows, label_tensors

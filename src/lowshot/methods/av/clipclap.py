@@ -19,7 +19,8 @@ Published behaviour that changes numbers is a switch, off by default:
   after every optimiser step in training mode; that only gives the BatchNorm running
   statistics of O_enc, O_proj, W_enc and W_proj a second update per step (on the same batch,
   new dropout masks) and draws dropout masks. ``legacy_train_extra_pass`` reproduces it;
-* the model does not own its optimiser or LR scheduler (the recipe does). Stage 2 replays
+* the model does not own its optimiser or LR scheduler (the trainer builds them through
+  ``GZSLMethod.build_optimizer``: Adam + ReduceLROnPlateau, as published). Stage 2 replays
   the stage-1 LR drops at the same epochs (``protocol.stage2_scheduler=replay``); the
   published code keeps stepping the plateau scheduler in stage 2 on HM of the stage-1
   validation folders, which are then training data
@@ -44,15 +45,17 @@ import torch.nn.functional as F
 from lowshot._registry import METHODS
 from lowshot.errors import ConfigError
 from lowshot.methods.base import Batch, GZSLMethod, InputSpec
-from lowshot.models.av.clipclap import ClipClapNet
+from lowshot.models.av.clipclap import ClipClapNet, ClipClapNetConfig
 
 log = logging.getLogger(__name__)
 LossTerm = Literal["ce", "reg", "rec"]
 
 
 @dataclass(frozen=True)
-class ClipClapConfig:
-    """Hyperparameters of ClipClap-GZSL (published values as defaults, thesis §5.4.1).
+class ClipClapConfig(ClipClapNetConfig):
+    """Hyperparameters of ClipClap-GZSL (published values as defaults, thesis §5.4.1): the
+    architecture (:class:`~lowshot.models.av.clipclap.ClipClapNetConfig`: sizes and dropouts)
+    and the inputs, label embeddings and loss terms.
 
     Attributes:
         modality: inputs used (Table 5.3): ``both``, ``audio`` (CLAP) or ``visual`` (CLIP).
@@ -64,12 +67,6 @@ class ClipClapConfig:
             optimiser step (see the differences above), off by default.
     """
 
-    model_dim: int = 512
-    hidden_dim: int = 512
-    out_dim: int = 64
-    embedding_dropout: float = 0.1
-    decoder_dropout: float = 0.1
-    additional_dropout: float = 0.1
     modality: Literal["both", "audio", "visual"] = "both"
     label_embeddings: Literal["both", "clip", "clap"] = "both"
     losses: tuple[LossTerm, ...] = ("ce", "reg", "rec")
@@ -103,16 +100,7 @@ class ClipClap(GZSLMethod):
         self.text_slice = text_slices[config.label_embeddings]
         input_dim = {"both": spec.audio_dim + spec.video_dim, "audio": spec.audio_dim, "visual": spec.video_dim}
         text_dim = self.text_slice.stop - self.text_slice.start
-        self.net = ClipClapNet(
-            input_dim[config.modality],
-            text_dim,
-            config.model_dim,
-            config.hidden_dim,
-            config.out_dim,
-            config.embedding_dropout,
-            config.decoder_dropout,
-            config.additional_dropout,
-        )
+        self.net = ClipClapNet(input_dim[config.modality], text_dim, config)
 
     def _inputs(self, batch: Batch) -> torch.Tensor:
         """``[B, D_in]``: concat[video, audio] as published, or one modality."""

@@ -36,7 +36,8 @@ behaviour that changes numbers is a switch, off by default:
   ``0..T_v - maxlen`` (published ``randint(T_v - maxlen)`` never picks the last start);
 * the padding embedding of the published code is omitted: padded tokens are never attended
   to, so it cannot change any valid output;
-* the model does not own its optimiser or LR scheduler (the recipe does). Stage 2 replays
+* the model does not own its optimiser or LR scheduler (the trainer builds them through
+  ``GZSLMethod.build_optimizer``: Adam + ReduceLROnPlateau, as published). Stage 2 replays
   the stage-1 LR drops at the same epochs (``protocol.stage2_scheduler=replay``); the
   published code keeps stepping the plateau scheduler in stage 2 on HM of the stage-1
   validation folders, which are then training data
@@ -60,33 +61,27 @@ import torch
 import torch.nn.functional as F
 
 from lowshot._registry import METHODS
-from lowshot.data.featureset import FeatureSet, SequenceStore
-from lowshot.data.sequences import gather_av_windows
+from lowshot.data.av.featureset import FeatureSet, SequenceStore
+from lowshot.data.av.sequences import gather_av_windows
 from lowshot.errors import ConfigError
 from lowshot.layers.input_norm import InputNorm, normalize_features
 from lowshot.losses.triplet import sample_negatives, triplet
 from lowshot.methods.base import Batch, GZSLMethod, InputSpec, label_tensors
-from lowshot.models.av.tcaf import TCaFNet, TemporalInput
+from lowshot.models.av.tcaf import TCaFNet, TCaFNetConfig, TemporalInput
 
 log = logging.getLogger(__name__)
 
-#: Table 3.3 attention variants -> mask pattern (the class token adds A_c in every variant)
-ATTENTION_PATTERNS = {"cross": "cross", "self": "self", "full": "full"}
-
 
 @dataclass(frozen=True)
-class TCaFConfig:
-    """TCaF hyperparameters (defaults: the published UCF-cls run, reference §4.3).
+class TCaFConfig(TCaFNetConfig):
+    """TCaF hyperparameters (defaults: the published UCF-cls run, reference §4.3): the
+    architecture (:class:`~lowshot.models.av.tcaf.TCaFNetConfig`: sizes, dropouts
+    ``drop_enc`` / ``drop_prob,pos`` / ``drop_prob`` / ``drop_proj_o`` / ``drop_proj_w``,
+    ``attention`` and ``readout`` of Table 3.3, ``modalities`` of Table 3.4 (one stream needs
+    ``attention="full"``, as published), ``time_embedding`` of Table B.1, ``feed_forward`` of
+    Table B.2), the inputs and the loss.
 
     Attributes:
-        embedding_dropout / token_dropout / transformer_dropout / decoder_dropout /
-            additional_dropout: ``drop_enc`` / ``drop_prob,pos`` / ``drop_prob`` /
-            ``drop_proj_o`` / ``drop_proj_w``.
-        attention: ``cross`` (A_x, TCaF), ``self`` (A_self) or ``full`` (A_self + A_x), Table 3.3.
-        readout: ``class_token`` (x^c, A_c) or ``mean`` of output tokens (Table 3.3 "w/o class token").
-        modalities: ``both`` or one stream (Table 3.4; needs ``attention="full"``, as published).
-        time_embedding: ``fourier`` or ``none`` (Table B.1).
-        feed_forward: False removes the feed-forward blocks (Table B.2).
         inputs: ``temporal`` or ``averaged`` (one token per modality, Table B.3 "avg input").
         objective: loss terms (Table 3.2 and Table B.3 "+l_triplet").
         margin: triplet margin of the ``..._triplet`` objective.
@@ -98,27 +93,6 @@ class TCaFConfig:
             (reference §6.4, §6.5, §6.7 and the differences above), off by default.
     """
 
-    dim: int = 300
-    encoder_hidden: int = 512
-    decoder_hidden: int = 512
-    dim_out: int = 64
-    pos_dim: int = 64
-    depth: int = 6
-    heads: int = 8
-    dim_head: int = 64
-    mlp_dim: int = 128
-    fourier_scale: float = 10.0
-    embedding_dropout: float = 0.3
-    token_dropout: float = 0.2
-    transformer_dropout: float = 0.3
-    decoder_dropout: float = 0.1
-    additional_dropout: float = 0.1
-    attention: Literal["cross", "self", "full"] = "cross"
-    readout: Literal["class_token", "mean"] = "class_token"
-    modalities: Literal["both", "audio", "video"] = "both"
-    time_embedding: Literal["fourier", "none"] = "fourier"
-    modality_embedding: bool = True
-    feed_forward: bool = True
     inputs: Literal["temporal", "averaged"] = "temporal"
     objective: Literal["ce_reg_rec", "ce_reg", "reg", "ce_reg_rec_triplet"] = "ce_reg_rec"
     margin: float = 1.0
@@ -163,13 +137,8 @@ class TCaF(GZSLMethod):
         for name in (k for k, on in legacy.items() if on):
             log.warning("tcaf: compatibility switch %s is on (published behaviour)", name)
         self.net = TCaFNet(
-            spec.audio_dim, spec.video_dim, spec.text_dim, c.dim, c.encoder_hidden, c.decoder_hidden,
-            c.dim_out, c.pos_dim, c.depth, c.heads, c.dim_head, c.mlp_dim, c.embedding_dropout,
-            c.token_dropout, c.transformer_dropout, c.decoder_dropout, c.additional_dropout,
-            (ATTENTION_PATTERNS[c.attention],) * c.depth, c.readout == "class_token", c.modalities,
-            c.time_embedding, c.modality_embedding, c.fourier_scale, c.feed_forward,
-            c.legacy_bn_over_padding,
-        )  # fmt: skip
+            spec.audio_dim, spec.video_dim, spec.text_dim, c, bn_over_padding=c.legacy_bn_over_padding
+        )
 
     # ----------------------------------------------------------------------------- batches
     def collate(

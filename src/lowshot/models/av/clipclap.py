@@ -6,12 +6,35 @@ concatenated label embeddings, ``d_model`` = 512, ``d_out`` = 64.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lowshot._registry import MODELS
 from lowshot.layers.mlp import embedding_net, linear_bn_relu
+
+
+@dataclass(frozen=True)
+class ClipClapNetConfig:
+    """Architecture of ClipClap-GZSL (the method config extends it: each value is declared once).
+
+    Attributes:
+        model_dim: ``d_model``, output of both encoders.
+        hidden_dim: ``d_hidden`` of O_proj and D_o.
+        out_dim: ``d_out`` of the joint space.
+        embedding_dropout / decoder_dropout / additional_dropout: dropout of the encoders,
+            of O_proj and D_o (published ``decoder_dropout``), and of W_proj and D_w
+            (published ``additional_dropout``).
+    """
+
+    model_dim: int = 512
+    hidden_dim: int = 512
+    out_dim: int = 64
+    embedding_dropout: float = 0.1
+    decoder_dropout: float = 0.1
+    additional_dropout: float = 0.1
 
 
 @MODELS.register("clipclap")
@@ -25,32 +48,18 @@ class ClipClapNet(nn.Module):
     Args:
         input_dim: ``D_in`` of the concatenated audio-visual input.
         text_dim: ``D_t`` of the concatenated label embedding.
-        model_dim: ``d_model``, output of both encoders.
-        hidden_dim: ``d_hidden`` of O_proj and D_o.
-        out_dim: ``d_out`` of the joint space.
-        embedding_dropout / decoder_dropout / additional_dropout: dropout of the encoders,
-            of O_proj and D_o (published ``decoder_dropout``), and of W_proj and D_w
-            (published ``additional_dropout``).
+        cfg: the architecture (:class:`ClipClapNetConfig`, or the method config that extends it).
     """
 
-    def __init__(
-        self,
-        input_dim: int,
-        text_dim: int,
-        model_dim: int = 512,
-        hidden_dim: int = 512,
-        out_dim: int = 64,
-        embedding_dropout: float = 0.1,
-        decoder_dropout: float = 0.1,
-        additional_dropout: float = 0.1,
-    ) -> None:
+    def __init__(self, input_dim: int, text_dim: int, cfg: ClipClapNetConfig) -> None:
         super().__init__()
-        self.o_enc = linear_bn_relu(input_dim, model_dim, embedding_dropout)  # Eq. 5.1
-        self.w_enc = linear_bn_relu(text_dim, model_dim, embedding_dropout)  # Eq. 5.2
-        self.o_proj = embedding_net(model_dim, out_dim, decoder_dropout, hidden_dim)  # theta_o
-        self.w_proj = linear_bn_relu(model_dim, out_dim, additional_dropout)  # theta_w
-        self.d_o = embedding_net(out_dim, model_dim, decoder_dropout, hidden_dim)
-        self.d_w = linear_bn_relu(out_dim, model_dim, additional_dropout)
+        d, h, out = cfg.model_dim, cfg.hidden_dim, cfg.out_dim
+        self.o_enc = linear_bn_relu(input_dim, d, cfg.embedding_dropout)  # Eq. 5.1
+        self.w_enc = linear_bn_relu(text_dim, d, cfg.embedding_dropout)  # Eq. 5.2
+        self.o_proj = embedding_net(d, out, cfg.decoder_dropout, h)  # theta_o
+        self.w_proj = linear_bn_relu(d, out, cfg.additional_dropout)  # theta_w
+        self.d_o = embedding_net(out, d, cfg.decoder_dropout, h)
+        self.d_w = linear_bn_relu(out, d, cfg.additional_dropout)
 
     def embed_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, D_in]`` -> theta_o ``[B, d_out]``."""

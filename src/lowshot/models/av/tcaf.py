@@ -35,25 +35,58 @@ class TemporalInput:
     times: torch.Tensor
 
 
+@dataclass(frozen=True)
+class TCaFNetConfig:
+    """Architecture of TCaF (the method config extends it: each value is declared once).
+
+    Attributes:
+        dim: ``d_dim`` (300). encoder_hidden: ``d_f_hidd`` (512). decoder_hidden: hidden size
+            of O_proj / D_o (512). dim_out: ``d_out`` (64). pos_dim: ``d_pos`` (64).
+        depth / heads / dim_head / mlp_dim: transformer (L, H, d_head, d_ff).
+        fourier_scale: std scale of the Fourier frequencies.
+        embedding_dropout / token_dropout / transformer_dropout / decoder_dropout /
+            additional_dropout: ``drop_enc`` / ``drop_prob,pos`` / ``drop_prob`` /
+            ``drop_proj_o`` / ``drop_proj_w``.
+        attention: pattern of every layer, ``cross`` (A_x, TCaF), ``self`` (A_self) or
+            ``full`` (A_self + A_x), Table 3.3 (see :mod:`lowshot.layers.masks`).
+        readout: ``class_token`` (prepend x^c and read it out) or ``mean`` of the valid output
+            tokens (Table 3.3 "w/o class token").
+        modalities: token streams used (Table 3.4 single-modality models).
+        time_embedding: ``fourier`` or ``none`` (Table B.1 ``-pos_t``).
+        modality_embedding: add the learnt ``pos_a`` / ``pos_v``.
+        feed_forward: False removes the feed-forward blocks (Table B.2 "w/o FF").
+    """
+
+    dim: int = 300
+    encoder_hidden: int = 512
+    decoder_hidden: int = 512
+    dim_out: int = 64
+    pos_dim: int = 64
+    depth: int = 6
+    heads: int = 8
+    dim_head: int = 64
+    mlp_dim: int = 128
+    fourier_scale: float = 10.0
+    embedding_dropout: float = 0.3
+    token_dropout: float = 0.2
+    transformer_dropout: float = 0.3
+    decoder_dropout: float = 0.1
+    additional_dropout: float = 0.1
+    attention: Literal["cross", "self", "full"] = "cross"
+    readout: Literal["class_token", "mean"] = "class_token"
+    modalities: Literal["both", "audio", "video"] = "both"
+    time_embedding: Literal["fourier", "none"] = "fourier"
+    modality_embedding: bool = True
+    feed_forward: bool = True
+
+
 @MODELS.register("tcaf")
 class TCaFNet(nn.Module):
     """A_enc, V_enc, position encoder, class token, L transformer layers, O_proj, D_o, W_proj, D_w.
 
     Args:
         audio_dim / video_dim / text_dim: ``D_a`` / ``D_v`` / ``D_w``.
-        dim: ``d_dim`` (300). encoder_hidden: ``d_f_hidd`` (512). decoder_hidden: hidden size of
-            O_proj / D_o (512). dim_out: ``d_out`` (64). pos_dim: ``d_pos`` (64).
-        depth / heads / dim_head / mlp_dim: transformer (L, H, d_head, d_ff).
-        embedding_dropout: ``drop_enc``. token_dropout: ``drop_prob,pos``.
-        transformer_dropout: ``drop_prob``. decoder_dropout: ``drop_proj_o``.
-        additional_dropout: ``drop_proj_w``.
-        patterns: attention pattern of each layer (see :mod:`lowshot.layers.masks`).
-        class_token: prepend ``x^c`` and read it out; False averages the valid output tokens.
-        modalities: token streams used (Table 3.4 single-modality models).
-        time_embedding: ``fourier`` or ``none`` (Table B.1 ``-pos_t``).
-        modality_embedding: add the learnt ``pos_a`` / ``pos_v``.
-        fourier_scale: std scale of the Fourier frequencies.
-        feed_forward: False removes the feed-forward blocks (Table B.2 "w/o FF").
+        cfg: the architecture (:class:`TCaFNetConfig`, or the method config that extends it).
         bn_over_padding: legacy: encoder BatchNorm statistics include padded steps.
     """
 
@@ -62,34 +95,13 @@ class TCaFNet(nn.Module):
         audio_dim: int,
         video_dim: int,
         text_dim: int,
-        dim: int = 300,
-        encoder_hidden: int = 512,
-        decoder_hidden: int = 512,
-        dim_out: int = 64,
-        pos_dim: int = 64,
-        depth: int = 6,
-        heads: int = 8,
-        dim_head: int = 64,
-        mlp_dim: int = 128,
-        embedding_dropout: float = 0.3,
-        token_dropout: float = 0.2,
-        transformer_dropout: float = 0.3,
-        decoder_dropout: float = 0.1,
-        additional_dropout: float = 0.1,
-        patterns: tuple[Pattern, ...] = ("cross",) * 6,
-        class_token: bool = True,
-        modalities: Literal["both", "audio", "video"] = "both",
-        time_embedding: Literal["fourier", "none"] = "fourier",
-        modality_embedding: bool = True,
-        fourier_scale: float = 10.0,
-        feed_forward: bool = True,
+        cfg: TCaFNetConfig,
         bn_over_padding: bool = False,
     ) -> None:
         super().__init__()
-        if len(patterns) != depth:
-            raise ValueError(f"{len(patterns)} attention patterns for {depth} layers")
-        self.patterns = tuple(patterns)
-        self.modalities = ("audio", "video") if modalities == "both" else (modalities,)
+        dim, pos_dim = cfg.dim, cfg.pos_dim
+        self.patterns: tuple[Pattern, ...] = (cfg.attention,) * cfg.depth
+        self.modalities = ("audio", "video") if cfg.modalities == "both" else (cfg.modalities,)
         self.bn_over_padding = bn_over_padding
         #: run the per-token parts of the transformer on valid tokens only (same outputs,
         #: less compute with padded batches); False for A/B timing
@@ -98,32 +110,36 @@ class TCaFNet(nn.Module):
         in_dims = {"audio": audio_dim, "video": video_dim}
         self.enc = nn.ModuleDict(
             {
-                m: embedding_net(in_dims[m], dim, embedding_dropout, encoder_hidden)
+                m: embedding_net(in_dims[m], dim, cfg.embedding_dropout, cfg.encoder_hidden)
                 for m in self.modalities
             }
         )  # Eq. 3.1
         # g_a, g_v of Eq. 3.2 (the published 1x1 Conv1d is a per-token Linear)
         self.token_proj = nn.ModuleDict({m: nn.Linear(dim + pos_dim, dim) for m in self.modalities})
-        self.token_dropout = nn.Dropout(token_dropout)
-        self.modality_emb = nn.Embedding(2, pos_dim) if modality_embedding else None
+        self.token_dropout = nn.Dropout(cfg.token_dropout)
+        self.modality_emb = nn.Embedding(2, pos_dim) if cfg.modality_embedding else None
         self.time_emb = (
-            FourierTimeEmbedding(pos_dim, fourier_scale) if time_embedding == "fourier" else None
+            FourierTimeEmbedding(pos_dim, cfg.fourier_scale)
+            if cfg.time_embedding == "fourier"
+            else None
         )
-        self.cls_token = nn.Parameter(torch.randn(1, 1, dim)) if class_token else None
+        self.cls_token = (
+            nn.Parameter(torch.randn(1, 1, dim)) if cfg.readout == "class_token" else None
+        )
         self.transformer = TransformerStack(
-            depth,
+            cfg.depth,
             dim,
-            heads,
-            dim_head,
-            mlp_dim,
-            transformer_dropout,
-            feed_forward,
+            cfg.heads,
+            cfg.dim_head,
+            cfg.mlp_dim,
+            cfg.transformer_dropout,
+            cfg.feed_forward,
             shared_norm=True,
         )
-        self.o_proj = embedding_net(dim, dim_out, decoder_dropout, decoder_hidden)
-        self.d_o = embedding_net(dim_out, text_dim, decoder_dropout, decoder_hidden)
-        self.w_proj = embedding_net(text_dim, dim_out, additional_dropout)
-        self.d_w = embedding_net(dim_out, text_dim, additional_dropout)
+        self.o_proj = embedding_net(dim, cfg.dim_out, cfg.decoder_dropout, cfg.decoder_hidden)
+        self.d_o = embedding_net(cfg.dim_out, text_dim, cfg.decoder_dropout, cfg.decoder_hidden)
+        self.w_proj = embedding_net(text_dim, cfg.dim_out, cfg.additional_dropout)
+        self.d_w = embedding_net(cfg.dim_out, text_dim, cfg.additional_dropout)
 
     def _encode(self, modality: str, x: TemporalInput) -> torch.Tensor:
         """Per-step encoder + position encoder block (Eqs. 3.1-3.2): ``[B, T, D]`` tokens."""

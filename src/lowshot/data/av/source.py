@@ -1,0 +1,114 @@
+"""Where audio-visual benchmark features live, and how a feature folder is read by split.
+
+Shared by the assembler (:mod:`lowshot.data.av.gzsl`) and the converter
+(:mod:`lowshot.data.av.safe_format`): the data root, the dataset folder under it, what a
+feature folder (released or converted) offers (:class:`FeatureSource`), and the check that
+every class of a split's ``.txt`` lists has feature files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from lowshot.data.av.datasets import AVDatasetSpec, FeatureFamily
+from lowshot.data.av.featureset import STAGES, FeatureSet
+from lowshot.data.av.splits import ClassSplit
+from lowshot.errors import DataError
+
+ENV_DATA_ROOT = "LOWSHOT_DATA_ROOT"
+
+
+def resolve_data_root(root: str | Path | None) -> Path:
+    """The data root: ``root`` if given, else ``$LOWSHOT_DATA_ROOT``.
+
+    Raises:
+        DataError: neither is set, or the folder does not exist.
+    """
+    value = str(root) if root is not None else os.environ.get(ENV_DATA_ROOT)
+    if not value:
+        raise DataError(
+            "no data root given: pass it (lowshot reproduce: --data-root DIR; lowshot data: the "
+            f"ROOT argument; config: data.root) or set {ENV_DATA_ROOT} to the folder where you unzipped "
+            "the released archives (it holds UCF/, ActivityNet/, VGGSound/)"
+        )
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        source = "argument" if root is not None else ENV_DATA_ROOT
+        raise DataError(f"data root {path} (from {source}) is not a folder")
+    return path
+
+
+def dataset_dir(root: Path, spec: AVDatasetSpec) -> Path:
+    """``<root>/<DS>`` (folder name matched case-insensitively)."""
+    path = root / spec.name
+    if path.is_dir():
+        return path
+    for child in root.iterdir() if root.is_dir() else []:
+        if child.is_dir() and child.name.lower() == spec.name.lower():
+            return child
+    raise DataError(f"no {spec.name}/ folder under the data root {root}")
+
+
+class FeatureSource(Protocol):
+    """What the assembler needs from a feature folder (released or converted)."""
+
+    layout: str
+    family: FeatureFamily
+    kind: str  # "released" | "converted"
+
+    @property
+    def text_dir(self) -> Path: ...
+
+    def present_classes(self, stage: str) -> set[int]: ...
+
+    def read_stage(self, stage: str, keep: np.ndarray | None = None) -> FeatureSet: ...
+
+    def dtypes(self) -> tuple[str, str]: ...
+
+
+def check_split_classes(
+    present_classes: Callable[[str], set[int]], class_split: ClassSplit, split: str, where: Path
+) -> dict[str, np.ndarray]:
+    """The split's class list per stage, after checking every listed class has feature files.
+
+    Args:
+        present_classes: stage -> class indices with feature files.
+        class_split: class lists.
+        split: ``main`` or ``cls``.
+        where: the feature folder (for messages).
+
+    Raises:
+        DataError: an empty class list, or a listed class without feature files.
+    """
+    lists = class_split.split_lists(split)
+    for stage in STAGES:
+        wanted = lists[stage]
+        if len(wanted) == 0:
+            raise DataError(
+                f"{class_split.root}/{split}_split/{stage}.txt lists no classes (empty split)"
+            )
+        present = present_classes(stage)
+        missing = [int(c) for c in wanted if int(c) not in present]
+        if missing:
+            raise DataError(
+                f"class '{class_split.class_names[missing[0]]}' of {split}_split/{stage}.txt has no "
+                f"feature files in {where} (stage {stage})"
+            )
+    return lists
+
+
+def read_split_features(
+    source: FeatureSource, class_split: ClassSplit, split: str, where: Path
+) -> dict[str, FeatureSet]:
+    """Stage FeatureSets filtered by the split's class lists.
+
+    Raises:
+        DataError: a listed class without feature files, or an empty stage.
+    """
+    lists = check_split_classes(source.present_classes, class_split, split, where)
+    return {stage: source.read_stage(stage, lists[stage]) for stage in STAGES}

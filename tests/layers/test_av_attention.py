@@ -1,0 +1,108 @@
+"""The one attention implementation: fused == explicit, mask invariances."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lowshot.layers.attention import MultiHeadAttention, TransformerStack
+from lowshot.layers.masks import AUDIO, GLOBAL, VIDEO, attention_mask, layer_masks
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TA, TV, DIM = 4, 5, 24
+
+
+def _ids(cls: bool = True) -> torch.Tensor:
+    head = [GLOBAL] if cls else []
+    return torch.tensor(head + [AUDIO] * TA + [VIDEO] * TV)
+
+
+def _stack(depth: int = 2) -> TransformerStack:
+    torch.manual_seed(0)
+    return TransformerStack(depth, DIM, heads=3, dim_head=8, mlp_dim=16).eval()
+
+
+@pytest.mark.parametrize("pattern", ["full", "self", "cross"])
+def test_fused_and_explicit_paths_agree(pattern: str) -> None:
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(DIM, heads=3, dim_head=8).eval()
+    x = torch.randn(2, 1 + TA + TV, DIM)
+    valid = torch.ones(2, 1 + TA + TV, dtype=torch.bool)
+    valid[0, -2:] = False
+    mask = attention_mask(_ids(), valid, pattern)
+    fused, none = attn(x, mask)
+    explicit, maps = attn(x, mask, return_attention=True)
+    assert none is None and maps is not None and maps.shape == (2, 3, 10, 10)
+    torch.testing.assert_close(fused, explicit, rtol=1e-5, atol=1e-5)
+    assert torch.all(maps.masked_select(~mask[:, None].expand_as(maps)) == 0)
+    torch.testing.assert_close(maps.sum(-1), torch.ones(2, 3, 10))
+
+
+def test_self_pattern_isolates_modalities_without_class_token() -> None:
+    model = _stack()
+    masks = layer_masks(_ids(cls=False), None, ("self", "self"))
+    x = torch.randn(2, TA + TV, DIM)
+    x2 = x.clone()
+    x2[:, TA:] = torch.randn(2, TV, DIM)  # change only the visual tokens
+    y, _ = model(x, masks)
+    y2, _ = model(x2, masks)
+    torch.testing.assert_close(y[:, :TA], y2[:, :TA])  # audio outputs unchanged
+    x3 = x.clone()
+    x3[:, :TA] = torch.randn(2, TA, DIM)  # and vice versa
+    y3, _ = model(x3, masks)
+    torch.testing.assert_close(y[:, TA:], y3[:, TA:])
+    # sanity: under the cross pattern the audio outputs do depend on the visual inputs
+    cross = layer_masks(_ids(cls=False), None, ("cross", "cross"))
+    assert not torch.allclose(model(x, cross)[0][:, :TA], model(x2, cross)[0][:, :TA])
+
+
+@pytest.mark.parametrize("pattern", ["full", "self", "cross"])
+def test_padding_does_not_change_valid_outputs(pattern: str) -> None:
+    model = _stack()
+    x = torch.randn(1, 1 + TA + TV, DIM)
+    ids = _ids()
+    y, _ = model(x, layer_masks(ids, None, (pattern,) * 2))
+    # append two padded audio steps and three padded video steps with garbage values
+    pad_a, pad_v = torch.randn(1, 2, DIM) * 50, torch.randn(1, 3, DIM) * 50
+    xp = torch.cat([x[:, : 1 + TA], pad_a, x[:, 1 + TA :], pad_v], dim=1)
+    ids_p = torch.tensor([GLOBAL] + [AUDIO] * (TA + 2) + [VIDEO] * (TV + 3))
+    valid = torch.tensor([[True] * (1 + TA) + [False] * 2 + [True] * TV + [False] * 3])
+    yp, _ = model(xp, layer_masks(ids_p, valid, (pattern,) * 2))
+    keep = valid[0]
+    torch.testing.assert_close(yp[0, keep], y[0], rtol=1e-5, atol=1e-5)
+    assert torch.isfinite(yp).all()
+
+
+def test_stack_returns_maps_and_checks_mask_count() -> None:
+    model = _stack(depth=3)
+    x = torch.randn(2, 1 + TA + TV, DIM)
+    y, maps = model(x, attention_mask(_ids(), None, "cross"), return_attention=True)
+    assert y.shape == x.shape and len(maps) == 3
+    with pytest.raises(ValueError, match="masks for 3 layers"):
+        model(x, [None, None])
+
+
+def test_gradients_flow_through_fused_path() -> None:
+    model = _stack().train()
+    x = torch.randn(2, 1 + TA + TV, DIM, requires_grad=True)
+    y, _ = model(x, layer_masks(_ids(), None, ("cross", "cross")))
+    y.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("pattern", ["full", "self", "cross"])
+def test_packed_tokens_give_the_same_valid_outputs(pattern: str) -> None:
+    model = _stack()
+    x = torch.randn(3, 1 + TA + TV, DIM, requires_grad=True)
+    valid = torch.ones(3, 1 + TA + TV, dtype=torch.bool)
+    valid[0, 2 : 1 + TA] = False  # sample 0: one audio step
+    valid[1, -3:] = False
+    masks = layer_masks(_ids(), valid, (pattern,) * 2)
+    dense, _ = model(x, masks)
+    packed, _ = model(x, masks, token_valid=valid)
+    torch.testing.assert_close(packed[valid], dense[valid], rtol=1e-5, atol=1e-5)
+    assert (packed[~valid] == 0).all()
+    g_dense = torch.autograd.grad(dense[valid].sum(), x)[0]
+    g_packed = torch.autograd.grad(packed[valid].sum(), x)[0]
+    torch.testing.assert_close(g_packed, g_dense, rtol=1e-4, atol=1e-5)

@@ -1,0 +1,141 @@
+"""AVCA: shapes, every ablation switch, losses, negatives, evaluation variants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from av_tiny import tiny_spec
+
+from lowshot._registry import METHODS
+from lowshot.errors import ConfigError
+from lowshot.losses.triplet import sample_negatives
+from lowshot.methods.av.avca import AVCA, AVCAConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SMALL = dict(
+    dim=24, encoder_hidden=32, decoder_hidden=32, dim_out=8, heads=2, dim_head=12, mlp_dim=16
+)
+
+ABLATIONS = {
+    "full": {},
+    "visual_branch_only_input": dict(inputs="video", branches="video", fusion="none"),  # Table 2.3
+    "audio_branch_only_input": dict(inputs="audio", branches="audio", fusion="none"),
+    "without_cross_attention": dict(fusion="none"),  # Table 2.4
+    "visual_with_x_att": dict(branches="video"),
+    "audio_with_x_att": dict(branches="audio"),
+    "eval_theta_a": dict(eval_output="audio"),  # Table 2.5
+    "eval_sum": dict(eval_output="sum"),
+    "eval_min": dict(eval_output="min"),
+    **{
+        f"minus_{t}": dict(drop_loss=t) for t in ("l_t", "l_rec", "l_ct", "l_w", "l_r")
+    },  # Table 2.6
+}
+
+
+def _method(**kw: object) -> AVCA:
+    torch.manual_seed(0)
+    return AVCA(AVCAConfig(**{**SMALL, **kw}), tiny_spec(temporal=False))
+
+
+def _batch(method: AVCA, bench, n: int = 32, train: bool = True):
+    fs = bench.splits["stage_1_train"]
+    idx = np.arange(0, len(fs), max(1, len(fs) // n))[:n]
+    return method.collate(fs, idx, fs.labels[idx] if train else None, train)
+
+
+def test_registered() -> None:
+    assert METHODS.get("avca") is AVCA
+
+
+@pytest.mark.parametrize("name", sorted(ABLATIONS))
+def test_every_ablation_trains_and_scores(name: str, tiny_averaged) -> None:
+    method = _method(**ABLATIONS[name])
+    emb = torch.as_tensor(tiny_averaged.class_embeddings)
+    batch = _batch(method, tiny_averaged)
+    terms = method.training_loss(batch, emb)
+    assert set(terms) == {"loss", "l_t", "l_rec", "l_ct", "l_w", "l_r"}
+    assert terms["loss"].ndim == 0 and torch.isfinite(terms["loss"])
+    dropped = ABLATIONS[name].get("drop_loss")
+    expected = sum(v for k, v in terms.items() if k not in ("loss", dropped))
+    torch.testing.assert_close(terms["loss"], expected)
+    terms["loss"].backward()
+    unused = "net.rec." if dropped == "l_r" else "-"  # A_rec/V_rec only serve l_r
+    for pname, p in method.named_parameters():
+        assert (p.grad is None) == pname.startswith(unused), pname  # every other parameter is used
+        assert p.grad is None or torch.isfinite(p.grad).all()
+    method.eval()
+    with torch.no_grad():
+        scores = method.class_scores(_batch(method, tiny_averaged, train=False), emb)
+    assert scores.shape == (len(batch), emb.shape[0]) and (scores <= 0).all()
+
+
+def test_unimodal_models_ignore_the_other_modality(tiny_averaged) -> None:
+    method = _method(inputs="video", branches="video", fusion="none").eval()
+    emb = torch.as_tensor(tiny_averaged.class_embeddings)
+    batch = _batch(method, tiny_averaged, train=False)
+    s1 = method.class_scores(batch, emb)
+    batch.audio = torch.randn_like(batch.audio)
+    torch.testing.assert_close(method.class_scores(batch, emb), s1)
+
+
+def test_eval_variants_are_consistent(tiny_averaged) -> None:
+    emb = torch.as_tensor(tiny_averaged.class_embeddings)
+    scores = {}
+    for kind in ("video", "audio", "sum", "mean", "min"):
+        m = _method(eval_output=kind).eval()
+        scores[kind] = m.class_scores(_batch(m, tiny_averaged, train=False), emb)
+    torch.testing.assert_close(scores["sum"], scores["video"] + scores["audio"])
+    torch.testing.assert_close(scores["mean"], scores["sum"] / 2)
+    torch.testing.assert_close(scores["min"], torch.maximum(scores["video"], scores["audio"]))
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(inputs="audio"),
+        dict(fusion="none", branches="video"),
+        dict(branches="audio", eval_output="video"),
+        dict(branches="video", eval_output="min"),
+    ],
+)
+def test_inconsistent_switches_are_config_errors(kw: dict) -> None:
+    with pytest.raises(ConfigError):
+        AVCAConfig(**kw)
+
+
+def test_negatives_are_other_class_samples_and_class_uniform() -> None:
+    labels = torch.tensor([0] * 8 + [1] * 1 + [2] * 1)
+    gen = torch.Generator().manual_seed(0)
+    picks = torch.stack([sample_negatives(labels, gen) for _ in range(2000)])
+    assert (labels[picks] != labels[None, :]).all()
+    # anchors of class 0: classes 1 and 2 equally likely although each has one sample
+    share_1 = (labels[picks[:, :8]] == 1).float().mean()
+    assert 0.45 < share_1 < 0.55
+    # anchors of class 1: the 8 class-0 samples together get half of the picks
+    assert 0.45 < (labels[picks[:, 8]] == 0).float().mean() < 0.55
+    # a batch with one class falls back to random indices instead of failing
+    assert sample_negatives(torch.zeros(5, dtype=torch.long)).shape == (5,)
+
+
+def test_loss_decreases_on_a_fixed_batch(tiny_averaged) -> None:
+    method = _method(embedding_dropout=0.0, decoder_dropout=0.0, additional_dropout=0.0)
+    emb = torch.as_tensor(tiny_averaged.class_embeddings)[:10]
+    batch = _batch(method, tiny_averaged, n=64)
+    opt = torch.optim.Adam(method.parameters(), lr=3e-3)
+    torch.manual_seed(1)
+    first = method.training_loss(batch, emb)["loss"].item()
+    for _ in range(60):
+        loss = method.training_loss(batch, emb)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
+
+
+def test_temporal_features_are_averaged(tiny_temporal) -> None:
+    method = _method()
+    fs = tiny_temporal.splits["stage_1_train"]
+    batch = method.collate(fs, np.array([0, 5]), None, False)
+    np.testing.assert_allclose(batch.audio[1].numpy(), np.asarray(fs.audio[5]).mean(0), rtol=1e-5)
