@@ -39,8 +39,8 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="kills are simul
 SAME = "same result as the uninterrupted run"
 EPOCHS = 4
 TINY = [
-    "data.synthetic_size=0.05", f"train.epochs={EPOCHS}", "train.n_batches=8", "train.batch_size=32",
-    "train.lr=3e-3", "train.lr_scheduler=false", "train.progress=false", "train.num_threads=1",
+    "data.synthetic_size=0.05", f"train.epochs={EPOCHS}", "train.n_batches=16", "train.batch_size=32",
+    "train.lr=1e-3", "train.lr_scheduler=false", "train.progress=false", "train.num_threads=1",
     "protocol.beta_grid=[0,3,4]", "model.model_dim=32", "model.hidden_dim=32", "model.out_dim=16",
 ]
 RESULT_FILES = ("result.json", "seed_42/result.json", "seed_42/history.json")
