@@ -38,6 +38,11 @@ def _table(
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    """``adverbs synth OUT``: write a synthetic dataset (released layout) and print its manifest.
+
+    Returns:
+        Exit status 0.
+    """
     from lowshot.data.adverbs.synth import SynthSpec, generate
 
     spec = SynthSpec(
@@ -52,6 +57,17 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    """``adverbs convert SRC [DST]``: released ``.pth`` features or S3D text weights -> safetensors.
+
+    With ``--kind auto`` the file is unpickled (only with ``--trust-pickle``) and treated as
+    features when it is a dict with a ``features`` key, else as S3D text weights.
+
+    Returns:
+        Exit status 0.
+
+    Raises:
+        DataError: ``SRC`` is not a file, or it needs unpickling without ``--trust-pickle``.
+    """
     import torch
 
     from lowshot.data.adverbs.features import convert_features
@@ -75,6 +91,14 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_priors(args: argparse.Namespace) -> int:
+    """``adverbs priors --splits DIR``: the Priors baseline on every split found.
+
+    Prints a table (ours, the Table 6.2 numbers where published, and the variant without the
+    action ground truth), or the raw metrics as JSON with ``--json``.
+
+    Returns:
+        Exit status 0.
+    """
     from lowshot.protocols.adverbs import PUBLISHED_PRIORS, TRAINING_FREE, priors_table
 
     table = priors_table(args.splits, unseen=args.unseen)
@@ -94,6 +118,18 @@ def cmd_priors(args: argparse.Namespace) -> int:
 
 
 def cmd_text_cache(args: argparse.Namespace) -> int:
+    """``adverbs text-cache OUT``: embed every adverb, action and adverb/action phrase once.
+
+    Collects the vocabularies of the requested datasets (default: all splits found, seen and
+    unseen-composition), encodes them with ``--encoder`` and writes a safetensors cache.
+
+    Returns:
+        Exit status 0.
+
+    Raises:
+        DataError: ``adverbs.s3d_text`` without ``--weights``/``--word-dict``, a requested
+            dataset has no split, or no split is found below ``--splits``.
+    """
     from lowshot.data.adverbs.splits import DATASETS, UNSEEN_DATASETS, load_split
     from lowshot.data.adverbs.text import save_text_cache
     from lowshot.extract.text import build_text_encoder
@@ -131,6 +167,14 @@ def cmd_text_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """``adverbs train CONFIG``: run a ``recipe: adverbs`` setting and print its table.
+
+    The run directory defaults to ``runs/<name>``; the published row is printed beside ours
+    when the setting has one.
+
+    Returns:
+        Exit status 0.
+    """
     from lowshot.config.paper import load_paper_config
     from lowshot.recipes.adverbs import run_adverbs
 
@@ -209,6 +253,14 @@ def demo_configs(epochs: int) -> list[tuple[str, dict[str, Any]]]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """``adverbs demo``: synthetic VATEX-layout data -> Priors, S3D, AC_CLS and ReGaDa -> table.
+
+    The synthetic data is generated once under ``<out>/data`` (reused when its manifest
+    exists); ``--out`` defaults to a fresh temporary folder.
+
+    Returns:
+        Exit status 0.
+    """
     from lowshot.data.adverbs.synth import SynthSpec, generate
     from lowshot.recipes.adverbs import run_adverbs
 
@@ -229,6 +281,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``adverbs`` command and its sub-commands to ``sub``."""
     p = sub.add_parser("adverbs", help="video-adverb retrieval (ReGaDa and baselines)")
     s = p.add_subparsers(dest="adverbs_command", required=True, metavar="SUBCOMMAND")
 

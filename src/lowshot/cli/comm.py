@@ -55,6 +55,7 @@ def cmd_gt(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``comm`` command (``demo``, ``gt``) to ``sub``."""
     p = sub.add_parser("comm", help="communicating agents: offline adaptation demo, GT tables")
     csub = p.add_subparsers(dest="comm_command", required=True, metavar="SUBCOMMAND")
     d = csub.add_parser("demo", help="adapt a tiny speaker to colour-blind / normal listeners")

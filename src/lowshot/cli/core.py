@@ -21,6 +21,11 @@ def _load_all() -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """``list [KIND]``: print the registered names of one kind (default: every kind).
+
+    Returns:
+        Exit status 0.
+    """
     kinds = [args.kind] if args.kind else list(KINDS)
     if kinds != ["configs"]:
         _load_all()
@@ -33,12 +38,18 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    """``show NAME [k=v ...]``: print a paper setting, overrides applied, as YAML.
+
+    Returns:
+        Exit status 0.
+    """
     data = load_paper_config(args.name, args.overrides)
     print(yaml.safe_dump(data, sort_keys=False), end="")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``list``, ``show`` and ``reproduce`` to ``sub``."""
     p = sub.add_parser("list", help="list registered configs, models, methods, ...")
     p.add_argument("kind", nargs="?", choices=KINDS)
     p.set_defaults(func=cmd_list)
@@ -69,6 +80,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def register_reproduce(sub: argparse._SubParsersAction) -> None:
+    """Add ``reproduce NAME [k=v ...] [--run-dir] [--data-root]`` to ``sub``."""
     p = sub.add_parser("reproduce", help="run a paper setting, e.g. clipclap.ucf or regada.vatex")
     p.add_argument("name", help="paper setting (see `lowshot list configs`) or a YAML path")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=3")

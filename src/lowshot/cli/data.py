@@ -15,6 +15,11 @@ TRUST_HELP = (
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    """``data synth OUT``: write a synthetic benchmark in a released layout and say how to load it.
+
+    Returns:
+        Exit status 0.
+    """
     from lowshot.data.av.synth import write_synthetic
 
     path = write_synthetic(
@@ -35,6 +40,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    """``data convert``: a released feature folder -> the pickle-free memory-mapped format.
+
+    Returns:
+        Exit status 0.
+    """
     from lowshot.data.av.safe_format import convert_feature_dir
 
     start = time.perf_counter()
@@ -54,6 +64,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    """``data inspect``: print counts, dims and NaN/inf per stage, and the data problems.
+
+    At most ``MAX_PROBLEM_LINES`` problems are printed (to stderr); the rest are counted.
+
+    Returns:
+        0 when no problem was found, else 2.
+    """
     from lowshot.data.av.summary import summarize
 
     summary = summarize(args.root, args.dataset, args.feature_dir, trust_pickle=args.trust_pickle)
@@ -73,6 +90,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``data`` command (``synth``, ``convert``, ``inspect``) to ``sub``."""
     from lowshot.data.av.synth import PRESETS
 
     data = sub.add_parser("data", help="synthesise, convert and inspect audio-visual data trees")

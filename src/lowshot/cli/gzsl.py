@@ -36,6 +36,13 @@ def print_result(summary: dict[str, Any], run_dir: Path | None, label: str | Non
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """``demo``: ClipClap-GZSL on the built-in synthetic benchmark, with a chance row.
+
+    The run goes to a temporary directory (deleted afterwards) unless ``--run-dir`` is given.
+
+    Returns:
+        Exit status 0.
+    """
     from lowshot.recipes.gzsl import run_gzsl
 
     config = load_paper_config("demo.clipclap_synthetic", args.overrides)
@@ -49,6 +56,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``demo [k=v ...] [--run-dir]`` to ``sub``."""
     p = sub.add_parser("demo", help="train + evaluate ClipClap-GZSL on built-in synthetic data")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=3")
     p.add_argument("--run-dir", help="keep the run here (default: a temporary directory)")

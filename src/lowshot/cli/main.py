@@ -25,6 +25,7 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``lowshot`` parser with the sub-commands of every importable ``COMMAND_MODULES`` entry."""
     parser = argparse.ArgumentParser(
         prog="lowshot",
         description="Multimodal data-efficient learning: audio-visual (G)ZSL, video-adverb "
@@ -39,6 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``lowshot`` command line.
+
+    ``key=value`` words left after the options are appended to ``args.overrides`` when the
+    command takes overrides; other unknown words are a usage error (exit 2).
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The command's exit status; 2 (one-line message on stderr) for a
+        :class:`~lowshot.errors.LowshotError` or an ``OSError``; 130 on Ctrl-C.
+    """
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # key=value overrides may also follow options (`reproduce X --run-dir R a.b=1`)

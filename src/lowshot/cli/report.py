@@ -21,6 +21,17 @@ def read_history(path: Path) -> list[dict[str, Any]]:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """``report RUN [RUN ...]``: one table over run directories, optionally with figures.
+
+    Prints a rich table or md/csv/latex text; with ``--figures DIR`` also writes each seed's
+    learning curves and, with ``--tsne``, a t-SNE of the test embeddings per run.
+
+    Returns:
+        Exit status 0.
+
+    Raises:
+        RunNotReadable: ``--figures`` names a file, or a run/history file is not readable.
+    """
     runs = [Path(p) for p in args.runs]
     if args.figures and Path(args.figures).exists() and not Path(args.figures).is_dir():
         raise RunNotReadable(f"--figures {args.figures} is a file, not a folder")
@@ -53,6 +64,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``report`` command to ``sub``."""
     p = sub.add_parser("report", help="tables (md/csv/latex) and figures from GZSL or video-adverb run directories")
     p.add_argument("runs", nargs="+", help="run directories holding result.json")
     p.add_argument("--format", choices=("table", "md", "csv", "latex"), default="table")
