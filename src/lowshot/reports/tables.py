@@ -83,6 +83,7 @@ class Row:
     digits: int = 2
 
     def cell(self, column: str, digits: int | None = None) -> str:
+        """``column`` as ``mean`` or ``mean ± std`` with ``digits`` decimals (default: the row's); "–" if absent."""
         if column not in self.values:
             return "–"
         d = self.digits if digits is None else digits
@@ -133,6 +134,14 @@ def reference_rows(summary: dict[str, Any]) -> list[Row]:
 
 
 def load_rows(run_dirs: Sequence[Path], with_reference: bool = True) -> list[Row]:
+    """The rows of several run directories, in order.
+
+    A GZSL run gives its mean ± std row and, with ``with_reference``, the paper's row; a
+    video-adverb run gives the rows of :func:`adverb_rows`.
+
+    Raises:
+        RunNotReadable: a run directory is missing, unfinished or holds no readable result.
+    """
     rows: list[Row] = []
     for run in run_dirs:
         summary = load_summary(run)
@@ -146,6 +155,11 @@ def load_rows(run_dirs: Sequence[Path], with_reference: bool = True) -> list[Row
 
 
 def to_markdown(rows: Sequence[Row]) -> str:
+    """A markdown table of ``rows`` (newline-terminated).
+
+    Columns are the GZSL metrics, or the adverb metrics present in any row, plus a
+    ``selection`` column when any row has a selection rule.
+    """
     cols, extra = _columns(rows), _extra(rows)
     lines = ["| run | " + " | ".join(cols + extra) + " |", "|---|" + "---|" * len(cols + extra)]
     lines += [f"| {r.label} | " + " | ".join([r.cell(c) for c in cols] + [r.selection or "–" for _ in extra]) + " |"
@@ -154,6 +168,11 @@ def to_markdown(rows: Sequence[Row]) -> str:
 
 
 def to_csv(rows: Sequence[Row]) -> str:
+    """CSV text of ``rows``: ``run``, then ``<col>`` and ``<col>_std`` per column (raw numbers).
+
+    Columns are the GZSL metrics, or the adverb metrics present in any row, plus a
+    ``selection`` column when any row has a selection rule.
+    """
     cols, extra = _columns(rows), _extra(rows)
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -168,6 +187,11 @@ def to_csv(rows: Sequence[Row]) -> str:
 
 
 def to_latex(rows: Sequence[Row]) -> str:
+    """A booktabs LaTeX ``tabular`` of ``rows`` (``_`` and ``%`` escaped).
+
+    Columns are the GZSL metrics, or the adverb metrics present in any row, plus a
+    ``selection`` column when any row has a selection rule.
+    """
     cols, extra = _columns(rows), _extra(rows)
     tex = lambda x: x.replace("_", r"\_").replace("%", r"\%")  # noqa: E731
     body = [" & ".join([tex(r.label)] + [r.cell(c).replace("±", r"$\pm$") for c in cols]
@@ -179,6 +203,11 @@ def to_latex(rows: Sequence[Row]) -> str:
 
 
 def to_rich(rows: Sequence[Row], title: str = "") -> Any:
+    """A ``rich.table.Table`` of ``rows`` with an optional title.
+
+    Columns are the GZSL metrics, or the adverb metrics present in any row, plus a
+    ``selection`` column when any row has a selection rule.
+    """
     from rich.table import Table
 
     cols, extra = _columns(rows), _extra(rows)
