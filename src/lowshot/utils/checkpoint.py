@@ -59,14 +59,19 @@ class CheckpointChain:
 
     @property
     def latest_path(self) -> Path:
+        """The record of the latest commit, ``<directory>/<name>.json``."""
         return self.directory / f"{self.name}.json"
 
     @property
     def previous_path(self) -> Path:
+        """The record of the commit before it, ``<directory>/<name>.prev.json``."""
         return self.directory / f"{self.name}.prev.json"
 
     def commit(self, epoch: int, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
-        """Make ``epoch`` durable: its tensors and JSON-able loop ``state``."""
+        """Make ``epoch`` durable: its tensors (flat name -> tensor, any shape) and JSON-able loop ``state``.
+
+        Keeps this and the previous commit's checkpoint files and deletes older ones.
+        """
         path = self.directory / f"{self.name}_epoch{epoch:03d}.safetensors"
         digest = save_state(path, tensors)
         record = {"epoch": epoch, "checkpoint": path.name, "size": path.stat().st_size, "sha256": digest,

@@ -107,6 +107,7 @@ def yaml_text(data: Any) -> str:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_path`)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
@@ -131,6 +132,13 @@ def _finite(obj: Any) -> Any:
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON to ``path`` atomically.
+
+    NaN/inf floats become ``null``; arrays/tensors (``tolist``) become lists and paths strings.
+
+    Raises:
+        TypeError: a value that is none of these and not JSON-serialisable.
+    """
     atomic_write_text(path, json.dumps(_finite(data), indent=2, default=_json_default) + "\n")
 
 
@@ -154,7 +162,11 @@ def sha256_file(path: Path) -> str:
 
 
 def save_state(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None) -> str:
-    """Save a flat tensor dict as safetensors, atomically; returns the file's SHA-256."""
+    """Save a flat tensor dict (tensors of any shape, moved to CPU) as safetensors, atomically.
+
+    Returns:
+        The hex SHA-256 of the written file.
+    """
     from safetensors.torch import save_file
 
     flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
@@ -167,7 +179,7 @@ def save_state(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mappin
 
 
 def load_state(path: Path) -> dict[str, torch.Tensor]:
-    """Read a safetensors file.
+    """Read a safetensors file into a name -> tensor dict (each tensor in its saved shape).
 
     Raises:
         CorruptFileError: the file is empty, truncated or not safetensors (names the file).
@@ -200,7 +212,10 @@ def flatten_state(prefix: str, state: Any, out: dict[str, torch.Tensor], meta: d
 
 
 def unflatten_state(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> Any:
-    """Inverse of :func:`flatten_state` (keys of mappings come back as str or int)."""
+    """Inverse of :func:`flatten_state` (keys of mappings come back as str or int).
+
+    Tensors keep the shape they were flattened with.
+    """
     root: dict[str, Any] = {}
     for key, value in list(tensors.items()) + [(k, v) for k, v in meta.items() if "#" not in k]:
         parts = key.split("/")
@@ -228,7 +243,8 @@ def unflatten_state(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]
 def pack_state(obj: Any) -> dict[str, torch.Tensor]:
     """Nested state (model/optimizer/scheduler/RNG dicts) -> flat tensors for safetensors.
 
-    Non-tensor leaves travel as one JSON document stored in the ``__meta__`` uint8 tensor.
+    Tensor leaves keep their shapes under ``/``-joined keys; non-tensor leaves travel as one JSON
+    document stored in the ``__meta__`` uint8 tensor of shape ``(n_bytes,)``.
     """
     tensors: dict[str, torch.Tensor] = {}
     meta: dict[str, Any] = {}
@@ -241,7 +257,7 @@ def pack_state(obj: Any) -> dict[str, torch.Tensor]:
 
 
 def unpack_state(tensors: Mapping[str, torch.Tensor]) -> Any:
-    """Inverse of :func:`pack_state`."""
+    """Inverse of :func:`pack_state`: the nested state, each tensor in its saved shape."""
     tensors = dict(tensors)
     meta = json.loads(bytes(tensors.pop("__meta__").tolist()).decode("utf-8"))
     return unflatten_state(tensors, meta)

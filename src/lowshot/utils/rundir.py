@@ -68,6 +68,7 @@ def git_revision() -> str | None:
 
 
 def environment() -> dict[str, Any]:
+    """What produced a run: lowshot/python/torch/numpy versions, git revision, platform, GPU name, argv."""
     import numpy
     import torch
 
@@ -134,9 +135,11 @@ class RunDir:
 
     @property
     def history_path(self) -> Path:
+        """The append-only history file, ``<path>/history.jsonl``."""
         return self.path / "history.jsonl"
 
     def append_history(self, record: dict[str, Any]) -> None:
+        """Append ``record`` as one JSON line to the history and fsync it."""
         with open(self.history_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
             fh.flush()
@@ -155,8 +158,14 @@ class RunDir:
         return records
 
     def write_result(self, result: dict[str, Any], name: str = "result.json") -> None:
+        """Write ``result`` as JSON to ``<path>/<name>`` atomically."""
         atomic_write_json(self.path / name, result)
 
     def result(self, name: str = "result.json") -> dict[str, Any] | None:
+        """The JSON result ``<path>/<name>``, or None if it was not written.
+
+        Raises:
+            CorruptFileError: the file exists but is not valid JSON.
+        """
         p = self.path / name
         return read_json(p) if p.exists() else None
