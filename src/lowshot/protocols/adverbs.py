@@ -92,6 +92,7 @@ class LabelledRows:
         return len(self.adverbs)
 
     def subset(self, idx: np.ndarray) -> LabelledRows:
+        """The rows ``idx`` (``[M]`` indices or a boolean ``[N]`` mask), sharing the same store."""
         return LabelledRows(
             self.adverbs[idx],
             self.actions[idx],
@@ -118,6 +119,7 @@ class AdverbData:
 
     @property
     def vocab(self) -> Vocabulary:
+        """The split's adverb/action vocabulary."""
         return self.split.vocab
 
 

@@ -127,6 +127,16 @@ class CalibratedStacking:
     def fit(
         self, scores: np.ndarray, labels: np.ndarray, seen_classes: np.ndarray, unseen_classes: np.ndarray
     ) -> CalibratedStacking:
+        """Pick the beta of the grid with the best validation HM (first on ties).
+
+        Args:
+            scores: ``[N, C]`` validation scores over all benchmark classes.
+            labels: ``[N]`` true class indices.
+            seen_classes / unseen_classes: sorted class indices of the split.
+
+        Returns:
+            ``self``, with ``grid_`` (S/U/HM per beta), ``beta_`` and ``hm_`` set.
+        """
         grid = gzsl_scores_over_grid(scores, labels, seen_classes, unseen_classes, self.betas)
         best = int(np.argmax(grid.hm))  # first index on ties
         self.grid_ = grid

@@ -104,12 +104,13 @@ class EpochTrainer(Protocol):
         """Reduce the LR by the scheduler's factor (stage-2 replay)."""
 
     def state(self) -> dict[str, torch.Tensor]:
-        """Everything needed to resume (model, optimiser, RNG) as flat tensors."""
+        """Everything needed to resume (model, optimiser, RNG) as flat tensors of any shape."""
 
-    def load_state(self, state: dict[str, torch.Tensor]) -> None: ...
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`state` returned (flat name -> tensor, each in its saved shape)."""
 
     def model_state(self) -> dict[str, torch.Tensor]:
-        """Model weights only (what a user loads for inference)."""
+        """Model weights only (what a user loads for inference): name -> tensor in its own shape."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class GZSLEvaluation:
     per_class: dict[str, float] = field(default_factory=dict)
 
     def percent(self) -> dict[str, float]:
+        """S / U / HM / ZSL x100 (the table convention)."""
         return {"S": 100 * self.seen, "U": 100 * self.unseen, "HM": 100 * self.hm, "ZSL": 100 * self.zsl}
 
 

@@ -132,6 +132,11 @@ class AdverbsConfig:
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
 
     def reported_metrics(self) -> tuple[str, ...]:
+        """The metric names this setting reports.
+
+        ``protocol.metrics`` when set; else mAP W / mAP M without antonyms, Acc-A (cls) on the
+        unseen-composition splits, and mAP W / mAP M / Acc-A otherwise.
+        """
         if self.protocol.metrics is not None:
             return self.protocol.metrics
         if not self.data.use_antonyms:

@@ -77,6 +77,11 @@ class MethodTrainer:
         self.rng = np.random.default_rng([seed, stage])
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
+        """Train one epoch of ``n_batches`` sampled mini-batches (``on_epoch_start``, step, ``after_step``).
+
+        Returns:
+            Each loss term of ``training_loss`` averaged over the epoch's batches.
+        """
         cfg = self.config
         self.method.train()
         self.method.on_epoch_start(epoch)
@@ -94,11 +99,13 @@ class MethodTrainer:
         return {k: float(v) / len(batches) for k, v in sums.items()}
 
     def scores(self, features: FeatureSet) -> np.ndarray:
+        """``[N, C]`` float32 evaluation-mode scores of ``features`` over all benchmark classes."""
         return scores_in_batches(
             self.method, features, self.class_embeddings, self.config.eval_batch_size, self.device
         )
 
     def step_scheduler(self, metric: float) -> bool:
+        """Feed the validation ``metric`` to the plateau scheduler; True if it reduced the LR (False without one)."""
         if self.scheduler is None:
             return False
         before = self.optimizer.param_groups[0]["lr"]
@@ -106,13 +113,20 @@ class MethodTrainer:
         return self.optimizer.param_groups[0]["lr"] < before
 
     def drop_lr(self) -> None:
+        """Multiply the LR of every parameter group by ``config.lr_factor``."""
         for group in self.optimizer.param_groups:
             group["lr"] *= self.config.lr_factor
 
     def model_state(self) -> dict[str, torch.Tensor]:
+        """The method's ``state_dict``: parameter/buffer name -> tensor in its own shape."""
         return dict(self.method.state_dict())
 
     def state(self) -> dict[str, torch.Tensor]:
+        """Everything to resume this stage, packed by :func:`~lowshot.utils.io.pack_state`.
+
+        Model, optimiser and scheduler state, torch's global RNG and the sampler's RNG, as flat
+        name -> tensor (each in its own shape, plus the ``__meta__`` byte tensor).
+        """
         return pack_state(
             {
                 "model": self.method.state_dict(),
@@ -124,6 +138,7 @@ class MethodTrainer:
         )
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`state` packed (model, optimiser, scheduler, both RNGs); tensors keep their saved shape."""
         s = unpack_state(state)
         self.method.load_state_dict(s["model"])
         self.optimizer.load_state_dict(s["optimizer"])
