@@ -56,6 +56,7 @@ class ACMethod(AdverbMethod):
         self.register_buffer("antonyms", None if ant is None else torch.as_tensor(ant))
 
     def action_scores(self, batch: AdverbBatch, actions: torch.Tensor, cache: Any) -> torch.Tensor:
+        """Scores ``[B, |A|]``: the ``rho`` outputs of the verb-query attention over ``batch.video`` for ``actions [B]`` (``cache`` unused)."""
         return self.model(batch.video, batch.lengths, actions)
 
 
@@ -64,6 +65,11 @@ class ACClsMethod(ACMethod):
     """AC_CLS: cross-entropy over adverbs of the ``rho`` outputs."""
 
     def training_loss(self, batch: AdverbBatch, gen: torch.Generator) -> dict[str, Any]:
+        """Cross-entropy of the ``[B, |A|]`` ``rho`` outputs (GT action query) against the GT adverbs.
+
+        Returns:
+            ``{"loss": scalar tensor, "loss_terms": {name: float}}``, term ``ce``.
+        """
         out = self.model(batch.video, batch.lengths, batch.actions)  # [B, A]
         loss = F.cross_entropy(out, batch.adverbs)
         return {"loss": loss, "loss_terms": {"ce": float(loss.detach())}}

@@ -54,6 +54,12 @@ class ACRegMethod(ACMethod):
         self.register_buffer("delta", delta)
 
     def training_loss(self, batch: AdverbBatch, gen: torch.Generator) -> dict[str, Any]:
+        """MSE of the ``[B, |A|]`` ``rho`` outputs to a target that is +delta at the GT adverb,
+        -delta at its antonym (when antonyms are used) and 0 elsewhere.
+
+        Returns:
+            ``{"loss": scalar tensor, "loss_terms": {name: float}}``, term ``mse``.
+        """
         out = self.model(batch.video, batch.lengths, batch.actions)  # [B, A]
         rows = torch.arange(len(batch), device=out.device)
         d = self.delta[batch.adverbs, batch.actions]

@@ -60,6 +60,7 @@ class ActionModifierMethod(AdverbMethod):
         self._adverbs_on = cfg.adverb_start <= 0
 
     def param_groups(self) -> list[dict[str, Any]]:
+        """Two groups: ``video`` (everything but the modifiers) and ``modifiers`` (the adverb matrices)."""
         others = [p for n, p in self.named_parameters() if not n.endswith("modifiers")]
         return [
             {"params": others, "name": "video"},
@@ -67,6 +68,9 @@ class ActionModifierMethod(AdverbMethod):
         ]
 
     def on_epoch_start(self, epoch: int, optimizer: torch.optim.Optimizer, lr: float) -> None:
+        """Before ``adverb_start``: modifiers at lr 0, the rest at ``lr``; from then on every group at
+        ``lr * late_lr_factor`` (``lr`` when ``adverb_start <= 0``). Also switches the adverb triplet on.
+        """
         self._adverbs_on = epoch >= self.cfg.adverb_start
         for group in optimizer.param_groups:
             if not self._adverbs_on:
@@ -75,6 +79,13 @@ class ActionModifierMethod(AdverbMethod):
                 group["lr"] = lr * (self.cfg.late_lr_factor if self.cfg.adverb_start > 0 else 1.0)
 
     def training_loss(self, batch: AdverbBatch, gen: torch.Generator) -> dict[str, Any]:
+        """Triplet loss against a random other action (``trip_act``) and, once adverbs are on,
+        against the antonym or a random other adverb (``trip_adv``); the anchor is the ``[B, d]``
+        video embedding, the positive the GT pair embedding.
+
+        Returns:
+            ``{"loss": scalar tensor, "loss_terms": {name: float}}``.
+        """
         o = self.model.video_embeddings(batch.video, batch.lengths, batch.actions)
         pos = self.model.pair_embeddings(batch.adverbs, batch.actions)
         neg_act = self.model.pair_embeddings(
@@ -91,5 +102,8 @@ class ActionModifierMethod(AdverbMethod):
         return {"loss": loss, "loss_terms": {k: float(v.detach()) for k, v in terms.items()}}
 
     def action_scores(self, batch: AdverbBatch, actions: torch.Tensor, cache: Any) -> torch.Tensor:
+        """Scores ``[B, |A|]``: minus the L2 distance of the ``[B, d]`` video embedding (queried by
+        ``actions [B]``) to each adverb's modified action embedding (``cache`` unused).
+        """
         o = self.model.video_embeddings(batch.video, batch.lengths, actions)  # [B, d]
         return -(o[:, None] - self.model.all_adverb_embeddings(actions)).norm(dim=-1)

@@ -99,9 +99,11 @@ class VocabText:
         return torch.stack([self._cache[t] for t in texts])
 
     def adverb_emb(self) -> torch.Tensor:
+        """``[|A|, d_theta]`` embeddings of the adverbs, vocabulary order."""
         return self.embed(list(self.adverbs))
 
     def action_emb(self) -> torch.Tensor:
+        """``[V, d_theta]`` embeddings of the actions, vocabulary order."""
         return self.embed(list(self.actions))
 
     def pair_emb(
@@ -148,6 +150,7 @@ class AdverbMethod(nn.Module):
         """Hook for schedules (Action Modifier's adverb start)."""
 
     def param_groups(self) -> list[dict[str, Any]]:
+        """Optimiser parameter groups; by default one group ``all`` of the trainable parameters."""
         return [{"params": [p for p in self.parameters() if p.requires_grad], "name": "all"}]
 
 
@@ -162,13 +165,16 @@ def other_index(idx: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor
 def antonym_or_random(
     adverbs: torch.Tensor, antonyms: torch.Tensor | None, n: int, gen: torch.Generator
 ) -> torch.Tensor:
+    """``[B]`` negative adverb of each ``adverbs [B]``: its antonym when ``antonyms [|A|]`` is
+    given, else a uniformly drawn other adverb of ``n`` (see :func:`other_index`).
+    """
     return antonyms[adverbs] if antonyms is not None else other_index(adverbs, n, gen)
 
 
 def triplet(
     anchor: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, margin: float
 ) -> torch.Tensor:
-    """``mean(max(0, ||a-p|| - ||a-n|| + margin))`` (torch's TripletMarginLoss, p=2)."""
+    """Scalar ``mean(max(0, ||a-p|| - ||a-n|| + margin))`` over ``[B, d]`` anchor/pos/neg (torch's TripletMarginLoss, p=2)."""
     return F.triplet_margin_loss(anchor, pos, neg, margin=margin)
 
 

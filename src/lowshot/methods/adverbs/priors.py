@@ -44,4 +44,7 @@ class PriorsMethod(AdverbMethod):
         self.register_buffer("counts", torch.as_tensor(counts, dtype=torch.float64))
 
     def action_scores(self, batch: AdverbBatch, actions: torch.Tensor, cache: Any) -> torch.Tensor:
+        """Scores ``[B, |A|]`` float64: the training count of each (adverb, ``actions[i]``) pair
+        (the video and ``cache`` are unused).
+        """
         return self.counts[:, actions].T

@@ -75,9 +75,16 @@ class ReGaDaMethod(AdverbMethod):
         self.register_buffer("antonyms", None if ant is None else torch.as_tensor(ant))
 
     def pair(self, adverbs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Flat pair index ``adverb * V + action`` (adverb-major), same shape as the inputs."""
         return adverbs * self.n_actions + actions
 
     def training_loss(self, batch: AdverbBatch, gen: torch.Generator) -> dict[str, Any]:
+        """Eq. 6.7: ``lambda_act`` x action triplet (Eq. 6.4) + ``lambda_adv`` x adverb triplet
+        (Eq. 6.5, antonym or random adverb negative) + ``lambda_reg`` x MSE to the GT pair (Eq. 6.6).
+
+        Returns:
+            ``{"loss": scalar tensor, "loss_terms": {name: float}}``, terms ``trip_act``, ``trip_adv``, ``reg``.
+        """
         c = self.cfg
         o = self.model.video_embeddings(batch.video, batch.lengths, batch.actions)  # [B, d]
         text = self.model.text_embeddings()  # [P, d]
@@ -101,11 +108,15 @@ class ReGaDaMethod(AdverbMethod):
         }  # Eq. 6.7
 
     def eval_cache(self) -> torch.Tensor:
+        """``[|A|, V, d]`` L2-normalised text embeddings of every (adverb, action) pair."""
         text = F.normalize(self.model.text_embeddings(), dim=-1)
         return text.view(self.n_adverbs, self.n_actions, -1)  # [A, V, d]
 
     def action_scores(
         self, batch: AdverbBatch, actions: torch.Tensor, cache: torch.Tensor
     ) -> torch.Tensor:
+        """Scores ``[B, |A|]``: cosine of the video embedding (queried by ``actions [B]``) with the
+        cached ``[|A|, V, d]`` pair embeddings of each row's action.
+        """
         o = F.normalize(self.model.video_embeddings(batch.video, batch.lengths, actions), dim=-1)
         return torch.einsum("bd,abd->ba", o, cache[:, actions])  # cosine, [B, A]

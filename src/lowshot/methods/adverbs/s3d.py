@@ -62,6 +62,12 @@ class ZeroShotMethod(AdverbMethod):
         )
 
     def action_scores(self, batch: AdverbBatch, actions: torch.Tensor, cache: Any) -> torch.Tensor:
+        """Scores ``[B, |A|]``: similarity of the pooled ``[B, T, d]`` clip features with the phrase
+        embeddings of every adverb paired with ``actions [B]`` (``cache`` unused).
+
+        Raises:
+            ConfigError: the chosen features are absent or their dim differs from the text's.
+        """
         x = batch.joint if self.cfg.features == "joint" else batch.video
         if x is None:
             raise ConfigError("zero-shot baseline: the feature file has no joint-space embeddings")

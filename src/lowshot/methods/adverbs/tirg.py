@@ -51,12 +51,19 @@ class TIRGMethod(AdverbMethod):
         self.n_adverbs, self.n_actions = data.vocab.n_adverbs, data.vocab.n_actions
 
     def training_loss(self, batch: AdverbBatch, gen: torch.Generator) -> dict[str, Any]:
+        """Softmax cross-entropy over all ``P = |A| * V`` pairs of ``scale`` x cosine(video, pair
+        embedding), target the GT pair.
+
+        Returns:
+            ``{"loss": scalar tensor, "loss_terms": {name: float}}``, term ``ce``.
+        """
         o = self.model.video_embeddings(batch.video, batch.lengths, batch.actions)
         logits = self.scale * ReGaDa.cosine(o, self.model.text_embeddings())  # [B, P]
         loss = F.cross_entropy(logits, batch.adverbs * self.n_actions + batch.actions)
         return {"loss": loss, "loss_terms": {"ce": float(loss.detach())}}
 
     def eval_cache(self) -> torch.Tensor:
+        """``[|A|, V, d]`` L2-normalised TIRG-composed embeddings of every (adverb, action) pair."""
         return F.normalize(self.model.text_embeddings(), dim=-1).view(
             self.n_adverbs, self.n_actions, -1
         )
@@ -64,5 +71,8 @@ class TIRGMethod(AdverbMethod):
     def action_scores(
         self, batch: AdverbBatch, actions: torch.Tensor, cache: torch.Tensor
     ) -> torch.Tensor:
+        """Scores ``[B, |A|]``: cosine of the video embedding (queried by ``actions [B]``) with the
+        cached ``[|A|, V, d]`` pair embeddings of each row's action (the scale is not applied).
+        """
         o = F.normalize(self.model.video_embeddings(batch.video, batch.lengths, actions), dim=-1)
         return torch.einsum("bd,abd->ba", o, cache[:, actions])
