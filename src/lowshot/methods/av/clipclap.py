@@ -111,6 +111,19 @@ class ClipClap(GZSLMethod):
         return torch.cat([batch.video, batch.audio], dim=1)
 
     def training_loss(self, batch: Batch, class_embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Loss terms of ``model.losses`` for one batch, summed into ``loss``.
+
+        ``ce`` (Eq. 5.5): cross-entropy of ``theta_o [B, d_out]`` against ``theta_w [C_train, d_out]``;
+        ``reg`` (Eq. 5.7): MSE of ``theta_o`` to the GT ``theta_w``; ``rec`` (Eq. 5.6): both decoders'
+        MSE to the encoded GT label embedding.
+
+        Args:
+            batch: pooled ``[B, D_v]`` video / ``[B, D_a]`` audio features and ``targets [B]``.
+            class_embeddings: ``[C_train, D_w]`` label embeddings (the configured slice is used).
+
+        Returns:
+            ``{"loss": scalar, <term>: scalar, ...}``.
+        """
         w = class_embeddings[:, self.text_slice]
         theta_o = self.net.embed_inputs(self._inputs(batch))  # [B, d_out]
         _, theta_w_train = self.net.embed_labels(w)  # [C_train, d_out]
@@ -128,12 +141,15 @@ class ClipClap(GZSLMethod):
     @torch.no_grad()
     def after_step(self, batch: Batch, class_embeddings: torch.Tensor) -> None:
         """``legacy_train_extra_pass``: the published gradient-free training-mode pass
-        (updates BatchNorm running statistics only)."""
+        (updates BatchNorm running statistics only); ``class_embeddings`` is ``[C_train, D_w]``."""
         if self.config.legacy_train_extra_pass:
             self.embed(batch)
             self.net.embed_labels(class_embeddings[:, self.text_slice], batch.targets)
 
     def class_scores(self, batch: Batch, class_embeddings: torch.Tensor) -> torch.Tensor:
+        """Scores ``[B, C]``: minus the L2 distance of ``theta_o [B, d_out]`` to each class's
+        ``theta_w`` from ``class_embeddings [C, D_w]``.
+        """
         return -torch.cdist(self.embed(batch), self.embed_classes(class_embeddings))
 
     def embed(self, batch: Batch) -> torch.Tensor:

@@ -198,6 +198,18 @@ class TCaF(GZSLMethod):
     def training_loss(
         self, batch: Batch, class_embeddings: torch.Tensor
     ) -> dict[str, torch.Tensor]:
+        """Loss terms of ``model.objective`` for one batch, summed into ``loss`` (Eq. 3.15).
+
+        ``reg`` (Eq. 3.17) always; ``ce`` (Eq. 3.16) over ``[B, C_train]`` logits unless the objective is
+        ``reg``; ``rec`` (Eq. 3.18) and the AVCA-style two-way ``triplet`` for the objectives that name them.
+
+        Args:
+            batch: padded ``[B, T_a, D_a]`` / ``[B, T_v, D_v]`` sequences with masks, times and ``targets [B]``.
+            class_embeddings: ``[C_train, D_w]`` label embeddings of the training classes.
+
+        Returns:
+            ``{"loss": scalar, <term>: scalar, ...}``.
+        """
         c, net = self.config, self.net
         c_o, _ = net(self._inputs(batch))
         theta_o = net.o_proj(c_o)  # [B, d_out]
@@ -222,7 +234,8 @@ class TCaF(GZSLMethod):
     @torch.no_grad()
     def after_step(self, batch: Batch, class_embeddings: torch.Tensor) -> None:
         """``legacy_train_integer_time_pass``: the published gradient-free training-mode pass
-        with integer positions as times (updates BatchNorm running statistics only)."""
+        with integer positions as times (updates BatchNorm running statistics only);
+        ``class_embeddings`` is ``[C_train, D_w]``."""
         if not self.config.legacy_train_integer_time_pass:
             return
         c_o, _ = self.net(self._inputs(batch, integer_times=True))
@@ -239,6 +252,9 @@ class TCaF(GZSLMethod):
         return self.net.o_proj(c_o), maps
 
     def class_scores(self, batch: Batch, class_embeddings: torch.Tensor) -> torch.Tensor:
+        """Scores ``[B, C]`` (Eq. 3.14): minus the L2 distance of ``theta_o [B, d_out]`` to the
+        embedded ``class_embeddings [C, D_w]``.
+        """
         theta_o, _ = self.embed(batch)
         return -torch.cdist(theta_o, self.net.embed_labels(class_embeddings))  # Eq. 3.14
 
