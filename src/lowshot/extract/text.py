@@ -42,7 +42,8 @@ class TextEncoder(Protocol):
 
     dim: int
 
-    def encode(self, texts: list[str]) -> torch.Tensor: ...
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        """``[N]`` texts -> ``[N, dim]`` float embeddings, one row per text in order."""
 
 
 class S3DTextModule(nn.Module):
@@ -125,6 +126,7 @@ class HashTextEncoder:
         self.seed = seed
 
     def word_vector(self, word: str) -> np.ndarray:
+        """``[dim]`` float32 standard-normal vector of ``word``, seeded by sha256 of ``seed:word``."""
         digest = hashlib.sha256(f"{self.seed}:{word}".encode()).digest()
         rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
         return rng.standard_normal(self.dim).astype(np.float32)
@@ -209,6 +211,11 @@ class CachedTextEncoder:
         self.dim = int(emb.shape[1])
 
     def encode(self, texts: list[str]) -> torch.Tensor:
+        """``[N]`` texts -> ``[N, dim]`` float32 cached embeddings, in the given order.
+
+        Raises:
+            DataError: a text is not in the cache (the first five missing are named).
+        """
         missing = [t for t in texts if t not in self.table]
         if missing:
             raise DataError(f"{self.path}: no embedding for {missing[:5]} ({len(missing)} missing)")
