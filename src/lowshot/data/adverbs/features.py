@@ -63,10 +63,12 @@ class ClipFeatureStore:
 
     @property
     def video_dim(self) -> int:
+        """``d_x``: the last dim of the video features."""
         return int(self.video.shape[-1])
 
     @property
     def joint_dim(self) -> int | None:
+        """``d_j``: the last dim of the joint-space embeddings, or None when the file has none."""
         return None if self.joint is None else int(self.joint.shape[-1])
 
     def find(self, clip_id: str | int) -> int | None:

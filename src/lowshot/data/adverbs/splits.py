@@ -179,14 +179,17 @@ class Vocabulary:
 
     @property
     def n_adverbs(self) -> int:
+        """Number of adverbs ``|A|``."""
         return len(self.adverbs)
 
     @property
     def n_actions(self) -> int:
+        """Number of actions ``V``."""
         return len(self.actions)
 
     @property
     def n_pairs(self) -> int:
+        """Number of (adverb, action) pairs, ``|A| * V``."""
         return self.n_adverbs * self.n_actions
 
     def pair_index(self, adverb_idx: np.ndarray, action_idx: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ def words(text: str) -> list[str]:
 
 
 def read_s3d_text_state(path: Path, trust_pickle: bool) -> dict[str, torch.Tensor]:
-    """The ``text_module.*`` tensors of an S3D checkpoint, prefix removed, as float32.
+    """The ``text_module.*`` tensors of an S3D checkpoint, prefix removed, as float32 (each in its saved shape).
 
     Raises:
         DataError: missing/unreadable file or missing tensors.

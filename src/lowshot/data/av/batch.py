@@ -35,6 +35,7 @@ class Batch:
     video_times: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> Batch:
+        """A copy with every tensor field moved to ``device`` (non-blocking); None fields stay None."""
         return Batch(
             **{
                 f.name: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)

@@ -73,10 +73,12 @@ class SequenceStore:
 
     @property
     def dim(self) -> int:
+        """``D``, the feature dim (of the first block)."""
         return int(self.blocks[0].shape[1])
 
     @property
     def dtype(self) -> np.dtype:
+        """The dtype of the first block."""
         return self.blocks[0].dtype
 
     def __len__(self) -> int:
@@ -88,11 +90,13 @@ class SequenceStore:
         return self.blocks[int(self.block_ids[i])][s : s + int(self.lengths[i])]
 
     def subset(self, indices: np.ndarray) -> SequenceStore:
+        """The sequences ``indices`` (``[M]``, in that order), sharing the blocks (no copy)."""
         idx = np.asarray(indices, dtype=np.int64)
         return SequenceStore(self.blocks, self.block_ids[idx], self.starts[idx], self.lengths[idx])
 
     @staticmethod
     def concat(stores: Sequence[SequenceStore]) -> SequenceStore:
+        """One store holding the sequences of ``stores`` in order, sharing their blocks (no copy)."""
         blocks: list[np.ndarray] = []
         ids, starts, lengths = [], [], []
         for store in stores:
@@ -158,6 +162,7 @@ class FeatureSet:
 
     @property
     def temporal(self) -> bool:
+        """True when the features are sequences (:class:`SequenceStore`), False when dense ``[N, D]``."""
         return isinstance(self.audio, SequenceStore)
 
     @property
@@ -168,6 +173,7 @@ class FeatureSet:
         return int(da), int(dv)
 
     def subset(self, indices: np.ndarray) -> FeatureSet:
+        """The samples ``indices`` (``[M]``, in that order); sequences share their blocks."""
         idx = np.asarray(indices, dtype=np.int64)
         return FeatureSet(_subset(self.audio, idx), _subset(self.video, idx), self.labels[idx], self.video_ids[idx])
 
@@ -177,6 +183,11 @@ class FeatureSet:
 
     @staticmethod
     def concat(sets: Sequence[FeatureSet]) -> FeatureSet:
+        """The samples of ``sets`` in order.
+
+        Raises:
+            DataError: temporal and dense features are mixed.
+        """
         return FeatureSet(
             _concat([s.audio for s in sets]),
             _concat([s.video for s in sets]),
@@ -220,6 +231,7 @@ class GZSLBenchmark:
 
     @property
     def num_classes(self) -> int:
+        """``C``, the number of classes of the dataset (all stages)."""
         return len(self.class_names)
 
     def stage_train(self, stage: int) -> FeatureSet:
@@ -245,4 +257,5 @@ class GZSLBenchmark:
         )
 
     def train_classes(self, stage: int) -> np.ndarray:
+        """Sorted global indices of the training classes of ``stage`` (1: stage_1_train, 2: stage_2_train)."""
         return self.split_classes["stage_1_train" if stage == 1 else "stage_2_train"]

@@ -182,6 +182,7 @@ class PickleClassFile:
 
     @property
     def dim(self) -> int:
+        """``D``, the last dim of the first item."""
         return int(self.features[0].shape[-1])
 
     @property

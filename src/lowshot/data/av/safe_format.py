@@ -114,12 +114,15 @@ class ConvertedFeatureDir:
 
     @property
     def text_dir(self) -> Path:
+        """The class-embedding folder, ``<path>/text``."""
         return self.path / "text"
 
     def dtypes(self) -> tuple[str, str]:
+        """(audio, video) dtype names of the released features it was converted from."""
         return self.meta["source_dtypes"]["audio"], self.meta["source_dtypes"]["video"]
 
     def present_classes(self, stage: str) -> set[int]:
+        """Class indices of ``stage`` recorded at conversion (empty for an unknown stage)."""
         return set(self.meta["stages"].get(stage, {}).get("classes", []))
 
     def load(self, stage: str, name: str) -> np.ndarray:

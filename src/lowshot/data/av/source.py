@@ -62,13 +62,17 @@ class FeatureSource(Protocol):
     kind: str  # "released" | "converted"
 
     @property
-    def text_dir(self) -> Path: ...
+    def text_dir(self) -> Path:
+        """The folder of the class-embedding files."""
 
-    def present_classes(self, stage: str) -> set[int]: ...
+    def present_classes(self, stage: str) -> set[int]:
+        """Class indices of ``stage`` that have feature files."""
 
-    def read_stage(self, stage: str, keep: np.ndarray | None = None) -> FeatureSet: ...
+    def read_stage(self, stage: str, keep: np.ndarray | None = None) -> FeatureSet:
+        """All classes of ``stage`` (only those in ``keep`` if given) as one FeatureSet."""
 
-    def dtypes(self) -> tuple[str, str]: ...
+    def dtypes(self) -> tuple[str, str]:
+        """(audio, video) dtype names of the source features."""
 
 
 def check_split_classes(

@@ -99,9 +99,15 @@ class ClassSplit:
 
     @property
     def class_names(self) -> tuple[str, ...]:
+        """The ``all_class.txt`` names, in class-index order."""
         return self.classes.names
 
     def split_lists(self, split: str) -> dict[str, np.ndarray]:
+        """Class-list name -> sorted int64 class indices of ``split`` (``main`` or ``cls``).
+
+        Raises:
+            DataError: the folder has no lists for ``split``.
+        """
         if split not in self.lists:
             raise DataError(
                 f"{self.root}: no class lists for split '{split}' (have {sorted(self.lists)})"

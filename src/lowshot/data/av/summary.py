@@ -54,6 +54,7 @@ class ModalityStats:
     nonfinite_files: list[Path] = field(default_factory=list)
 
     def add(self, path: Path, dim: int, steps: int, nonfinite: int) -> None:
+        """Count one class file (or block): its ``steps``, measured ``dim`` and NaN/inf values."""
         self.steps += steps
         self.dims[dim].append(path)
         if nonfinite:
@@ -61,6 +62,7 @@ class ModalityStats:
             self.nonfinite_files.append(path)
 
     def problems(self, where: Path, expected: int, what: str) -> list[str]:
+        """One message per measured dim that differs from ``expected``, and one if NaN/inf were found."""
         out = [
             f"{where}: {len(files)} file(s) with {dim}-d features, but {what} features are "
             f"{expected}-d (e.g. {files[0].name})"
@@ -85,6 +87,7 @@ class StageSummary:
     video: ModalityStats
 
     def row(self, stage: str) -> str:
+        """The stage's line of the inspect table: classes, videos, mean T and dims per modality, NaN/inf."""
         n = max(self.videos, 1)
         cells = [
             f"{self.audio.steps / n:>9.1f}",
@@ -115,6 +118,9 @@ class FeatureDirSummary:
     problems: list[str] = field(default_factory=list)
 
     def format(self) -> str:
+        """The text ``lowshot data inspect`` prints: source, expected family, one row per stage,
+        class-list sizes and text files (problems are printed separately).
+        """
         fam = self.family
         lines = [
             f"{self.path} ({self.source}, {self.layout})",

@@ -83,6 +83,7 @@ class Preset:
 
     @property
     def family(self) -> FeatureFamily:
+        """The :class:`FeatureFamily` of this layout and split kind."""
         return FAMILIES[(self.layout, self.split_kind)]
 
 
@@ -99,6 +100,11 @@ PRESETS: dict[str, Preset] = {
 
 
 def get_preset(name: str) -> Preset:
+    """The preset called ``name``.
+
+    Raises:
+        DataError: unknown name (with a did-you-mean and the known names).
+    """
     from lowshot._registry import did_you_mean
 
     if name not in PRESETS:

@@ -269,9 +269,15 @@ class ReleasedFeatureDir:
 
     @property
     def text_dir(self) -> Path:
+        """The class-embedding folder, ``<path>/text``."""
         return self.path / "text"
 
     def class_files(self, stage: str) -> list[ClassFiles]:
+        """The audio/video file pairs of ``stage``, sorted by class index.
+
+        Raises:
+            DataError: the first problem :func:`match_class_files` finds.
+        """
         return list_class_files(self.path, stage, self.classes, self.suffix)
 
     def iter_classes(self, stage: str, keep: np.ndarray | None = None) -> Iterator[ClassFeatures]:
