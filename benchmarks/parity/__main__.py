@@ -24,7 +24,9 @@ from benchmarks.parity.data import KEYS, write_parity_data
 from benchmarks.parity.harness import Settings, cached, run_lowshot_seed, table, within_spread
 
 METHODS = {"avca": avca}
-DEFAULT_SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+DEFAULT_SHARED = Path(
+    os.environ.get("LOWSHOT_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data")
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                   a.data_seed, a.keys)
     work = a.work / a.method / st.tag()
     data_root = work / "data"
-    if not (data_root / st.dataset).exists():
-        write_parity_data(data_root, a.shared, st.dataset, mod.PRESET[st.split], st.size, st.data_seed, st.keys)
+    write_parity_data(data_root, a.shared, st.dataset, mod.PRESET[st.split], st.size, st.data_seed, st.keys)
     rows = []
     for row in a.rows:
         results = []

@@ -31,7 +31,7 @@ LEGACY = (
     "protocol.stage2_scheduler=legacy_val_on_train",
     "model.legacy_negatives=true",
     "model.legacy_bn_passes=true",
-    "model.train_position_embedding=false",
+    "model.legacy_fixed_position=true",
 )
 #: single-switch ablations on top of the lowshot default (name -> overrides)
 ABLATIONS = {

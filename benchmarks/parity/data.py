@@ -17,6 +17,8 @@ Two key variants of the class-embedding dict:
 from __future__ import annotations
 
 import csv
+import shutil
+import tempfile
 from pathlib import Path
 
 from lowshot.data.av.datasets import dataset_spec, text_file_stem
@@ -48,6 +50,9 @@ def write_parity_data(
 ) -> Path:
     """Write ``<out_root>/<dataset>/{class-split,features/<feature_dir>}``; return the data root.
 
+    The tree is generated in a temporary sibling folder and renamed into place when complete,
+    so concurrent harness processes never see (or write into) a half-written tree.
+
     Args:
         out_root: data root to create (must not hold another benchmark).
         shared: the shared data folder (``../shared/data``).
@@ -60,13 +65,26 @@ def write_parity_data(
     if keys not in KEYS:
         raise ValueError(f"keys must be one of {KEYS}, got {keys!r}")
     split, emb = shared_files(shared, dataset)
-    feature_dir = write_synthetic(
-        out_root, preset=preset, dataset=dataset, seed=seed, size=size,
-        class_split=split, embeddings=emb, trust_pickle=True,
-    )  # fmt: skip
-    if keys == "aligned":
-        _align_keys(Path(out_root) / dataset / "class-split", Path(feature_dir), dataset, preset)
-    return Path(out_root)
+    out_root = Path(out_root)
+    if (out_root / dataset).exists():
+        return out_root
+    out_root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_root.name}-", dir=out_root.parent))
+    try:
+        feature_dir = write_synthetic(
+            tmp, preset=preset, dataset=dataset, seed=seed, size=size,
+            class_split=split, embeddings=emb, trust_pickle=True,
+        )  # fmt: skip
+        if keys == "aligned":
+            _align_keys(tmp / dataset / "class-split", Path(feature_dir), dataset, preset)
+        try:
+            tmp.rename(out_root)
+        except OSError:  # another process finished first
+            if not (out_root / dataset).exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_root
 
 
 def _align_keys(split_dir: Path, feature_dir: Path, dataset: str, preset: str) -> None:

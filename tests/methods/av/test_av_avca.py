@@ -139,3 +139,60 @@ def test_temporal_features_are_averaged(tiny_temporal) -> None:
     fs = tiny_temporal.splits["stage_1_train"]
     batch = method.collate(fs, np.array([0, 5]), None, False)
     np.testing.assert_allclose(batch.audio[1].numpy(), np.asarray(fs.audio[5]).mean(0), rtol=1e-5)
+
+
+def _tracked(module: torch.nn.Module) -> list[int]:
+    return [int(m.num_batches_tracked) for m in module.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+
+
+def test_legacy_fixed_position_is_not_optimised(tiny_averaged) -> None:
+    emb = torch.as_tensor(tiny_averaged.class_embeddings)
+    for fixed in (False, True):
+        method = _method(legacy_fixed_position=fixed)
+        before = method.net.pos.detach().clone()
+        opt = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=1e-2, weight_decay=1e-5)
+        method.training_loss(_batch(method, tiny_averaged), emb)["loss"].backward()
+        opt.step()
+        assert torch.equal(method.net.pos, before) == fixed
+        assert ("net.pos" in dict(method.named_parameters())) and method.net.pos.requires_grad != fixed
+
+
+def test_legacy_negatives_are_a_separate_class_uniform_batch(tiny_averaged) -> None:
+    method = _method(legacy_negatives=True)
+    fs = tiny_averaged.splits["stage_1_train"]
+    classes = np.unique(fs.labels)
+    targets_of = {c: i for i, c in enumerate(classes)}
+    anchors = np.flatnonzero(fs.labels == classes[0])[:4]
+    idx = np.repeat(anchors, 500)
+    batch = method.collate(fs, idx, np.array([targets_of[c] for c in fs.labels[idx]]), True,
+                           np.random.default_rng(0))
+    n = len(idx)
+    assert len(batch) == 2 * n
+    neg_labels = batch.labels[n:].numpy()
+    assert (neg_labels != classes[0]).all()
+    # every other training class (not only those of the batch) is drawn, uniformly
+    share = np.bincount(np.searchsorted(classes, neg_labels), minlength=len(classes))[1:] / n
+    assert np.allclose(share, 1 / (len(classes) - 1), atol=0.04)
+    assert np.array_equal(batch.targets[n:].numpy(), np.searchsorted(classes, neg_labels))
+    terms = method.training_loss(batch, torch.as_tensor(tiny_averaged.class_embeddings)[classes])
+    assert torch.isfinite(terms["loss"])
+    # anchors and negatives are separate forwards: two BatchNorm updates per block and step
+    assert set(_tracked(method.net.enc)) == {2} and set(_tracked(method.net.w_proj)) == {2}
+
+
+def test_legacy_bn_passes_only_move_running_statistics(tiny_averaged) -> None:
+    emb = torch.as_tensor(tiny_averaged.class_embeddings)
+    runs = {}
+    for legacy in (False, True):
+        method = _method(legacy_bn_passes=legacy)
+        batch = _batch(method, tiny_averaged)
+        torch.manual_seed(3)
+        terms = method.training_loss(batch, emb)
+        runs[legacy] = (method, terms["loss"].detach())
+    plain, legacy = runs[False][0], runs[True][0]
+    torch.testing.assert_close(runs[True][1], runs[False][1])  # same loss, same dropout draws
+    assert set(_tracked(plain.net.proj)) == {1}
+    # published: proj(theta) + proj(rec(theta)) + the train-mode get_embeddings pass
+    assert set(_tracked(legacy.net.proj)) == {3} and set(_tracked(legacy.net.enc)) == {2}
+    hidden_bn = [m.net.proj["video"][0][1].running_mean for m in (plain, legacy)]
+    assert not torch.allclose(*hidden_bn)

@@ -50,6 +50,8 @@ class AVCANet(nn.Module):
         inputs: encoded modalities (``audio``/``video``: Table 2.3 single-modality models).
         branches: modalities with a projection branch and losses (Table 2.4 "with x-att").
         cross_attention: use the cross-attention block (False: Table 2.4 "w/o x-att").
+        train_position: optimise the position embedding (the published optimiser leaves its
+            random initialisation untouched).
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class AVCANet(nn.Module):
         inputs: Modalities = "both",
         branches: Modalities = "both",
         cross_attention: bool = True,
+        train_position: bool = True,
     ) -> None:
         super().__init__()
         self.inputs = ("audio", "video") if inputs == "both" else (inputs,)
@@ -97,7 +100,7 @@ class AVCANet(nn.Module):
         self.cross_attention = None
         if cross_attention:
             # learnt per-modality position embedding of the two tokens [phi_a, phi_v]
-            self.pos = nn.Parameter(torch.randn(2, dim))
+            self.pos = nn.Parameter(torch.randn(2, dim), requires_grad=train_position)
             self.cross_attention = TransformerStack(
                 depth, dim, heads, dim_head, mlp_dim, embedding_dropout
             )
