@@ -63,13 +63,7 @@ LEVELS: tuple[tuple[str, ...], ...] = (
 
 #: import cycles that exist and are known; each entry is removed with the fix, and a stale
 #: entry fails ``test_known_cycles_still_exist`` so that the list only ever shrinks.
-KNOWN_CYCLES: tuple[frozenset[str], ...] = (
-    # comm/agents.py imports the episode types of comm/games.py (under TYPE_CHECKING) and
-    # comm/games.py imports the listener interfaces of comm/agents.py. Owned by the comm
-    # work of issue #10; remove this entry when the interfaces and episodes stop importing
-    # each other.
-    frozenset({"comm.agents", "comm.games"}),
-)
+KNOWN_CYCLES: tuple[frozenset[str], ...] = ()
 
 Graph = dict[str, dict[str, tuple[Path, int]]]  # module -> {dependency: (file, line)}
 

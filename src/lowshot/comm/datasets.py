@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from lowshot.comm.games import ImageItem, RESItem
+from lowshot.comm.episodes import ImageItem, RESItem
 from lowshot.comm.render import Scene, SceneObject
 from lowshot.errors import DataError, UntrustedPickleError
 

@@ -27,11 +27,8 @@ import torch
 
 from lowshot.comm.agents import Weakened
 from lowshot.comm.attributes import ATTRIBUTE_TYPES, ATTRIBUTES
+from lowshot.comm.episodes import ImageItem, REIEpisode, RESEpisode, RESItem
 from lowshot.comm.games import (
-    ImageItem,
-    REIEpisode,
-    RESEpisode,
-    RESItem,
     evaluate_rei,
     evaluate_res,
     play_rei,
