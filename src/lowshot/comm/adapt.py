@@ -13,7 +13,9 @@ so PPO/NLPO refuse sampling settings under which they are not pi_theta's (temper
 uses the unmasked policy log-probs (RL4LMs), not the log-probs renormalised over the
 top-p mask (which would add up to -log(top_p) per token even at pi_theta = pi_0). With a ``checkpoint_dir`` the whole run state (adapter + value head,
 optimiser, NLPO snapshot, RNG states incl. the listener's, update counter, curves) is
-saved atomically at every evaluation, and re-running resumes from it bit-for-bit.
+committed at every evaluation through the library's one checkpoint format
+(:class:`~lowshot.utils.checkpoint.CheckpointChain`: SHA-256-verified commit records, the
+previous good commit kept), and re-running resumes from it bit-for-bit.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from lowshot.losses.policy import (
     sequence_logratio,
     whiten,
 )
+from lowshot.utils.checkpoint import CheckpointChain
 
 
 @dataclass(frozen=True)
@@ -229,7 +232,7 @@ class AdaptResult:
     train_log: list[dict[str, float]] = field(default_factory=list)
 
 
-STATE_FILE = "state.safetensors"
+STATE_CHAIN = "state"  # CheckpointChain name: state.json, state.prev.json, state_epoch<update>.safetensors
 
 
 def _join_keys(tree: Any, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -242,30 +245,33 @@ def _join_keys(tree: Any, prefix: str = "") -> dict[str, torch.Tensor]:
     return out
 
 
-def save_run_state(path: Path, state: dict[str, Any]) -> None:
-    """Write the run state atomically (safetensors via ``pack_state``) plus a JSON progress sidecar."""
-    from lowshot.utils.io import atomic_write_json, pack_state, save_state
+def save_run_state(chain: CheckpointChain, state: dict[str, Any]) -> None:
+    """Commit the run state: tensors (adapter, NLPO snapshot, optimiser, torch RNG) + JSON loop state."""
+    from lowshot.utils.io import pack_state
 
-    save_state(path, pack_state(state), {"update": str(state["update"])})
-    atomic_write_json(path.with_suffix(".json"), {"update": state["update"], "n_updates": state["n_updates"],
-                                                  "curve": state["curve"]})
+    tensor_keys = ("adapter", "snapshot", "optimizer", "torch_rng")
+    tensors = pack_state({k: state[k] for k in tensor_keys if k in state})
+    chain.commit(int(state["update"]), tensors, {k: v for k, v in state.items() if k not in tensor_keys})
 
 
-def load_run_state(path: Path) -> dict[str, Any] | None:
-    """Read a state written by :func:`save_run_state` (None when there is none)."""
-    from lowshot.utils.io import load_state, unpack_state
+def load_run_state(chain: CheckpointChain) -> dict[str, Any] | None:
+    """The newest verified state committed by :func:`save_run_state` (None when there is none).
 
-    if not path.exists():
+    Raises:
+        CheckpointError: states were committed but none verifies (truncated or overwritten).
+    """
+    from lowshot.utils.io import unpack_state
+
+    restored = chain.restore()
+    if restored is None:
         return None
-    state = unpack_state(load_state(path))
+    _, state, tensors = restored
+    state.update(unpack_state(tensors))
     state["adapter"] = _join_keys(state["adapter"])
     if "snapshot" in state:
         state["snapshot"] = _join_keys(state["snapshot"])
     opt = state.setdefault("optimizer", {})
     opt.setdefault("state", {})
-    for key in ("curve", "log"):  # empty containers do not survive packing
-        state.setdefault(key, [])
-    state.setdefault("best", {})
     return state
 
 
@@ -280,12 +286,15 @@ def adapt(policy: SpeakerPolicy, game: Game, algo: AlgoConfig, loop: LoopConfig,
         algo: update rule.
         loop: schedule.
         seed: seeds episode sampling and token sampling.
-        checkpoint_dir: if given, ``best.safetensors`` and ``last.safetensors`` adapters and the
-            resumable run state ``state.safetensors`` (saved at every evaluation; when it
-            exists the run continues from it, a finished run returns its stored result).
+        checkpoint_dir: if given, the exported ``best.safetensors`` and ``last.safetensors``
+            adapters and the resumable run state, a :class:`~lowshot.utils.checkpoint.CheckpointChain`
+            named ``state`` (committed at every evaluation; when one verifies the run continues
+            from it, falling back to the previous commit if the latest is truncated or
+            overwritten; a finished run returns its stored result).
         on_record: called with every evaluation record (history logging); a resumed run may
             repeat the records after its last saved state.
     """
+    from lowshot.errors import ConfigError
     from lowshot.utils.io import save_state
 
     check_on_policy(algo.name, loop.sampling, policy.lora.dropout if policy.lora else 0.0)
@@ -294,7 +303,7 @@ def adapt(policy: SpeakerPolicy, game: Game, algo: AlgoConfig, loop: LoopConfig,
     opt = torch.optim.Adam(policy.trainable_parameters(), lr=algo.lr)
     mask_adapter: str | None = None
     n_updates = loop.interactions // loop.episodes_per_update
-    state_path = checkpoint_dir / STATE_FILE if checkpoint_dir is not None else None
+    chain = CheckpointChain(checkpoint_dir, STATE_CHAIN) if checkpoint_dir is not None else None
 
     def describe(eps: Sequence[Any]) -> list[str]:
         return policy.describe(eps, loop.eval_max_new_tokens)
@@ -308,23 +317,24 @@ def adapt(policy: SpeakerPolicy, game: Game, algo: AlgoConfig, loop: LoopConfig,
     prior_seconds = 0.0
 
     def checkpoint(updates: int) -> None:
-        if state_path is None:
+        if chain is None:
             return
         state: dict[str, Any] = {
             "update": updates, "n_updates": n_updates, "adapter": policy.adapter_state(),
             "optimizer": opt.state_dict(), "curve": curve, "log": log, "best": best, "best_at": best_at,
             "seconds": prior_seconds + time.perf_counter() - t0,
-            "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}}
+            "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
         if mask_adapter is not None:
             state["snapshot"] = policy.adapter_state(mask_adapter)
         if game.get_state is not None:
             state["game"] = game.get_state()
-        save_run_state(state_path, state)
+        save_run_state(chain, state)
 
-    saved = load_run_state(state_path) if state_path is not None else None
+    saved = load_run_state(chain) if chain is not None else None
     if saved is not None:
         if saved["n_updates"] != n_updates:
-            raise ValueError(f"{state_path} is a run of {saved['n_updates']} updates, not {n_updates}")
+            raise ConfigError(f"{chain.latest_path} is a run of {saved['n_updates']} updates, not {n_updates}; "
+                              "pass a new --run-dir for another schedule")
         policy.load_adapter_state(saved["adapter"])
         opt.load_state_dict(saved["optimizer"])
         if "snapshot" in saved:
@@ -334,8 +344,8 @@ def adapt(policy: SpeakerPolicy, game: Game, algo: AlgoConfig, loop: LoopConfig,
             game.set_state(saved["game"])
         curve, log, best = list(saved["curve"]), list(saved["log"]), dict(saved["best"])
         best_at, start, prior_seconds = int(saved["best_at"]), int(saved["update"]), float(saved["seconds"])
-        rng.bit_generator.state = saved["rng"]["numpy"]
-        torch.set_rng_state(saved["rng"]["torch"])
+        rng.bit_generator.state = saved["numpy_rng"]
+        torch.set_rng_state(saved["torch_rng"])
 
     def record(done: int) -> None:
         nonlocal best, best_at
