@@ -1,5 +1,7 @@
 """Referring-expression games between communicating agents (thesis ch. 7, app. F).
 
+The library of the comm family (its recipe is :mod:`lowshot.recipes.comm`).
+
 Sub-modules (import them directly; the ones that need transformers/peft import them
 lazily so that the core library works without the ``comm`` extra):
 
@@ -19,5 +21,4 @@ lazily so that the core library works without the ``comm`` extra):
 * :mod:`~lowshot.comm.world`       the offline world (tiny word-level speaker LM)
 * :mod:`~lowshot.comm.tiny`        word-level tokenizers, tiny random LM / LLaVA / Qwen2-VL / PaliGemma
 * :mod:`~lowshot.comm.datasets`    CLEVR, CUB-200-2011, ImageNet folders, RefCOCO readers
-* :mod:`~lowshot.comm.recipe`      the ``comm`` recipe (``lowshot reproduce comm.*``)
 """

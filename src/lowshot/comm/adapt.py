@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from lowshot._registry import ALGORITHMS
 from lowshot.comm.policy import Rollout, SamplingConfig, SpeakerPolicy
 from lowshot.losses.policy import (
     gae_advantages,
@@ -48,7 +49,7 @@ class AlgoConfig:
     """Hyperparameters of the update rule (defaults: thesis values where given).
 
     Attributes:
-        name: ``ppo``, ``nlpo`` or ``kto``.
+        name: a registered algorithm (``ppo``, ``nlpo``, ``kto``: :class:`UpdateRule`).
         lr: Adam learning rate (paper grid 1e-7..1e-9 on 7B with LoRA alpha up to 2048).
         kl_coef: PPO/NLPO per-token KL coefficient beta (thesis 0.2).
         kl_estimator: ``kl`` (k1), ``abs``, ``mse``, ``k3``.
@@ -69,7 +70,7 @@ class AlgoConfig:
         max_grad_norm: gradient clipping (needed for stable small models; 0 disables).
     """
 
-    name: Literal["ppo", "nlpo", "kto"] = "kto"
+    name: str = "kto"
     lr: float = 1e-3
     kl_coef: float = 0.2
     kl_estimator: Literal["kl", "abs", "mse", "k3"] = "kl"
@@ -143,11 +144,16 @@ def check_on_policy(algo: str, sampling: SamplingConfig, lora_dropout: float, wh
     stored "old" log-probs belong to another distribution and the ratio clip act on noise.
 
     Raises:
-        ConfigError: for ``temperature != 1``, ``top_p < 1`` or LoRA dropout > 0.
+        ConfigError: ``algo`` is not a registered algorithm (did-you-mean), or an on-policy
+            algorithm with ``temperature != 1``, ``top_p < 1`` or LoRA dropout > 0.
     """
     from lowshot.errors import ConfigError
 
-    if algo not in ("ppo", "nlpo"):
+    try:
+        rule = ALGORITHMS.get(algo)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: algorithms: {err}") from None
+    if not rule.on_policy:
         return
     bad = []
     if sampling.temperature != 1.0:
@@ -216,6 +222,51 @@ def kto_update(policy: SpeakerPolicy, opt: torch.optim.Optimizer, rollout: Rollo
     norm = _step(policy, opt, out.loss, cfg.max_grad_norm)
     return {"loss": float(out.loss.detach()), "kl_ref": float(z), "grad_norm": norm,
             "desirable_frac": float(desirable.float().mean())}
+
+
+# ---------------------------------------------------------------------------- algorithms
+class UpdateRule:
+    """An online update rule, registered in :data:`lowshot._registry.ALGORITHMS` by name.
+
+    Attributes:
+        on_policy: its ratio needs samples from pi_theta itself (:func:`check_on_policy`).
+        masked: it samples under a top-p mask of a periodically refreshed snapshot (NLPO).
+    """
+
+    on_policy: bool = False
+    masked: bool = False
+
+    def update(self, policy: SpeakerPolicy, opt: torch.optim.Optimizer, rollout: Rollout,
+               rewards: np.ndarray, cfg: AlgoConfig) -> dict[str, float]:
+        """One update on a batch of episodes; returns training statistics."""
+        raise NotImplementedError
+
+
+@ALGORITHMS.register("ppo")
+class PPO(UpdateRule):
+    """PPO with a per-token KL penalty to pi_0 (:func:`ppo_update`)."""
+
+    on_policy = True
+
+    def update(self, policy: SpeakerPolicy, opt: torch.optim.Optimizer, rollout: Rollout,
+               rewards: np.ndarray, cfg: AlgoConfig) -> dict[str, float]:
+        return ppo_update(policy, opt, rollout, rewards, cfg)
+
+
+@ALGORITHMS.register("nlpo")
+class NLPO(PPO):
+    """PPO sampling under the top-p mask of a snapshot refreshed every ``mask_update_every`` updates."""
+
+    masked = True
+
+
+@ALGORITHMS.register("kto")
+class KTO(UpdateRule):
+    """KTO on desirable / undesirable episodes (:func:`kto_update`)."""
+
+    def update(self, policy: SpeakerPolicy, opt: torch.optim.Optimizer, rollout: Rollout,
+               rewards: np.ndarray, cfg: AlgoConfig) -> dict[str, float]:
+        return kto_update(policy, opt, rollout, rewards, cfg)
 
 
 # ---------------------------------------------------------------------------- loop
@@ -298,6 +349,7 @@ def adapt(policy: SpeakerPolicy, game: Game, algo: AlgoConfig, loop: LoopConfig,
     from lowshot.utils.io import save_state
 
     check_on_policy(algo.name, loop.sampling, policy.lora.dropout if policy.lora else 0.0)
+    rule: UpdateRule = ALGORITHMS.get(algo.name)()
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     opt = torch.optim.Adam(policy.trainable_parameters(), lr=algo.lr)
@@ -363,18 +415,14 @@ def adapt(policy: SpeakerPolicy, game: Game, algo: AlgoConfig, loop: LoopConfig,
         record(0)
         checkpoint(0)
     for u in range(start, n_updates):
-        if algo.name == "nlpo" and u % algo.mask_update_every == 0:
+        if rule.masked and u % algo.mask_update_every == 0:
             mask_adapter = policy.snapshot()
         episodes = game.sample(loop.episodes_per_update, rng)
-        roll = policy.sample(episodes, loop.sampling,
-                             mask_adapter=mask_adapter if algo.name == "nlpo" else None,
+        roll = policy.sample(episodes, loop.sampling, mask_adapter=mask_adapter if rule.masked else None,
                              mask_top_p=algo.top_p_mask, min_tokens_to_keep=algo.min_tokens_to_keep)
         rewards = game.play(episodes, roll.texts)
         policy.model.train()
-        if algo.name == "kto":
-            stats = kto_update(policy, opt, roll, rewards, algo)
-        else:
-            stats = ppo_update(policy, opt, roll, rewards, algo)
+        stats = rule.update(policy, opt, roll, rewards, algo)
         log.append({"update": u, "reward": float(np.mean(rewards)), **stats})
         done = (u + 1) * loop.episodes_per_update
         if u + 1 == n_updates:
