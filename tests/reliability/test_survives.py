@@ -648,14 +648,18 @@ def test_a_rejected_run_does_not_block_the_fixed_rerun(fresh, capsys):
 # ------------------------------------------------------------------------------ 11/12 for the comm recipe
 # The comm adaptation loop commits its run state (adapter, optimiser, RNGs, curves) through the same
 # CheckpointChain, chain ``state`` in checkpoints/seed0/<algorithm>-<listener>/, at every evaluation.
-# A tiny KTO speaker against the colour-blind pixel listener: 5 updates, a commit after each.
-COMM_CONFIG = {
-    "recipe": "comm", "name": "tiny_comm", "world": "synthetic", "game": "rei",
-    "listeners": ["grayscale"], "seeds": [0], "algorithms": {"kto": {"lr": 3e-3}},
-    "loop": {"interactions": 15, "eval_every": 3, "episodes_per_update": 3},
-    "world_config": {"n_objects": 1, "train_images": 16, "test_images": 8, "test_episodes": 8, "budget": 1,
-                     "lora": {"r": 4, "alpha": 8.0}, "speaker": {"sft_steps": 15, "sft_batch_size": 8}},
-}
+# A tiny KTO speaker (the world's ``tiny`` preset) against the colour-blind pixel listener: 5
+# updates, a commit after each.
+def comm_config() -> dict[str, object]:
+    from lowshot.comm.world import WorldConfig
+    from lowshot.config.schema import to_dict
+
+    return {"recipe": "comm", "name": "tiny_comm", "world": "synthetic", "game": "rei",
+            "listeners": ["grayscale"], "seeds": [0], "algorithms": {"kto": {"lr": 3e-3}},
+            "loop": {"interactions": 15, "eval_every": 3, "episodes_per_update": 3},
+            "world_config": to_dict(WorldConfig.tiny())}
+
+
 COMM_CHAIN = Path("checkpoints") / "seed0" / "kto-grayscale"
 
 
@@ -703,7 +707,7 @@ def comm_reference(tmp_path_factory) -> Path:
 
     build_parser()
     tmp = tmp_path_factory.mktemp("comm_reference")
-    (tmp / "tiny_comm.yaml").write_text(yaml.safe_dump(COMM_CONFIG))
+    (tmp / "tiny_comm.yaml").write_text(yaml.safe_dump(comm_config()))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -728,7 +732,7 @@ COMM_CASES = [
 def test_comm_runs_survive_kills_and_damaged_checkpoints(points, damage, expected, comm_reference, tmp_path,
                                                          capsys, one_torch_thread):
     config, run = tmp_path / "tiny_comm.yaml", tmp_path / "run"
-    config.write_text(yaml.safe_dump(COMM_CONFIG))
+    config.write_text(yaml.safe_dump(comm_config()))
     for point in points:
         run_killed(config, run, point)
     if damage is not None:
