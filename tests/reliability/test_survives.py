@@ -168,6 +168,16 @@ def run_killed(config: Path, run: Path, point: KillPoint, *extra: str) -> None:
     assert forked(body) == -signal.SIGKILL, f"the run did not reach: {point.what}"
 
 
+def kill_damage_rerun(config: Path, run: Path, points: list[KillPoint], damage: Callable[[Path], None] | None,
+                      capsys) -> tuple[int, str]:
+    """Kill one run per point, damage what is left, then rerun; returns (exit code, stderr)."""
+    for point in points:
+        run_killed(config, run, point)
+    if damage is not None:
+        damage(run)
+    return lowshot(capsys, "reproduce", config, "--run-dir", run)
+
+
 # ------------------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
@@ -354,11 +364,7 @@ def test_adverb_runs_survive_kills_and_damaged_checkpoints(points, damage, expec
     config, run = tmp_path / "tiny_adverbs.yaml", tmp_path / "run"
     config.write_text(yaml.safe_dump(ADVERB_CONFIG))
     shutil.copytree(adverb_reference / "data", run / "data")
-    for point in points:
-        run_killed(config, run, point)
-    if damage is not None:
-        damage(run)
-    rc, err = lowshot(capsys, "reproduce", config, "--run-dir", run)
+    rc, err = kill_damage_rerun(config, run, points, damage, capsys)
     if expected is SAME:
         assert rc == 0, err
         assert _adverb_files(run) == _adverb_files(adverb_reference)
@@ -733,11 +739,7 @@ def test_comm_runs_survive_kills_and_damaged_checkpoints(points, damage, expecte
                                                          capsys, one_torch_thread):
     config, run = tmp_path / "tiny_comm.yaml", tmp_path / "run"
     config.write_text(yaml.safe_dump(comm_config()))
-    for point in points:
-        run_killed(config, run, point)
-    if damage is not None:
-        damage(run)
-    rc, err = lowshot(capsys, "reproduce", config, "--run-dir", run)
+    rc, err = kill_damage_rerun(config, run, points, damage, capsys)
     if expected is SAME:
         assert rc == 0, err
         assert _comm_files(run) == _comm_files(comm_reference)

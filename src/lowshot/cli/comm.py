@@ -8,8 +8,8 @@ from pathlib import Path
 
 
 def _demo_config(args: argparse.Namespace):
-    from lowshot.recipes.comm import load_config
     from lowshot.config.paper import load_paper_config
+    from lowshot.recipes.comm import load_config
 
     data = load_paper_config(f"comm.{args.setting}", args.overrides)
     if args.quick:
