@@ -1,6 +1,7 @@
 """One registry mechanism for everything that is looked up by name.
 
-Models, methods, benchmarks, encoders and paper configs are registered under a
+Models, methods, benchmarks, encoders, recipes and the comm family's algorithms and
+worlds are registered under a
 name and retrieved with :meth:`Registry.get`, which fails with a did-you-mean
 message. Nothing in lowshot is chosen by substring matching or ``getattr``.
 """
@@ -79,3 +80,7 @@ ENCODERS: Registry = Registry("encoder")
 #: recipe name -> callable(config: dict, run_dir: Path | None) -> result dict.
 #: A paper YAML names its recipe (``recipe: gzsl``); the recipe validates the rest.
 RECIPES: Registry = Registry("recipe")
+#: comm: online update rule name -> its class (``lowshot.comm.adapt``: ppo, nlpo, kto).
+ALGORITHMS: Registry = Registry("algorithm")
+#: comm: world name -> its image pools (``synthetic``: the offline world; released datasets).
+WORLDS: Registry = Registry("world")

@@ -18,7 +18,7 @@ from lowshot.errors import ConfigError
 RECIPE_MODULES = {
     "gzsl": "lowshot.recipes.gzsl",
     "adverbs": "lowshot.recipes.adverbs",
-    "comm": "lowshot.comm.recipe",
+    "comm": "lowshot.recipes.comm",
 }
 _OPTIONAL = {"transformers", "peft", "PIL", "matplotlib", "tensorboard"}
 

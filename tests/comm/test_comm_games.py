@@ -8,9 +8,8 @@ from PIL import Image
 
 from lowshot.comm.agents import Weakened
 from lowshot.comm.attributes import has_color_word, mentioned_values
+from lowshot.comm.episodes import ImageItem, RESItem
 from lowshot.comm.games import (
-    ImageItem,
-    RESItem,
     evaluate_rei,
     evaluate_res,
     mask_iou,

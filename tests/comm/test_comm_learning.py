@@ -9,8 +9,8 @@ import pytest
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
-from lowshot.comm.recipe import load_config, run_world  # noqa: E402
 from lowshot.config.paper import load_paper_config  # noqa: E402
+from lowshot.recipes.comm import load_config, run_world  # noqa: E402
 
 
 @pytest.mark.slow

@@ -138,8 +138,8 @@ def test_recipe_on_clevr_layout_with_local_tiny_llava(tmp_path):
     """The dataset path of the recipe: CLEVR files + an MLLM speaker loaded from a local dir."""
     import json
 
-    from lowshot.comm.recipe import comm_recipe
     from lowshot.comm.render import render, sample_scene, scene_to_clevr
+    from lowshot.recipes.comm import comm_recipe
 
     rng = np.random.default_rng(0)
     root = tmp_path / "data" / "CLEVR_v1.0"

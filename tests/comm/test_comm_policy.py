@@ -158,9 +158,9 @@ def test_ppo_refuses_settings_under_which_the_old_logprobs_are_not_pi_theta(worl
 
 
 def test_comm_config_refuses_off_policy_sampling_for_ppo():
-    from lowshot.comm.recipe import load_config
     from lowshot.config.paper import load_paper_config
     from lowshot.errors import ConfigError
+    from lowshot.recipes.comm import load_config
 
     with pytest.raises(ConfigError, match="temperature"):
         load_config(load_paper_config("comm.demo", ["loop.sampling.temperature=0.7"]))

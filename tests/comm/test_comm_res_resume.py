@@ -13,8 +13,8 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
 import lowshot.comm.adapt as adapt_mod  # noqa: E402
-from lowshot.comm.recipe import comm_recipe, load_config  # noqa: E402
 from lowshot.errors import ConfigError  # noqa: E402
+from lowshot.recipes.comm import comm_recipe, load_config  # noqa: E402
 from lowshot.utils.io import load_state  # noqa: E402
 
 

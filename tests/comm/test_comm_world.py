@@ -10,10 +10,10 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
 from lowshot.comm.gt_speaker import ABLATIONS  # noqa: E402
-from lowshot.comm.recipe import load_config, run_world  # noqa: E402
 from lowshot.comm.world import SpeakerLMConfig, World, WorldConfig, speaker_prompt  # noqa: E402
 from lowshot.config.paper import load_paper_config  # noqa: E402
 from lowshot.errors import ConfigError  # noqa: E402
+from lowshot.recipes.comm import load_config, run_world  # noqa: E402
 
 
 @pytest.fixture(scope="module")

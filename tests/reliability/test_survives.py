@@ -168,6 +168,16 @@ def run_killed(config: Path, run: Path, point: KillPoint, *extra: str) -> None:
     assert forked(body) == -signal.SIGKILL, f"the run did not reach: {point.what}"
 
 
+def kill_damage_rerun(config: Path, run: Path, points: list[KillPoint], damage: Callable[[Path], None] | None,
+                      capsys) -> tuple[int, str]:
+    """Kill one run per point, damage what is left, then rerun; returns (exit code, stderr)."""
+    for point in points:
+        run_killed(config, run, point)
+    if damage is not None:
+        damage(run)
+    return lowshot(capsys, "reproduce", config, "--run-dir", run)
+
+
 # ------------------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
@@ -354,11 +364,7 @@ def test_adverb_runs_survive_kills_and_damaged_checkpoints(points, damage, expec
     config, run = tmp_path / "tiny_adverbs.yaml", tmp_path / "run"
     config.write_text(yaml.safe_dump(ADVERB_CONFIG))
     shutil.copytree(adverb_reference / "data", run / "data")
-    for point in points:
-        run_killed(config, run, point)
-    if damage is not None:
-        damage(run)
-    rc, err = lowshot(capsys, "reproduce", config, "--run-dir", run)
+    rc, err = kill_damage_rerun(config, run, points, damage, capsys)
     if expected is SAME:
         assert rc == 0, err
         assert _adverb_files(run) == _adverb_files(adverb_reference)
@@ -643,3 +649,102 @@ def test_a_rejected_run_does_not_block_the_fixed_rerun(fresh, capsys):
     rc, err = lowshot(capsys, "reproduce", config, "--run-dir", run, "train.epochs=1")
     assert rc == 0, err
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"] == 1
+
+
+# ------------------------------------------------------------------------------ 11/12 for the comm recipe
+# The comm adaptation loop commits its run state (adapter, optimiser, RNGs, curves) through the same
+# CheckpointChain, chain ``state`` in checkpoints/seed0/<algorithm>-<listener>/, at every evaluation.
+# A tiny KTO speaker (the world's ``tiny`` preset) against the colour-blind pixel listener: 5
+# updates, a commit after each.
+def comm_config() -> dict[str, object]:
+    from lowshot.comm.world import WorldConfig
+    from lowshot.config.schema import to_dict
+
+    return {"recipe": "comm", "name": "tiny_comm", "world": "synthetic", "game": "rei",
+            "listeners": ["grayscale"], "seeds": [0], "algorithms": {"kto": {"lr": 3e-3}},
+            "loop": {"interactions": 15, "eval_every": 3, "episodes_per_update": 3},
+            "world_config": to_dict(WorldConfig.tiny())}
+
+
+COMM_CHAIN = Path("checkpoints") / "seed0" / "kto-grayscale"
+
+
+def comm_commit(update: int) -> KillPoint:
+    def matches(path: Path) -> bool:
+        return path.name == "state.json" and json.loads(path.read_text())["epoch"] == update
+
+    return KillPoint(f"kill -9 after the comm state of update {update} is committed", _on_replace(matches))
+
+
+def _comm_files(run: Path) -> dict[str, object]:
+    """result.json without wall-clock seconds, history.jsonl and the final adapter's bytes."""
+    result = json.loads((run / "result.json").read_text())
+    for r in result["runs"]:
+        r.pop("seconds")
+    return {"result.json": result, "history.jsonl": (run / "history.jsonl").read_text(),
+            "last.safetensors": (run / COMM_CHAIN / "last.safetensors").read_bytes()}
+
+
+def _comm_latest(run: Path) -> Path:
+    folder = run / COMM_CHAIN
+    return folder / json.loads((folder / "state.json").read_text())["checkpoint"]
+
+
+def _comm_all_truncated(run: Path) -> None:
+    for p in (run / COMM_CHAIN).glob("state_epoch*.safetensors"):
+        _truncate(p)
+
+
+@pytest.fixture
+def one_torch_thread():
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: bit-for-bit reproducible between the runs
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def comm_reference(tmp_path_factory) -> Path:
+    pytest.importorskip("transformers")
+    pytest.importorskip("peft")
+    import torch
+
+    build_parser()
+    tmp = tmp_path_factory.mktemp("comm_reference")
+    (tmp / "tiny_comm.yaml").write_text(yaml.safe_dump(comm_config()))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["reproduce", str(tmp / "tiny_comm.yaml"), "--run-dir", str(tmp / "run")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return tmp / "run"
+
+
+COMM_CASES = [
+    # id, kill points (one per interrupted attempt), damage after the last kill, expected outcome
+    ("two-kills", [comm_commit(1), comm_commit(3)], None, SAME),
+    ("truncated-checkpoint", [comm_commit(3)], lambda run: _truncate(_comm_latest(run)), SAME),
+    ("overwritten-tensor-bytes", [comm_commit(3)], lambda run: _overwrite_tensor_bytes(_comm_latest(run)), SAME),
+    ("kill-during-checkpoint-write", [killed_while_writing("state_epoch002.safetensors")], None, SAME),
+    ("every-checkpoint-corrupt", [comm_commit(3)], _comm_all_truncated,
+     r"cannot resume from .*state_epoch003\.safetensors.*state_epoch002\.safetensors.*new --run-dir"),
+]
+
+
+@pytest.mark.parametrize("points, damage, expected", [c[1:] for c in COMM_CASES], ids=[c[0] for c in COMM_CASES])
+def test_comm_runs_survive_kills_and_damaged_checkpoints(points, damage, expected, comm_reference, tmp_path,
+                                                         capsys, one_torch_thread):
+    config, run = tmp_path / "tiny_comm.yaml", tmp_path / "run"
+    config.write_text(yaml.safe_dump(comm_config()))
+    rc, err = kill_damage_rerun(config, run, points, damage, capsys)
+    if expected is SAME:
+        assert rc == 0, err
+        assert _comm_files(run) == _comm_files(comm_reference)
+        assert not list(run.rglob("*.tmp")), "orphan temporary files left behind"
+        left = sorted(p.name for p in (run / COMM_CHAIN).glob("state_epoch*.safetensors"))
+        assert left == ["state_epoch004.safetensors", "state_epoch005.safetensors"]  # latest + previous
+    else:
+        assert_refused(rc, err, expected)

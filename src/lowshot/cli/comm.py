@@ -8,8 +8,8 @@ from pathlib import Path
 
 
 def _demo_config(args: argparse.Namespace):
-    from lowshot.comm.recipe import load_config
     from lowshot.config.paper import load_paper_config
+    from lowshot.recipes.comm import load_config
 
     data = load_paper_config(f"comm.{args.setting}", args.overrides)
     if args.quick:
@@ -25,7 +25,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """
     import torch
 
-    from lowshot.comm.recipe import run_world
+    from lowshot.recipes.comm import run_world
 
     torch.set_num_threads(max(1, args.threads))
     cfg = _demo_config(args)

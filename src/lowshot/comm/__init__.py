@@ -1,5 +1,7 @@
 """Referring-expression games between communicating agents (thesis ch. 7, app. F).
 
+The library of the comm family (its recipe is :mod:`lowshot.recipes.comm`).
+
 Sub-modules (import them directly; the ones that need transformers/peft import them
 lazily so that the core library works without the ``comm`` extra):
 
@@ -14,9 +16,9 @@ lazily so that the core library works without the ``comm`` extra):
 * :mod:`~lowshot.comm.agents`      speaker / listener interfaces
 * :mod:`~lowshot.comm.mllm`        LLaVA / Qwen2-VL / PaliGemma agents on transformers
 * :mod:`~lowshot.comm.policy`      trainable speaker policy: LoRA adapters, value head
+* :mod:`~lowshot.comm.episodes`    image items and REI / RES episode types (shared by agents and games)
 * :mod:`~lowshot.comm.adapt`       PPO / NLPO / KTO online updates and the adaptation loop
 * :mod:`~lowshot.comm.world`       the offline world (tiny word-level speaker LM)
 * :mod:`~lowshot.comm.tiny`        word-level tokenizers, tiny random LM / LLaVA / Qwen2-VL / PaliGemma
 * :mod:`~lowshot.comm.datasets`    CLEVR, CUB-200-2011, ImageNet folders, RefCOCO readers
-* :mod:`~lowshot.comm.recipe`      the ``comm`` recipe (``lowshot reproduce comm.*``)
 """

@@ -13,7 +13,9 @@ so PPO/NLPO refuse sampling settings under which they are not pi_theta's (temper
 uses the unmasked policy log-probs (RL4LMs), not the log-probs renormalised over the
 top-p mask (which would add up to -log(top_p) per token even at pi_theta = pi_0). With a ``checkpoint_dir`` the whole run state (adapter + value head,
 optimiser, NLPO snapshot, RNG states incl. the listener's, update counter, curves) is
-saved atomically at every evaluation, and re-running resumes from it bit-for-bit.
+committed at every evaluation through the library's one checkpoint format
+(:class:`~lowshot.utils.checkpoint.CheckpointChain`: SHA-256-verified commit records, the
+previous good commit kept), and re-running resumes from it bit-for-bit.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from lowshot._registry import ALGORITHMS
 from lowshot.comm.policy import Rollout, SamplingConfig, SpeakerPolicy
 from lowshot.losses.policy import (
     gae_advantages,
@@ -38,6 +41,7 @@ from lowshot.losses.policy import (
     sequence_logratio,
     whiten,
 )
+from lowshot.utils.checkpoint import CheckpointChain
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class AlgoConfig:
     """Hyperparameters of the update rule (defaults: thesis values where given).
 
     Attributes:
-        name: ``ppo``, ``nlpo`` or ``kto``.
+        name: a registered algorithm (``ppo``, ``nlpo``, ``kto``: :class:`UpdateRule`).
         lr: Adam learning rate (paper grid 1e-7..1e-9 on 7B with LoRA alpha up to 2048).
         kl_coef: PPO/NLPO per-token KL coefficient beta (thesis 0.2).
         kl_estimator: ``kl`` (k1), ``abs``, ``mse``, ``k3``.
@@ -66,7 +70,7 @@ class AlgoConfig:
         max_grad_norm: gradient clipping (needed for stable small models; 0 disables).
     """
 
-    name: Literal["ppo", "nlpo", "kto"] = "kto"
+    name: str = "kto"
     lr: float = 1e-3
     kl_coef: float = 0.2
     kl_estimator: Literal["kl", "abs", "mse", "k3"] = "kl"
@@ -140,11 +144,16 @@ def check_on_policy(algo: str, sampling: SamplingConfig, lora_dropout: float, wh
     stored "old" log-probs belong to another distribution and the ratio clip act on noise.
 
     Raises:
-        ConfigError: for ``temperature != 1``, ``top_p < 1`` or LoRA dropout > 0.
+        ConfigError: ``algo`` is not a registered algorithm (did-you-mean), or an on-policy
+            algorithm with ``temperature != 1``, ``top_p < 1`` or LoRA dropout > 0.
     """
     from lowshot.errors import ConfigError
 
-    if algo not in ("ppo", "nlpo"):
+    try:
+        rule = ALGORITHMS.get(algo)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: algorithms: {err}") from None
+    if not rule.on_policy:
         return
     bad = []
     if sampling.temperature != 1.0:
@@ -215,6 +224,51 @@ def kto_update(policy: SpeakerPolicy, opt: torch.optim.Optimizer, rollout: Rollo
             "desirable_frac": float(desirable.float().mean())}
 
 
+# ---------------------------------------------------------------------------- algorithms
+class UpdateRule:
+    """An online update rule, registered in :data:`lowshot._registry.ALGORITHMS` by name.
+
+    Attributes:
+        on_policy: its ratio needs samples from pi_theta itself (:func:`check_on_policy`).
+        masked: it samples under a top-p mask of a periodically refreshed snapshot (NLPO).
+    """
+
+    on_policy: bool = False
+    masked: bool = False
+
+    def update(self, policy: SpeakerPolicy, opt: torch.optim.Optimizer, rollout: Rollout,
+               rewards: np.ndarray, cfg: AlgoConfig) -> dict[str, float]:
+        """One update on a batch of episodes; returns training statistics."""
+        raise NotImplementedError
+
+
+@ALGORITHMS.register("ppo")
+class PPO(UpdateRule):
+    """PPO with a per-token KL penalty to pi_0 (:func:`ppo_update`)."""
+
+    on_policy = True
+
+    def update(self, policy: SpeakerPolicy, opt: torch.optim.Optimizer, rollout: Rollout,
+               rewards: np.ndarray, cfg: AlgoConfig) -> dict[str, float]:
+        return ppo_update(policy, opt, rollout, rewards, cfg)
+
+
+@ALGORITHMS.register("nlpo")
+class NLPO(PPO):
+    """PPO sampling under the top-p mask of a snapshot refreshed every ``mask_update_every`` updates."""
+
+    masked = True
+
+
+@ALGORITHMS.register("kto")
+class KTO(UpdateRule):
+    """KTO on desirable / undesirable episodes (:func:`kto_update`)."""
+
+    def update(self, policy: SpeakerPolicy, opt: torch.optim.Optimizer, rollout: Rollout,
+               rewards: np.ndarray, cfg: AlgoConfig) -> dict[str, float]:
+        return kto_update(policy, opt, rollout, rewards, cfg)
+
+
 # ---------------------------------------------------------------------------- loop
 @dataclass
 class AdaptResult:
@@ -229,7 +283,7 @@ class AdaptResult:
     train_log: list[dict[str, float]] = field(default_factory=list)
 
 
-STATE_FILE = "state.safetensors"
+STATE_CHAIN = "state"  # CheckpointChain name: state.json, state.prev.json, state_epoch<update>.safetensors
 
 
 def _join_keys(tree: Any, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -242,30 +296,33 @@ def _join_keys(tree: Any, prefix: str = "") -> dict[str, torch.Tensor]:
     return out
 
 
-def save_run_state(path: Path, state: dict[str, Any]) -> None:
-    """Write the run state atomically (safetensors via ``pack_state``) plus a JSON progress sidecar."""
-    from lowshot.utils.io import atomic_write_json, pack_state, save_state
+def save_run_state(chain: CheckpointChain, state: dict[str, Any]) -> None:
+    """Commit the run state: tensors (adapter, NLPO snapshot, optimiser, torch RNG) + JSON loop state."""
+    from lowshot.utils.io import pack_state
 
-    save_state(path, pack_state(state), {"update": str(state["update"])})
-    atomic_write_json(path.with_suffix(".json"), {"update": state["update"], "n_updates": state["n_updates"],
-                                                  "curve": state["curve"]})
+    tensor_keys = ("adapter", "snapshot", "optimizer", "torch_rng")
+    tensors = pack_state({k: state[k] for k in tensor_keys if k in state})
+    chain.commit(int(state["update"]), tensors, {k: v for k, v in state.items() if k not in tensor_keys})
 
 
-def load_run_state(path: Path) -> dict[str, Any] | None:
-    """Read a state written by :func:`save_run_state` (None when there is none)."""
-    from lowshot.utils.io import load_state, unpack_state
+def load_run_state(chain: CheckpointChain) -> dict[str, Any] | None:
+    """The newest verified state committed by :func:`save_run_state` (None when there is none).
 
-    if not path.exists():
+    Raises:
+        CheckpointError: states were committed but none verifies (truncated or overwritten).
+    """
+    from lowshot.utils.io import unpack_state
+
+    restored = chain.restore()
+    if restored is None:
         return None
-    state = unpack_state(load_state(path))
+    _, state, tensors = restored
+    state.update(unpack_state(tensors))
     state["adapter"] = _join_keys(state["adapter"])
     if "snapshot" in state:
         state["snapshot"] = _join_keys(state["snapshot"])
     opt = state.setdefault("optimizer", {})
     opt.setdefault("state", {})
-    for key in ("curve", "log"):  # empty containers do not survive packing
-        state.setdefault(key, [])
-    state.setdefault("best", {})
     return state
 
 
@@ -280,21 +337,25 @@ def adapt(policy: SpeakerPolicy, game: Game, algo: AlgoConfig, loop: LoopConfig,
         algo: update rule.
         loop: schedule.
         seed: seeds episode sampling and token sampling.
-        checkpoint_dir: if given, ``best.safetensors`` and ``last.safetensors`` adapters and the
-            resumable run state ``state.safetensors`` (saved at every evaluation; when it
-            exists the run continues from it, a finished run returns its stored result).
+        checkpoint_dir: if given, the exported ``best.safetensors`` and ``last.safetensors``
+            adapters and the resumable run state, a :class:`~lowshot.utils.checkpoint.CheckpointChain`
+            named ``state`` (committed at every evaluation; when one verifies the run continues
+            from it, falling back to the previous commit if the latest is truncated or
+            overwritten; a finished run returns its stored result).
         on_record: called with every evaluation record (history logging); a resumed run may
             repeat the records after its last saved state.
     """
+    from lowshot.errors import ConfigError
     from lowshot.utils.io import save_state
 
     check_on_policy(algo.name, loop.sampling, policy.lora.dropout if policy.lora else 0.0)
+    rule: UpdateRule = ALGORITHMS.get(algo.name)()
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     opt = torch.optim.Adam(policy.trainable_parameters(), lr=algo.lr)
     mask_adapter: str | None = None
     n_updates = loop.interactions // loop.episodes_per_update
-    state_path = checkpoint_dir / STATE_FILE if checkpoint_dir is not None else None
+    chain = CheckpointChain(checkpoint_dir, STATE_CHAIN) if checkpoint_dir is not None else None
 
     def describe(eps: Sequence[Any]) -> list[str]:
         return policy.describe(eps, loop.eval_max_new_tokens)
@@ -308,23 +369,24 @@ def adapt(policy: SpeakerPolicy, game: Game, algo: AlgoConfig, loop: LoopConfig,
     prior_seconds = 0.0
 
     def checkpoint(updates: int) -> None:
-        if state_path is None:
+        if chain is None:
             return
         state: dict[str, Any] = {
             "update": updates, "n_updates": n_updates, "adapter": policy.adapter_state(),
             "optimizer": opt.state_dict(), "curve": curve, "log": log, "best": best, "best_at": best_at,
             "seconds": prior_seconds + time.perf_counter() - t0,
-            "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}}
+            "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
         if mask_adapter is not None:
             state["snapshot"] = policy.adapter_state(mask_adapter)
         if game.get_state is not None:
             state["game"] = game.get_state()
-        save_run_state(state_path, state)
+        save_run_state(chain, state)
 
-    saved = load_run_state(state_path) if state_path is not None else None
+    saved = load_run_state(chain) if chain is not None else None
     if saved is not None:
         if saved["n_updates"] != n_updates:
-            raise ValueError(f"{state_path} is a run of {saved['n_updates']} updates, not {n_updates}")
+            raise ConfigError(f"{chain.latest_path} is a run of {saved['n_updates']} updates, not {n_updates}; "
+                              "pass a new --run-dir for another schedule")
         policy.load_adapter_state(saved["adapter"])
         opt.load_state_dict(saved["optimizer"])
         if "snapshot" in saved:
@@ -334,8 +396,8 @@ def adapt(policy: SpeakerPolicy, game: Game, algo: AlgoConfig, loop: LoopConfig,
             game.set_state(saved["game"])
         curve, log, best = list(saved["curve"]), list(saved["log"]), dict(saved["best"])
         best_at, start, prior_seconds = int(saved["best_at"]), int(saved["update"]), float(saved["seconds"])
-        rng.bit_generator.state = saved["rng"]["numpy"]
-        torch.set_rng_state(saved["rng"]["torch"])
+        rng.bit_generator.state = saved["numpy_rng"]
+        torch.set_rng_state(saved["torch_rng"])
 
     def record(done: int) -> None:
         nonlocal best, best_at
@@ -353,18 +415,14 @@ def adapt(policy: SpeakerPolicy, game: Game, algo: AlgoConfig, loop: LoopConfig,
         record(0)
         checkpoint(0)
     for u in range(start, n_updates):
-        if algo.name == "nlpo" and u % algo.mask_update_every == 0:
+        if rule.masked and u % algo.mask_update_every == 0:
             mask_adapter = policy.snapshot()
         episodes = game.sample(loop.episodes_per_update, rng)
-        roll = policy.sample(episodes, loop.sampling,
-                             mask_adapter=mask_adapter if algo.name == "nlpo" else None,
+        roll = policy.sample(episodes, loop.sampling, mask_adapter=mask_adapter if rule.masked else None,
                              mask_top_p=algo.top_p_mask, min_tokens_to_keep=algo.min_tokens_to_keep)
         rewards = game.play(episodes, roll.texts)
         policy.model.train()
-        if algo.name == "kto":
-            stats = kto_update(policy, opt, roll, rewards, algo)
-        else:
-            stats = ppo_update(policy, opt, roll, rewards, algo)
+        stats = rule.update(policy, opt, roll, rewards, algo)
         log.append({"update": u, "reward": float(np.mean(rewards)), **stats})
         done = (u + 1) * loop.episodes_per_update
         if u + 1 == n_updates:

@@ -8,15 +8,13 @@ rewards with the same parser for every listener. A perceptual weakness wraps any
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
 
+from lowshot.comm.episodes import REIEpisode, RESEpisode
 from lowshot.comm.perception import Transform
-
-if TYPE_CHECKING:
-    from lowshot.comm.games import REIEpisode, RESEpisode
 
 
 @runtime_checkable

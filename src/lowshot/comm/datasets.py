@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from lowshot.comm.games import ImageItem, RESItem
+from lowshot._registry import WORLDS
+from lowshot.comm.episodes import ImageItem, RESItem
 from lowshot.comm.render import Scene, SceneObject
 from lowshot.errors import DataError, UntrustedPickleError
 
@@ -114,6 +115,29 @@ def read_image_folder(root: str | Path, synset_file: str | Path | None = None) -
     if not items:
         raise DataError(f"no images under {root}/<class>/")
     return items
+
+
+# ---------------------------------------------------------------------------- dataset worlds
+class DatasetWorld:
+    """A released REI dataset as a world (registered in :data:`lowshot._registry.WORLDS`).
+
+    Args:
+        read: ``(base, split, synset_file | None) -> items`` for one split.
+    """
+
+    offline = False  # needs the data root and an MLLM speaker
+
+    def __init__(self, read: Any) -> None:
+        self.read = read
+
+    def pool(self, base: Path, split: str, synset_file: Path | None = None) -> list[ImageItem]:
+        """The REI items of ``split`` under ``base`` (the dataset folder)."""
+        return self.read(base, split, synset_file)
+
+
+WORLDS.register("clevr")(DatasetWorld(lambda base, split, _syn: read_clevr(base, split)))
+WORLDS.register("cub")(DatasetWorld(lambda base, split, _syn: read_cub(base, split)))
+WORLDS.register("imagenet")(DatasetWorld(lambda base, split, syn: read_image_folder(base / split, syn)))
 
 
 # ---------------------------------------------------------------------------- RefCOCO

@@ -13,58 +13,14 @@ binarised at 0.5 where an algorithm needs a binary signal (KTO).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
-from PIL import Image
 
 from lowshot.comm.agents import REIListener, RESListener
 from lowshot.comm.attributes import has_color_word
+from lowshot.comm.episodes import ImageItem, REIEpisode, RESEpisode, RESItem
 from lowshot.comm.parsing import rei_reward
-from lowshot.comm.perception import draw_red_circle
-from lowshot.comm.render import Scene
 from lowshot.errors import DataError
-
-
-@dataclass(frozen=True, eq=False)
-class ImageItem:
-    """An image in a pool: a loader, an optional class label and optional scene annotations."""
-
-    key: str
-    load: Callable[[], Image.Image]
-    label: str | None = None
-    scene: Scene | None = None
-
-    @cached_property
-    def image(self) -> Image.Image:
-        return self.load().convert("RGB")
-
-
-@dataclass(frozen=True, eq=False)
-class REIEpisode:
-    """One REI game.
-
-    Attributes:
-        target: the target item; ``confounder``: the other one.
-        speaker_target_side: 0 when the target is the left image in the speaker's view.
-        listener_target_side: 0 when the target is left / picture 1 for the listener.
-    """
-
-    target: ImageItem
-    confounder: ImageItem
-    speaker_target_side: int
-    listener_target_side: int
-
-    @property
-    def speaker_images(self) -> tuple[Image.Image, Image.Image]:
-        pair = (self.target.image, self.confounder.image)
-        return pair if self.speaker_target_side == 0 else (pair[1], pair[0])
-
-    @property
-    def listener_images(self) -> tuple[Image.Image, Image.Image]:
-        pair = (self.target.image, self.confounder.image)
-        return pair if self.listener_target_side == 0 else (pair[1], pair[0])
 
 
 def sample_rei_episodes(pool: Sequence[ImageItem], n: int, rng: np.random.Generator,
@@ -85,51 +41,6 @@ def sample_rei_episodes(pool: Sequence[ImageItem], n: int, rng: np.random.Genera
             continue
         out.append(REIEpisode(t, c, int(rng.integers(2)), int(rng.integers(2))))
     return out
-
-
-@dataclass(frozen=True, eq=False)
-class RESItem:
-    """An image with referable objects: boxes ``(x0, y0, x1, y1)``, masks and expressions."""
-
-    key: str
-    load: Callable[[], Image.Image]
-    boxes: tuple[tuple[float, float, float, float], ...]
-    masks: Callable[[int], np.ndarray]
-    expressions: tuple[tuple[str, ...], ...] = ()
-    scene: Scene | None = None
-
-    @cached_property
-    def image(self) -> Image.Image:
-        return self.load().convert("RGB")
-
-
-@dataclass(frozen=True, eq=False)
-class RESEpisode:
-    """One RES game on ``item`` about object ``target``."""
-
-    item: RESItem
-    target: int
-    circle_width: int = 3
-    _cache: dict = field(default_factory=dict, repr=False)
-
-    @property
-    def speaker_image(self) -> Image.Image:
-        if "speaker" not in self._cache:
-            self._cache["speaker"] = draw_red_circle(self.item.image, self.item.boxes[self.target],
-                                                     self.circle_width)
-        return self._cache["speaker"]
-
-    @property
-    def listener_image(self) -> Image.Image:
-        return self.item.image
-
-    @property
-    def gt_mask(self) -> np.ndarray:
-        return self.item.masks(self.target)
-
-    @property
-    def gt_expressions(self) -> tuple[str, ...]:
-        return self.item.expressions[self.target] if self.item.expressions else ()
 
 
 def sample_res_episodes(pool: Sequence[RESItem], n: int, rng: np.random.Generator) -> list[RESEpisode]:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from lowshot.comm.attributes import ATTRIBUTE_TYPES
-from lowshot.comm.games import REIEpisode, RESEpisode
+from lowshot.comm.episodes import REIEpisode, RESEpisode
 from lowshot.comm.render import Scene
 from lowshot.errors import ConfigError
 

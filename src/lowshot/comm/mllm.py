@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from lowshot._registry import Registry
-from lowshot.comm.games import REIEpisode, RESEpisode
+from lowshot.comm.episodes import REIEpisode, RESEpisode
 from lowshot.comm.perception import side_by_side
 from lowshot.errors import ConfigError
 

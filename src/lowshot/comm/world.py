@@ -25,13 +25,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from lowshot._registry import WORLDS
 from lowshot.comm.agents import Weakened
 from lowshot.comm.attributes import ATTRIBUTE_TYPES, ATTRIBUTES
+from lowshot.comm.episodes import ImageItem, REIEpisode, RESEpisode, RESItem
 from lowshot.comm.games import (
-    ImageItem,
-    REIEpisode,
-    RESEpisode,
-    RESItem,
     evaluate_rei,
     evaluate_res,
     play_rei,
@@ -91,6 +89,13 @@ class WorldConfig:
     speaker: SpeakerLMConfig = field(default_factory=SpeakerLMConfig)
     lora: LoraSpec = field(default_factory=lambda: LoraSpec(r=8, alpha=16.0))
 
+    @classmethod
+    def tiny(cls) -> WorldConfig:
+        """The smallest useful world (tests, smoke runs): 16 / 8 one-object scenes, 8 held-out
+        episodes, a LoRA of rank 4 and a 15-step speaker warm-up."""
+        return cls(n_objects=1, train_images=16, test_images=8, test_episodes=8, budget=1,
+                   lora=LoraSpec(r=4, alpha=8.0), speaker=SpeakerLMConfig(sft_steps=15, sft_batch_size=8))
+
 
 def scene_pool(n: int, rng: np.random.Generator, cfg: WorldConfig, prefix: str) -> list[ImageItem]:
     """``n`` rendered scenes as pool items (images drawn lazily, then cached)."""
@@ -137,6 +142,7 @@ def speaker_prompt(episode: REIEpisode | RESEpisode) -> str:
     return f"<bos> target {_scene_words(target)} other {_scene_words(other)} say"
 
 
+@WORLDS.register("synthetic")
 class World:
     """Pools, held-out episodes, listeners and the tiny speaker of one seed.
 
@@ -145,6 +151,8 @@ class World:
         seed: seeds pools, held-out episodes and the speaker's init.
         game: ``rei`` (two images) or ``res`` (one scene, segment the target object).
     """
+
+    offline = True  # renders its own scenes and pretrains its own speaker: no data root
 
     def __init__(self, cfg: WorldConfig, seed: int = 0, game: Literal["rei", "res"] = "rei") -> None:
         from lowshot.comm.tiny import tiny_causal_lm, word_tokenizer

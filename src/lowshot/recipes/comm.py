@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from lowshot._registry import RECIPES
+from lowshot._registry import RECIPES, WORLDS
 
 # importing transformers/peft is deferred to run time (the comm extra is optional)
 from lowshot.comm.adapt import AlgoConfig, LoopConfig, check_on_policy
@@ -46,9 +46,16 @@ class AgentConfig:
 
 
 @dataclass(frozen=True)
-class DataConfig:
-    """Where the REI images come from (paths relative to the data root)."""
+class CommDataConfig:
+    """Where the REI images come from.
 
+    Attributes:
+        root: the data root (``--data-root`` beats it; ``$LOWSHOT_DATA_ROOT`` is the fallback:
+            :func:`lowshot.utils.paths.resolve_data_root`).
+        path / synset_file: relative to the data root.
+    """
+
+    root: str = ""
     path: str = ""
     train_split: str = "train"
     test_split: str = "val"
@@ -62,7 +69,8 @@ class CommConfig:
     Attributes:
         recipe: always ``comm``.
         name: setting name (set by the loader).
-        world: ``synthetic`` (offline world) or a dataset (``clevr``, ``cub``, ``imagenet``).
+        world: a registered world: ``synthetic`` (offline world) or a dataset (``clevr``,
+            ``cub``, ``imagenet``).
         game: ``rei`` or ``res`` (RES: synthetic world only; KTO must use ``binary_ge`` with
             ``desirable_threshold`` 0.5, i.e. IoU >= 0.5 is desirable).
         speaker / listener: agents for dataset worlds (MLLMs from local paths); in the
@@ -80,11 +88,11 @@ class CommConfig:
 
     recipe: str = "comm"
     name: str = ""
-    world: Literal["synthetic", "clevr", "cub", "imagenet"] = "synthetic"
+    world: str = "synthetic"
     game: Literal["rei", "res"] = "rei"
     speaker: AgentConfig = field(default_factory=AgentConfig)
     listener: AgentConfig = field(default_factory=lambda: AgentConfig(family="pixel"))
-    data: DataConfig = field(default_factory=DataConfig)
+    data: CommDataConfig = field(default_factory=CommDataConfig)
     test_episodes: int = 300
     lora: LoraSpec = field(default_factory=lambda: LoraSpec(r=64, alpha=128.0))
     listeners: tuple[str, ...] = ("grayscale", "normal")
@@ -95,6 +103,18 @@ class CommConfig:
     provenance: Provenance = field(default_factory=Provenance)
 
 
+def comm_world(name: str, where: str = "comm") -> Any:
+    """The registered world ``name`` (:class:`~lowshot.comm.world.World` or a
+    :class:`~lowshot.comm.datasets.DatasetWorld`); unknown names fail with a did-you-mean."""
+    import lowshot.comm.datasets  # noqa: F401  (registers the dataset worlds)
+    from lowshot.errors import ConfigError
+
+    try:
+        return WORLDS.get(name)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: world: {err}") from None
+
+
 def load_config(mapping: dict[str, Any]) -> CommConfig:
     """Strictly validate a mapping (YAML + overrides) into :class:`CommConfig`."""
     from lowshot.errors import ConfigError
@@ -102,11 +122,12 @@ def load_config(mapping: dict[str, Any]) -> CommConfig:
     where = str(mapping.get("name", "comm"))
     cfg = from_dict(CommConfig, mapping, where=where)
     algos = {k: replace(v, name=k) if v.name != k else v for k, v in cfg.algorithms.items()}
-    lora = cfg.world_config.lora if cfg.world == "synthetic" else cfg.lora
+    world = comm_world(cfg.world, where)
+    lora = cfg.world_config.lora if world.offline else cfg.lora
     for name in algos:
         check_on_policy(name, cfg.loop.sampling, lora.dropout, where)
     if cfg.game == "res":
-        if cfg.world != "synthetic":
+        if not world.offline:
             raise ConfigError(f"{where}: game 'res' runs in the synthetic world only")
         kto = algos.get("kto")
         if kto is not None and not (kto.binary_ge and kto.desirable_threshold == 0.5):
@@ -197,36 +218,35 @@ def run_world(cfg: CommConfig, run_dir: Path | None = None, log: Any = print) ->
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Mean before/after success, colour-word rate (and RES mIoU) per (algorithm, listener) over seeds."""
+    """Mean and std over seeds of before/after success, colour-word rate (and RES mIoU) per
+    (algorithm, listener).
+
+    Returns:
+        ``{"<algorithm>/<listener>": {"success_before": mean, "success_before_std": std, ...,
+        "seeds": n}}`` (std: population std over seeds, as every lowshot recipe reports it).
+    """
+    from lowshot.utils.seed import seed_mean_std
+
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
         groups.setdefault(f"{r['algorithm']}/{r['listener']}", []).append(r)
+    metrics = {"success": "success_rate", "color": "color_word_rate", "miou": "miou"}
     out = {}
     for k, rs in groups.items():
-        n = len(rs)
-        out[k] = {
-            "success_before": sum(r["before"]["success_rate"] for r in rs) / n,
-            "success_after": sum(r["after"]["success_rate"] for r in rs) / n,
-            "color_before": sum(r["before"]["color_word_rate"] for r in rs) / n,
-            "color_after": sum(r["after"]["color_word_rate"] for r in rs) / n,
-            "seeds": n,
-        }
-        if all("miou" in r["after"] for r in rs):
-            out[k]["miou_before"] = sum(r["before"]["miou"] for r in rs) / n
-            out[k]["miou_after"] = sum(r["after"]["miou"] for r in rs) / n
+        per_seed = [{f"{name}_{when}": r[when][key] for name, key in metrics.items() for when in ("before", "after")
+                     if all(key in x[when] for x in rs)} for r in rs]
+        out[k] = {}
+        for name, st in seed_mean_std(per_seed, per_seed[0].keys()).items():
+            out[k][name] = st["mean"]
+            out[k][f"{name}_std"] = st["std"]
+        out[k]["seeds"] = len(rs)
     return out
 
 
 def _pool(cfg: CommConfig, root: Path, split: str) -> list[Any]:
-    from lowshot.comm import datasets
-
     base = root / cfg.data.path if cfg.data.path else root
-    if cfg.world == "clevr":
-        return datasets.read_clevr(base, split)
-    if cfg.world == "cub":
-        return datasets.read_cub(base, split)
     syn = root / cfg.data.synset_file if cfg.data.synset_file else None
-    return datasets.read_image_folder(base / split, syn)
+    return comm_world(cfg.world, cfg.name).pool(base, split, syn)
 
 
 def _resolve(path: str, root: Path | None) -> str:
@@ -237,8 +257,6 @@ def _resolve(path: str, root: Path | None) -> str:
 def run_dataset(cfg: CommConfig, run_dir: Path | None, data_root: Path | None,
                 log: Any = print) -> dict[str, Any]:
     """REI on a released dataset with an MLLM speaker (LoRA per listener) and MLLM/pixel listeners."""
-    import os
-
     import numpy as np
 
     from lowshot.comm.adapt import Game, adapt
@@ -249,12 +267,10 @@ def run_dataset(cfg: CommConfig, run_dir: Path | None, data_root: Path | None,
     from lowshot.comm.perception import make_weakness
     from lowshot.comm.policy import SpeakerPolicy
     from lowshot.errors import ConfigError
+    from lowshot.utils.paths import resolve_data_root
     from lowshot.utils.rundir import RunDir
 
-    if data_root is None and os.environ.get("LOWSHOT_DATA_ROOT"):
-        data_root = Path(os.environ["LOWSHOT_DATA_ROOT"])
-    if data_root is None:
-        raise ConfigError(f"world '{cfg.world}' needs --data-root (or $LOWSHOT_DATA_ROOT)")
+    data_root = resolve_data_root(data_root, cfg.data.root, what=f"world '{cfg.world}'")
     if cfg.speaker.family in ("tiny_lm", "pixel") or not cfg.speaker.path:
         raise ConfigError("dataset worlds need an MLLM speaker: speaker.family and speaker.path")
     rd = RunDir(run_dir) if run_dir is not None else None
@@ -305,10 +321,10 @@ def run_dataset(cfg: CommConfig, run_dir: Path | None, data_root: Path | None,
 def comm_recipe(config: dict[str, Any], run_dir: Path, data_root: Path | None = None) -> dict[str, Any]:
     """``lowshot reproduce comm.<setting>`` entry point."""
     cfg = load_config(config)
-    if cfg.world == "synthetic":
+    if comm_world(cfg.world, cfg.name).offline:
         return run_world(cfg, Path(run_dir))
     return run_dataset(cfg, Path(run_dir), data_root)
 
 
-__all__ = ["AgentConfig", "CommConfig", "DataConfig", "load_config", "run_world", "run_dataset",
+__all__ = ["AgentConfig", "CommConfig", "CommDataConfig", "load_config", "run_world", "run_dataset",
            "summarise", "comm_recipe"]

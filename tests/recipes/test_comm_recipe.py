@@ -1,0 +1,60 @@
+"""The comm recipe: config validation through the registries, seed aggregation, data root."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("transformers")
+pytest.importorskip("peft")
+
+from lowshot.errors import ConfigError, DataError  # noqa: E402
+from lowshot.recipes.comm import load_config, run_dataset, summarise  # noqa: E402
+from lowshot.utils.paths import ENV_DATA_ROOT  # noqa: E402
+
+
+def _run(seed: int, algo: str, before: float, after: float, miou: float | None = None) -> dict:
+    def metrics(success: float) -> dict:
+        m = {"success_rate": success, "color_word_rate": 1.0 - success}
+        return m if miou is None else {**m, "miou": miou}
+
+    return {"seed": seed, "algorithm": algo, "listener": "grayscale", "before": metrics(before),
+            "after": metrics(after)}
+
+
+def test_summary_is_mean_and_std_over_seeds():
+    s = summarise([_run(0, "kto", 0.5, 0.75), _run(1, "kto", 0.5, 0.25), _run(0, "ppo", 0.25, 1.0, miou=0.5)])
+    kto = s["kto/grayscale"]
+    assert kto["seeds"] == 2
+    assert kto["success_before"] == 0.5 and kto["success_before_std"] == 0.0
+    assert kto["success_after"] == 0.5 and kto["success_after_std"] == 0.25  # population std
+    assert kto["color_after"] == 0.5 and kto["color_after_std"] == 0.25
+    assert "miou_after" not in kto
+    assert s["ppo/grayscale"]["miou_after"] == 0.5 and s["ppo/grayscale"]["miou_after_std"] == 0.0
+
+
+def test_unknown_algorithm_is_refused_with_a_suggestion():
+    # before the ALGORITHMS registry an unknown key silently ran PPO
+    with pytest.raises(ConfigError, match=r"unknown algorithm 'kot'; did you mean 'kto'\?"):
+        load_config({"name": "x", "algorithms": {"kot": {}}})
+
+
+def test_unknown_world_is_refused_with_a_suggestion():
+    with pytest.raises(ConfigError, match=r"unknown world 'clever'; did you mean 'clevr'\?"):
+        load_config({"name": "x", "world": "clever"})
+
+
+def test_registered_worlds_decide_what_a_world_needs():
+    with pytest.raises(ConfigError, match="game 'res' runs in the synthetic world only"):
+        load_config({"name": "x", "world": "cub", "game": "res",
+                     "algorithms": {"kto": {"binary_ge": True, "desirable_threshold": 0.5}}})
+
+
+def test_dataset_world_data_root_follows_the_one_rule(tmp_path, monkeypatch):
+    monkeypatch.delenv(ENV_DATA_ROOT, raising=False)
+    cfg = load_config({"name": "x", "world": "cub"})
+    with pytest.raises(DataError, match=r"world 'cub' needs a data root: pass --data-root DIR, set data.root"):
+        run_dataset(cfg, None, None)
+    monkeypatch.setenv(ENV_DATA_ROOT, str(tmp_path))  # a folder, but the config's root wins
+    cfg = load_config({"name": "x", "world": "cub", "data": {"root": str(tmp_path / "nope")}})
+    with pytest.raises(DataError, match=r"nope \(from data.root\) is not a folder"):
+        run_dataset(cfg, None, None)
