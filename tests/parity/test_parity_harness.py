@@ -15,8 +15,8 @@ from benchmarks.parity import avca  # noqa: E402
 from benchmarks.parity.data import write_parity_data  # noqa: E402
 from benchmarks.parity.harness import SeedResult, Settings, run_lowshot_seed, table, within_spread  # noqa: E402
 from lowshot.data.av.datasets import dataset_spec  # noqa: E402
-from lowshot.data.av.splits import load_class_split  # noqa: E402
 from lowshot.data.av.embeddings import legacy_misaligned, read_embedding_dict  # noqa: E402
+from lowshot.data.av.splits import load_class_split  # noqa: E402
 
 pytestmark = pytest.mark.data
 

@@ -168,7 +168,7 @@ def test_config_errors(synth_root: Path, tmp_path: Path) -> None:
         run_adverbs(_cfg() | {"trian": {}}, tmp_path / "b", synth_root)
     with pytest.raises(ConfigError, match="unknown method"):
         run_adverbs(_cfg(method="adverbs.regadda"), tmp_path / "c", synth_root)
-    with pytest.raises(ConfigError, match="data root"):
+    with pytest.raises(DataError, match="data root"):
         run_adverbs(_cfg(), tmp_path / "d", None)
     shutil.copytree(synth_root / "splits", tmp_path / "only_splits" / "splits")
     with pytest.raises(DataError, match=r"feature file not found: .*VATEX_Adverbs.*train\.pth"):

@@ -30,7 +30,6 @@ their mean and standard deviation (thesis App. E.5).
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -71,6 +70,7 @@ from lowshot.utils.io import (
     pack_state,
     unpack_state,
 )
+from lowshot.utils.paths import resolve_data_root
 from lowshot.utils.rundir import RunDir
 from lowshot.utils.seed import resolve_device, seed_everything, seed_mean_std
 
@@ -94,12 +94,7 @@ def _data_root(cfg: AdverbsConfig, run_dir: Path, data_root: Path | None) -> Pat
         if not (root / "synth_manifest.json").exists():
             generate(root, spec)
         return root
-    root = data_root or (Path(cfg.data.root) if cfg.data.root else None)
-    if root is None and os.environ.get("LOWSHOT_DATA_ROOT"):
-        root = Path(os.environ["LOWSHOT_DATA_ROOT"])
-    if root is None:
-        raise ConfigError("no data root: pass --data-root, set data.root or $LOWSHOT_DATA_ROOT")
-    return root
+    return resolve_data_root(data_root, cfg.data.root, what="the adverb benchmark")
 
 
 def build_text(cfg: AdverbsConfig, root: Path) -> Any:

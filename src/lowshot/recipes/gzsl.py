@@ -34,6 +34,7 @@ from lowshot.recipes.gzsl_config import DataConfig, ExperimentConfig
 from lowshot.recipes.gzsl_trainer import MethodTrainer
 from lowshot.utils.fingerprint import Fingerprint, array_hash, files_by_hash, files_by_size
 from lowshot.utils.io import atomic_write_json
+from lowshot.utils.paths import resolve_data_root
 from lowshot.utils.rundir import RunDir, check_run_dir
 from lowshot.utils.seed import resolve_device, seed_everything, seed_mean_std
 
@@ -51,12 +52,11 @@ def parse_experiment(config: dict[str, Any]) -> tuple[ExperimentConfig, Any]:
 
 
 def benchmark_root(data: DataConfig, data_root: Path | None, run_dir: Path) -> Path:
-    """Where the data of ``data`` lives: ``<run_dir>/data`` for synthetic data, else the data root."""
-    from lowshot.data.av.gzsl import resolve_data_root
-
+    """Where the data of ``data`` lives: ``<run_dir>/data`` for synthetic data, else the data root
+    (``--data-root`` > ``data.root`` > ``$LOWSHOT_DATA_ROOT``, :mod:`lowshot.utils.paths`)."""
     if data.synthetic is not None:
         return run_dir / "data"
-    return resolve_data_root(data.root or (str(data_root) if data_root else None))
+    return resolve_data_root(data_root, data.root, what="the GZSL benchmark")
 
 
 def load_benchmark(data: DataConfig, data_root: Path | None, run_dir: Path) -> GZSLBenchmark:

@@ -8,7 +8,6 @@ every class of a split's ``.txt`` lists has feature files.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -19,28 +18,19 @@ from lowshot.data.av.datasets import AVDatasetSpec, FeatureFamily
 from lowshot.data.av.featureset import STAGES, FeatureSet
 from lowshot.data.av.splits import ClassSplit
 from lowshot.errors import DataError
+from lowshot.utils.paths import resolve_data_root as resolve_paths_root
 
 ENV_DATA_ROOT = "LOWSHOT_DATA_ROOT"
 
 
 def resolve_data_root(root: str | Path | None) -> Path:
-    """The data root: ``root`` if given, else ``$LOWSHOT_DATA_ROOT``.
+    """The data root: ``root`` if given, else ``$LOWSHOT_DATA_ROOT`` (the rule of
+    :func:`lowshot.utils.paths.resolve_data_root` for callers holding a single explicit value).
 
     Raises:
         DataError: neither is set, or the folder does not exist.
     """
-    value = str(root) if root is not None else os.environ.get(ENV_DATA_ROOT)
-    if not value:
-        raise DataError(
-            "no data root given: pass it (lowshot reproduce: --data-root DIR; lowshot data: the "
-            f"ROOT argument; config: data.root) or set {ENV_DATA_ROOT} to the folder where you unzipped "
-            "the released archives (it holds UCF/, ActivityNet/, VGGSound/)"
-        )
-    path = Path(value).expanduser()
-    if not path.is_dir():
-        source = "argument" if root is not None else ENV_DATA_ROOT
-        raise DataError(f"data root {path} (from {source}) is not a folder")
-    return path
+    return resolve_paths_root(root, None, what="the released audio-visual data")
 
 
 def dataset_dir(root: Path, spec: AVDatasetSpec) -> Path:
