@@ -10,9 +10,10 @@ theta_a / sum / min variants of Table 2.5.
 
 Differences from the published code (ExplainableML/AVCA-GZSL @ 2711aeb), found by a line-by-line
 comparison; the parity harness (``benchmarks/parity``, tables in ``docs/parity.md``) runs the
-published code beside the default and beside all legacy options together. At the reduced
-budgets run there (UCF main split, up to 5 x 200 batches of 128, 3 seeds) both the default and
-the all-legacy setting land within the published seed range on HM and U:
+published code beside the default and beside all legacy options together. On its run A (UCF
+main split, 21 videos per class, 5 x 200 batches of 128, 3 seeds) both the default and the
+all-legacy setting land within the published seed range on HM and U; with 6 videos per class
+(run C) the seed noise is larger than any difference:
 
 * negatives are other-class samples **of the same batch** (class drawn uniformly among the
   other classes present, then a sample of it), not an extra batch of negatives passed
