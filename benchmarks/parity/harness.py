@@ -66,10 +66,10 @@ class SeedResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def cached(path: Path, compute: Callable[[], SeedResult]) -> SeedResult:
-    """Read a cached seed result, or compute and write it."""
+def cached(path: Path, compute: Callable[[], Any], kind: type = SeedResult) -> Any:
+    """Read a cached seed result (a ``kind`` dataclass, JSON at ``path``), or compute and write it."""
     if path.exists():
-        return SeedResult(**json.loads(path.read_text()))
+        return kind(**json.loads(path.read_text()))
     res = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -76,14 +76,14 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.parity.harness import mean_sd
+from benchmarks.parity.harness import cached, mean_sd
 
 SHIM = Path(__file__).with_name("regada_shim.py")
 METRICS = ("map_w", "map_m", "acc_a")
@@ -157,18 +157,6 @@ class SeedRow:
     epochs: dict[str, int]
     s_per_epoch: float
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def cached(path: Path, compute: Callable[[], SeedRow]) -> SeedRow:
-    """Read a cached seed row, or compute and write it."""
-    if path.exists():
-        return SeedRow(**json.loads(path.read_text()))
-    res = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(res), indent=1))
-    tmp.replace(path)
-    return res
 
 
 # ----------------------------------------------------------------------------- data
@@ -406,10 +394,11 @@ def main(argv: list[str] | None = None) -> int:
                     lambda s=seed: run_published_seed(
                         a.upstream, a.upstream_python, data_root, work, st, s
                     ),
+                    SeedRow,
                 )
             else:
                 res = cached(
-                    out, lambda s=seed, row=row: run_lowshot_seed(row, data_root, work, st, s)
+                    out, lambda s=seed, row=row: run_lowshot_seed(row, data_root, work, st, s), SeedRow
                 )
             print(
                 f"[{row} seed {seed}: {time.perf_counter() - start:.0f}s]",
