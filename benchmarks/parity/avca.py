@@ -87,8 +87,9 @@ def _set(args: list[str], flag: str, value: object) -> list[str]:
     return out
 
 
-def _shim(python: Path, repo: Path, cwd: Path, script: str, args: list[str], log: Path) -> float:
-    cmd = [str(python), str(SHIM), "--skip-val-loss", str(repo), script, *args]
+def _shim(python: Path, repo: Path, cwd: Path, script: str, args: list[str], log: Path,
+          options: tuple[str, ...] = ("--skip-val-loss",)) -> float:
+    cmd = [str(python), str(SHIM), *options, str(repo), script, *args]
     start = time.perf_counter()
     with log.open("a") as fh:
         fh.write("$ " + shlex.join(cmd) + "\n")
