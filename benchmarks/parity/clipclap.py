@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.parity.avca import _set, _shim, epoch_seconds, parse_published_eval
-from benchmarks.parity.harness import SeedResult, Settings
+from benchmarks.parity.harness import SeedResult, Settings, variant_overrides
 
 #: ``lowshot data synth`` preset of each split (per-video CLIP/CLAP vector pickles)
 PRESET = {"cls": "clipclap"}
@@ -49,11 +49,8 @@ def lowshot_setting(settings: Settings) -> str:
 
 
 def lowshot_overrides(variant: str, settings: Settings) -> tuple[str, ...]:
-    """Overrides of a variant; ``released`` keys need the legacy row order on the legacy side."""
-    ov = ABLATIONS[variant]
-    if settings.keys == "released" and variant == "legacy":
-        ov = (*ov, "data.legacy_text_order=true")
-    return ov
+    """Overrides of a variant (see :func:`variant_overrides`)."""
+    return variant_overrides(ABLATIONS, variant, settings)
 
 
 def run_published_seed(
