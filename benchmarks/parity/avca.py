@@ -22,7 +22,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from benchmarks.parity.harness import SeedResult, Settings
+from benchmarks.parity.harness import SeedResult, Settings, variant_overrides
 
 SHIM = Path(__file__).with_name("upstream_shim.py")
 
@@ -49,11 +49,8 @@ def lowshot_setting(settings: Settings) -> str:
 
 
 def lowshot_overrides(variant: str, settings: Settings) -> tuple[str, ...]:
-    """Overrides of a variant; ``released`` keys need the legacy row order on the legacy side."""
-    ov = ABLATIONS[variant]
-    if settings.keys == "released" and variant == "legacy":
-        ov = (*ov, "data.legacy_text_order=true")
-    return ov
+    """Overrides of a variant (see :func:`variant_overrides`)."""
+    return variant_overrides(ABLATIONS, variant, settings)
 
 
 def published_commands(repo: Path, settings: Settings) -> dict[str, list[str]]:
@@ -87,8 +84,9 @@ def _set(args: list[str], flag: str, value: object) -> list[str]:
     return out
 
 
-def _shim(python: Path, repo: Path, cwd: Path, script: str, args: list[str], log: Path) -> float:
-    cmd = [str(python), str(SHIM), "--skip-val-loss", str(repo), script, *args]
+def _shim(python: Path, repo: Path, cwd: Path, script: str, args: list[str], log: Path,
+          options: tuple[str, ...] = ("--skip-val-loss",)) -> float:
+    cmd = [str(python), str(SHIM), *options, str(repo), script, *args]
     start = time.perf_counter()
     with log.open("a") as fh:
         fh.write("$ " + shlex.join(cmd) + "\n")

@@ -88,20 +88,28 @@ def write_parity_data(
 
 
 def _align_keys(split_dir: Path, feature_dir: Path, dataset: str, preset: str) -> None:
-    """Rename the manual names (mapping CSV and fastText dict keys) to the original names."""
+    """Rename the manual / CLIP names (mapping CSVs and class-embedding dict keys) to the original names."""
     spec = dataset_spec(dataset)
     mapping = split_dir / spec.mapping_csv
-    with mapping.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-        fields = list(rows[0].keys())
-    renamed = {row["manual"]: row["original"] for row in rows}
-    for row in rows:
-        row["manual"] = row["original"]
-    with mapping.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    renamed = _rename_column(mapping, "manual")
+    if spec.clip_csv and (split_dir / spec.clip_csv).is_file():  # the keys of the ClipClap dicts
+        renamed |= _rename_column(split_dir / spec.clip_csv, "clip_class_name")
     for kind in get_preset(preset).text:
         path = feature_dir / "text" / f"{text_file_stem(kind, spec)}.npy"
         table = read_embedding_dict(path, trust_pickle=True)
         write_embedding_dict(path, {renamed.get(k, k): v for k, v in table.items()})
+
+
+def _rename_column(path: Path, column: str) -> dict[str, str]:
+    """Overwrite ``column`` of a class-name CSV with its ``original`` column; return old -> new."""
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    fields = list(rows[0].keys())
+    renamed = {row[column]: row["original"] for row in rows}
+    for row in rows:
+        row[column] = row["original"]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return renamed

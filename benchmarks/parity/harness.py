@@ -78,6 +78,16 @@ def cached(path: Path, compute: Callable[[], Any], kind: type = SeedResult) -> A
     return res
 
 
+def variant_overrides(
+    ablations: dict[str, tuple[str, ...]], variant: str, settings: Settings
+) -> tuple[str, ...]:
+    """Overrides of a lowshot row; ``released`` keys need the legacy row order on the legacy side."""
+    ov = ablations[variant]
+    if settings.keys == "released" and variant == "legacy":
+        ov = (*ov, "data.legacy_text_order=true")
+    return ov
+
+
 def run_lowshot_seed(
     setting: str, overrides: Sequence[str], data_root: Path, run_dir: Path, settings: Settings, seed: int
 ) -> SeedResult:

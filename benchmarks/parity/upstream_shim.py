@@ -2,7 +2,7 @@
 
 Usage::
 
-    <upstream-python> upstream_shim.py [--skip-val-loss] [--threads N] <repo> <script.py> [args...]
+    <upstream-python> upstream_shim.py [--skip-val-loss] [--skip-hparams-log] [--threads N] <repo> <script.py> [args...]
 
 The shims only change where and how fast the published code runs, never what it computes:
 
@@ -17,7 +17,11 @@ The shims only change where and how fast the published code runs, never what it 
   forwards ``n_batches`` validation batches only to log a loss that nothing uses, and
   computes the validation HM (which selects the epoch and drives the LR scheduler) on the
   first one. With the option, the loop stops after that first batch: HM, selection and the
-  scheduler are unchanged, the logged validation loss is over one batch.
+  scheduler are unchanged, the logged validation loss is over one batch;
+* ``--skip-hparams-log`` (ClipClap ``src.utils.log_hparams``): the published evaluation ends by
+  writing its arguments to TensorBoard and fails there (``del args_dict['audio_hip_blocks']``,
+  a key its own arguments do not have) after the test results are logged. With the option
+  that TensorBoard write is skipped; nothing it computes is used.
 
 This file imports nothing from lowshot (the upstream environment does not have it).
 """
@@ -106,9 +110,16 @@ def _patch_val_step() -> None:
     train_module.val_step = first_batch_val_step
 
 
+def _skip_hparams_log() -> None:
+    import src.utils as utils_module  # the published package; imported by name later
+
+    utils_module.log_hparams = lambda *args, **kwargs: None
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--skip-val-loss", action="store_true")
+    p.add_argument("--skip-hparams-log", action="store_true")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("repo", type=Path)
     p.add_argument("script")
@@ -120,6 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     _stub_torchvision()
     if a.skip_val_loss:
         _patch_val_step()
+    if a.skip_hparams_log:
+        _skip_hparams_log()
     sys.argv = [str(repo / a.script), *a.args]
     runpy.run_path(str(repo / a.script), run_name="__main__")
 
