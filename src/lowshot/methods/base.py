@@ -1,7 +1,14 @@
-"""The contract between GZSL/GFSL methods and the protocol runner.
+"""The method contract (:class:`Method`) and the audio-visual GZSL/GFSL family (:class:`GZSLMethod`).
 
-A method is an ``nn.Module`` that composes a model with its loss terms. The runner only
-calls :meth:`GZSLMethod.collate`, :meth:`GZSLMethod.training_loss` and
+A method is an ``nn.Module`` that composes a model with its loss terms. Every registered
+method subclasses :class:`Method`: it names its hyperparameter schema (``Config``) and its
+``family``, and offers the training hooks (``training_loss``, ``param_groups``,
+``build_optimizer``, ``on_epoch_start``, ``after_step``); its state is its ``state_dict``.
+Scoring is family-specific: :meth:`GZSLMethod.class_scores` here,
+:meth:`~lowshot.methods.adverbs.base.AdverbMethod.action_scores` for video adverbs. A recipe
+builds only methods of its own family (:func:`method_of_family`).
+
+The GZSL runner only calls :meth:`GZSLMethod.collate`, :meth:`GZSLMethod.training_loss` and
 :meth:`GZSLMethod.class_scores`; it never looks inside.
 
 Score convention: ``class_scores`` returns *higher is better* scores. Distance-based methods
@@ -14,16 +21,37 @@ or "subtract beta from seen probabilities" of the published code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from lowshot._registry import METHODS
 from lowshot.data.av.batch import Batch
 from lowshot.data.av.featureset import FeatureSet, SequenceStore
+from lowshot.errors import ConfigError
 
-__all__ = ["Batch", "GZSLMethod", "InputSpec", "OptimizerSettings", "dense_rows", "label_tensors"]
+__all__ = [
+    "Batch",
+    "GZSLMethod",
+    "AdamSettings",
+    "InputSpec",
+    "Method",
+    "OptimizerSettings",
+    "dense_rows",
+    "label_tensors",
+    "method_of_family",
+]
+
+Family = Literal["av_gzsl", "adverbs", "comm"]
+M = TypeVar("M", bound="Method")
+#: how an error message names each family
+FAMILY_NAMES: dict[str, str] = {
+    "av_gzsl": "an audio-visual GZSL (av_gzsl)",
+    "adverbs": "a video-adverb (adverbs)",
+    "comm": "a communication (comm)",
+}
 
 #: the LR scheduler of a stage: stepped once per stage-1 epoch with validation HM, or None
 Scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau
@@ -65,26 +93,100 @@ def dense_rows(features: np.ndarray | SequenceStore, idx: np.ndarray) -> torch.T
     return torch.from_numpy(np.asarray(features[idx], dtype=np.float32))
 
 
-class OptimizerSettings(Protocol):
-    """What the optimiser hook reads from the recipe's training settings (``TrainConfig``)."""
+class AdamSettings(Protocol):
+    """The optimiser settings every recipe's ``TrainConfig`` has."""
 
     lr: float
     weight_decay: float
+
+
+class OptimizerSettings(AdamSettings, Protocol):
+    """What the default optimiser hook reads from the recipe's training settings (``TrainConfig``)."""
+
     lr_scheduler: bool
     lr_factor: float
     lr_patience: int
 
 
-class GZSLMethod(nn.Module):
-    """Base class of audio-visual (G)ZSL / GFSL methods.
+class Method(nn.Module):
+    """The contract every registered method fulfils (one per family subclass, then one per method).
 
-    Subclasses set ``score_kind`` and implement :meth:`training_loss` and
-    :meth:`class_scores`; temporal methods also override :meth:`collate`.
+    Class attributes: ``Config`` (the hyperparameter schema, a frozen dataclass validated
+    strictly from the config's ``model`` block) and ``family`` (which recipe can run it).
+    The ``*context`` of the hooks is family-defined: GZSL passes the training-class
+    embeddings ``[C_train, D_w]``, video adverbs a ``torch.Generator`` (negatives) to
+    ``training_loss`` and ``(optimizer, lr)`` to ``on_epoch_start``.
     """
 
-    score_kind: ClassVar[Literal["distance", "probability"]] = "distance"
-    #: the method's hyperparameter schema (a frozen dataclass); subclasses override
+    #: the method's hyperparameter schema (a frozen dataclass); subclasses set it
     Config: ClassVar[type]
+    #: the recipe family that builds it (``av_gzsl``, ``adverbs``, ``comm``); family base classes set it
+    family: ClassVar[Family]
+
+    def training_loss(self, batch: Any, *context: Any) -> dict[str, Any]:
+        """The loss of one batch: ``{"loss": scalar tensor, ...}`` (family subclasses fix the rest)."""
+        raise NotImplementedError
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Optimiser parameter groups; by default one group ``all`` of the trainable parameters."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "name": "all"}]
+
+    def build_optimizer(self, train: OptimizerSettings) -> tuple[torch.optim.Optimizer, Scheduler | None]:
+        """Optimiser and LR scheduler of one training stage (the trainer calls it once per stage).
+
+        Default: Adam over :meth:`param_groups` (fused: one pass over the parameters instead
+        of ~10, a third of a ClipClap step on CPU) with ``lr`` and ``weight_decay``, and, when
+        ``lr_scheduler`` is on, ``ReduceLROnPlateau`` on the validation metric (mode max,
+        ``lr_factor``, ``lr_patience``). Override for another optimiser; a scheduler must
+        accept ``step(metric)`` and reduce the LR in place.
+        """
+        optimizer = torch.optim.Adam(self.param_groups(), lr=train.lr, weight_decay=train.weight_decay, fused=True)
+        if not train.lr_scheduler:
+            return optimizer, None
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=train.lr_factor, patience=train.lr_patience
+        )
+        return optimizer, scheduler
+
+    def on_epoch_start(self, epoch: int, *context: Any) -> None:
+        """Hook for epoch-dependent behaviour (schedules); default: nothing."""
+
+    def after_step(self, batch: Any, *context: Any) -> None:
+        """Hook after each optimiser step, in training mode, with ``training_loss``'s arguments; default: nothing."""
+
+
+def method_of_family(name: str, base: type[M], recipe: str) -> type[M]:
+    """The method class registered as ``name``, checked to be of ``base``'s family.
+
+    Args:
+        name: registered method name.
+        base: the family base class the recipe runs (``GZSLMethod``, ``AdverbMethod``).
+        recipe: the recipe's name, for the error message.
+
+    Raises:
+        ConfigError: unknown name (with a did-you-mean), or a method of another family.
+    """
+    cls = METHODS.get(name)
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise ConfigError(f"'{name}' is registered as a method but is not a lowshot Method")
+    if not issubclass(cls, base):
+        raise ConfigError(
+            f"'{name}' is {FAMILY_NAMES[cls.family]} method; the {recipe} recipe needs "
+            f"{FAMILY_NAMES[base.family]} method"
+        )
+    return cls
+
+
+class GZSLMethod(Method):
+    """Base class of audio-visual (G)ZSL / GFSL methods, built as ``cls(config, InputSpec)``.
+
+    Subclasses set ``score_kind`` and implement :meth:`training_loss` and
+    :meth:`class_scores`; temporal methods also override :meth:`collate`. The hook context
+    is the training-class embeddings ``[C_train, D_w]``.
+    """
+
+    family: ClassVar[Family] = "av_gzsl"
+    score_kind: ClassVar[Literal["distance", "probability"]] = "distance"
 
     def __init__(self, config: object, spec: InputSpec) -> None:
         super().__init__()
@@ -126,31 +228,3 @@ class GZSLMethod(nn.Module):
     def class_scores(self, batch: Batch, class_embeddings: torch.Tensor) -> torch.Tensor:
         """Scores ``[B, C]`` against ``class_embeddings`` ``[C, D_w]`` (higher is better)."""
         raise NotImplementedError
-
-    def build_optimizer(self, train: OptimizerSettings) -> tuple[torch.optim.Optimizer, Scheduler | None]:
-        """Optimiser and LR scheduler of one training stage (the trainer calls it once per stage).
-
-        Default: Adam (fused: one pass over the parameters instead of ~10, a third of a
-        ClipClap step on CPU) with ``lr`` and ``weight_decay``, and, when ``lr_scheduler`` is
-        on, ``ReduceLROnPlateau`` on validation HM (mode max, ``lr_factor``, ``lr_patience``).
-        Override for another optimiser (parameter groups, a different algorithm); a scheduler
-        must accept ``step(metric)`` and reduce the LR in place.
-        """
-        optimizer = torch.optim.Adam(self.parameters(), lr=train.lr, weight_decay=train.weight_decay, fused=True)
-        if not train.lr_scheduler:
-            return optimizer, None
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=train.lr_factor, patience=train.lr_patience
-        )
-        return optimizer, scheduler
-
-    def on_epoch_start(self, epoch: int) -> None:
-        """Hook for methods with epoch-dependent behaviour (default: nothing)."""
-
-    def after_step(self, batch: Batch, class_embeddings: torch.Tensor) -> None:
-        """Hook after each optimiser step, in training mode (default: nothing).
-
-        Args:
-            batch: the batch just trained on.
-            class_embeddings: ``[C_train, D_w]``, as passed to :meth:`training_loss`.
-        """

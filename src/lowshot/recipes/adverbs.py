@@ -249,9 +249,7 @@ def _fit(
     """
     device = resolve_device(cfg.train.device)
     method = _fresh_method(cfg, data, text, seed, device)
-    opt = torch.optim.Adam(
-        method.param_groups(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
-    )
+    opt, _ = method.build_optimizer(cfg.train)  # adverb methods have no scheduler
     chain = CheckpointChain(run.path / "checkpoints", chain_name)
     restored = _restore_training(chain, method, opt)
     start = 0 if restored is None else restored + 1

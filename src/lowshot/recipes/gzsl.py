@@ -22,12 +22,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from lowshot._registry import METHODS, RECIPES
+from lowshot._registry import RECIPES
 from lowshot.config.schema import from_dict, to_dict
 from lowshot.data.av.featureset import GZSLBenchmark
 from lowshot.errors import ConfigError
 from lowshot.methods import av as _av_methods  # noqa: F401  (registers the methods)
-from lowshot.methods.base import GZSLMethod, InputSpec
+from lowshot.methods.base import GZSLMethod, InputSpec, method_of_family
 from lowshot.protocols.calibration import beta_grid
 from lowshot.protocols.gzsl import TwoStageProtocol
 from lowshot.recipes.gzsl_config import DataConfig, ExperimentConfig
@@ -46,7 +46,7 @@ def parse_experiment(config: dict[str, Any]) -> tuple[ExperimentConfig, Any]:
     """Validate a raw config: the experiment schema, then the method's model schema."""
     name = str(config.get("name", "experiment"))
     exp = from_dict(ExperimentConfig, config, where=name)
-    method_cls = METHODS.get(exp.method)
+    method_cls = method_of_family(exp.method, GZSLMethod, "gzsl")
     model_cfg = from_dict(method_cls.Config, exp.model, where=f"{name}.model")
     return replace(exp, model=to_dict(model_cfg)), model_cfg
 
@@ -127,7 +127,7 @@ def run_seed(
     if done is not None:
         log.info("seed %d already finished in %s", seed, out)
         return done
-    method_cls: type[GZSLMethod] = METHODS.get(exp.method)
+    method_cls = method_of_family(exp.method, GZSLMethod, "gzsl")
     spec = input_spec(benchmark)
     device = resolve_device(exp.train.device, "train.device")
 
@@ -229,7 +229,7 @@ def load_final_method(
     if not weights.is_file():
         raise ConfigError(f"{purpose} needs {weights}, which a finished run writes; this run has not finished")
     bench = load_benchmark(exp.data, None, run_dir)
-    method = METHODS.get(exp.method)(model_cfg, input_spec(bench))
+    method = method_of_family(exp.method, GZSLMethod, "gzsl")(model_cfg, input_spec(bench))
     method.load_state_dict(load_state(weights))
     return exp, method, bench
 

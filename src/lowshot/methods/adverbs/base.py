@@ -22,11 +22,10 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from lowshot._registry import METHODS
 from lowshot.config import from_dict
 from lowshot.errors import ConfigError, DataError
+from lowshot.methods.base import AdamSettings, Family, Method, method_of_family
 from lowshot.protocols.adverbs import AdverbData, LabelledRows
 
 
@@ -118,21 +117,20 @@ class VocabText:
 
 
 # ----------------------------------------------------------------------------- base
-class AdverbMethod(nn.Module):
+class AdverbMethod(Method):
     """Base class: training loss, per-action adverb scores, optional schedule hook.
 
     Subclasses are registered in ``METHODS`` (``@METHODS.register("adverbs.x")``), set
     :attr:`Config` and are built as ``cls(config, data, text, feature_dim)``.
     """
 
+    family: ClassVar[Family] = "adverbs"
     #: False for methods without parameters (zero-shot, Priors): no training loop
     trainable: ClassVar[bool] = True
     #: False for methods that never look at video features
     needs_features: ClassVar[bool] = True
     #: False for methods without vocabulary text embeddings (``text`` is then None)
     needs_text: ClassVar[bool] = True
-    #: the method's hyperparameter schema (a frozen dataclass); subclasses set it
-    Config: ClassVar[type]
 
     def training_loss(self, batch: AdverbBatch, gen: torch.Generator) -> dict[str, Any]:
         """``{"loss": scalar tensor, "loss_terms": {name: float}}``; ``gen`` draws negatives."""
@@ -147,11 +145,14 @@ class AdverbMethod(nn.Module):
         raise NotImplementedError
 
     def on_epoch_start(self, epoch: int, optimizer: torch.optim.Optimizer, lr: float) -> None:
-        """Hook for schedules (Action Modifier's adverb start)."""
+        """Hook for schedules (Action Modifier's adverb start); ``lr`` is the configured LR."""
 
-    def param_groups(self) -> list[dict[str, Any]]:
-        """Optimiser parameter groups; by default one group ``all`` of the trainable parameters."""
-        return [{"params": [p for p in self.parameters() if p.requires_grad], "name": "all"}]
+    def build_optimizer(self, train: AdamSettings) -> tuple[torch.optim.Optimizer, None]:
+        """Plain (unfused) Adam over :meth:`param_groups` with ``lr`` and ``weight_decay``, no scheduler.
+
+        Unfused keeps the adverb numbers bit-identical to those recorded before the shared contract.
+        """
+        return torch.optim.Adam(self.param_groups(), lr=train.lr, weight_decay=train.weight_decay), None
 
 
 def other_index(idx: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -180,11 +181,9 @@ def triplet(
 
 # ----------------------------------------------------------------------------- registry
 def method_class(name: str) -> type[AdverbMethod]:
-    """The video-adverb method class registered as ``name`` (did-you-mean on unknown names)."""
-    cls = METHODS.get(name)
-    if not (isinstance(cls, type) and issubclass(cls, AdverbMethod)):
-        raise ConfigError(f"method '{name}' is not a video-adverb method")
-    return cls
+    """The video-adverb method class registered as ``name`` (did-you-mean on unknown names,
+    a clear error for a method of another family)."""
+    return method_of_family(name, AdverbMethod, "adverbs")
 
 
 def build_method(
