@@ -51,18 +51,18 @@ from lowshot.data.av.sequences import gather_windows
 from lowshot.errors import ConfigError
 from lowshot.losses.triplet import sample_negatives, triplet
 from lowshot.methods.base import Batch, GZSLMethod, InputSpec, dense_rows, label_tensors
-from lowshot.models.av.avca import AVCANet
+from lowshot.models.av.avca import AVCANet, AVCANetConfig
 
 LossTerm = Literal["l_t", "l_rec", "l_ct", "l_w", "l_r"]
 
 
 @dataclass(frozen=True)
-class AVCAConfig:
-    """AVCA hyperparameters (defaults: the published UCF-main run, reference §4.1).
+class AVCAConfig(AVCANetConfig):
+    """AVCA hyperparameters (defaults: the published UCF-main run, reference §4.1): the
+    architecture (:class:`~lowshot.models.av.avca.AVCANetConfig`: sizes, dropouts ``r_enc`` /
+    ``r_proj`` / ``r_dec``, BatchNorm momentum), the topology of the ablations and the loss.
 
     Attributes:
-        embedding_dropout / decoder_dropout / additional_dropout: ``r_enc`` / ``r_proj`` / ``r_dec``.
-        bn_momentum: BatchNorm momentum (PyTorch convention) of the two-layer blocks.
         margin: triplet margin ``mu``.
         inputs: ``both`` or a single modality (Table 2.3: no cross-attention, one branch).
         branches: branches trained and evaluated; a single one with both inputs is Table 2.4
@@ -85,18 +85,6 @@ class AVCAConfig:
             published optimiser does not include it).
     """
 
-    dim: int = 300
-    encoder_hidden: int = 512
-    decoder_hidden: int = 512
-    dim_out: int = 64
-    depth: int = 1
-    heads: int = 3
-    dim_head: int = 100
-    mlp_dim: int = 64
-    embedding_dropout: float = 0.2
-    decoder_dropout: float = 0.3
-    additional_dropout: float = 0.5
-    bn_momentum: float = 0.1
     margin: float = 1.0
     inputs: Literal["both", "audio", "video"] = "both"
     branches: Literal["both", "audio", "video"] = "both"
@@ -145,11 +133,15 @@ class AVCA(GZSLMethod):
         super().__init__(config, spec)
         c = config
         self.net = AVCANet(
-            spec.audio_dim, spec.video_dim, spec.text_dim, c.dim, c.encoder_hidden, c.decoder_hidden,
-            c.dim_out, c.depth, c.heads, c.dim_head, c.mlp_dim, c.embedding_dropout, c.decoder_dropout,
-            c.additional_dropout, c.bn_momentum, c.inputs, c.branches, c.fusion == "cross_attention",
-            not c.legacy_fixed_position,
-        )  # fmt: skip
+            spec.audio_dim,
+            spec.video_dim,
+            spec.text_dim,
+            c,
+            inputs=c.inputs,
+            branches=c.branches,
+            cross_attention=c.fusion == "cross_attention",
+            train_position=not c.legacy_fixed_position,
+        )
         self.eval_output = c.resolved_eval_output()
 
     def collate(
