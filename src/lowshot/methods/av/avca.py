@@ -169,6 +169,18 @@ class AVCA(GZSLMethod):
     def training_loss(
         self, batch: Batch, class_embeddings: torch.Tensor
     ) -> dict[str, torch.Tensor]:
+        """The AVCA loss (Eq. 2.4) and its terms for one batch.
+
+        Args:
+            batch: ``audio`` ``[B, D_a]``, ``video`` ``[B, D_v]``, ``targets`` ``[B]`` indexing
+                ``class_embeddings`` (with ``legacy_negatives``: ``2B`` rows, anchors first).
+            class_embeddings: ``[C_train, D_w]`` label embeddings of the training classes.
+
+        Returns:
+            Scalars ``l_t`` (Eq. 2.5), ``l_rec`` (2.7), ``l_ct`` (2.8), ``l_w`` (2.9), ``l_r``
+            (2.10), each summed over the branches, and ``loss``: their sum without
+            ``drop_loss``.
+        """
         c, net = self.config, self.net
         m = c.margin
         n = len(batch) // 2 if c.legacy_negatives else len(batch)
@@ -239,6 +251,15 @@ class AVCA(GZSLMethod):
         net.embed_labels(w)
 
     def class_scores(self, batch: Batch, class_embeddings: torch.Tensor) -> torch.Tensor:
+        """Negative L2 distances of the evaluated branch(es) to every class (Eq. 2.3, Table 2.5).
+
+        Args:
+            batch: ``audio`` ``[B, D_a]``, ``video`` ``[B, D_v]``.
+            class_embeddings: ``[C, D_w]`` label embeddings.
+
+        Returns:
+            ``[B, C]`` scores ``-||theta - theta_w(c)||_2`` of ``eval_output`` (higher is better).
+        """
         out = self.net(batch.audio, batch.video)
         theta_w = self.net.embed_labels(class_embeddings)  # [C, k_proj]
         dist = {mod: torch.cdist(theta, theta_w) for mod, theta in out.theta.items()}  # [B, C]
