@@ -9,9 +9,11 @@ import dataclasses
 import pytest
 import torch
 
+from lowshot.methods.av.avca import AVCA, AVCAConfig
 from lowshot.methods.av.clipclap import ClipClap, ClipClapConfig
 from lowshot.methods.av.tcaf import TCaF, TCaFConfig
 from lowshot.methods.base import InputSpec
+from lowshot.models.av.avca import AVCANetConfig
 from lowshot.models.av.clipclap import ClipClapNet, ClipClapNetConfig
 from lowshot.models.av.tcaf import TCaFNetConfig
 
@@ -144,3 +146,57 @@ def test_architecture_follows_thesis_section_5_3():
     assert _layers(net.w_proj) == _block(512, 64, 0.3)
     assert _layers(net.d_o) == _block(64, 256, 0.2) + _block(256, 512, 0.2)
     assert _layers(net.d_w) == _block(64, 512, 0.3)
+
+
+#: a distinct value for every AVCA architecture field
+AVCA_NET = dict(
+    dim=20, encoder_hidden=36, decoder_hidden=28, dim_out=12, depth=2, heads=5, dim_head=7,
+    mlp_dim=44, embedding_dropout=0.11, decoder_dropout=0.12, additional_dropout=0.13,
+    bn_momentum=0.37,
+)  # fmt: skip
+
+
+def _bn_momenta(block: torch.nn.Module) -> list[float]:
+    return [m.momentum for m in block.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+
+
+def test_avca_hyperparameters_reach_their_layers() -> None:
+    assert issubclass(AVCAConfig, AVCANetConfig) and _names(AVCANetConfig) == set(AVCA_NET)
+    torch.manual_seed(0)
+    net = AVCA(AVCAConfig(**AVCA_NET), InputSpec(D_A, D_V, D_W)).net
+    for m, d_in in (("audio", D_A), ("video", D_V)):
+        assert _layers(net.enc[m]) == _block(d_in, 36, 0.11) + _block(36, 20, 0.11)
+        assert _layers(net.proj[m]) == _block(20, 28, 0.12) + _block(28, 12, 0.12)
+        assert _layers(net.rec[m]) == _block(12, 20, 0.13)
+        # the published momentum applies to the output BatchNorm of two-layer blocks only
+        assert _bn_momenta(net.enc[m]) == _bn_momenta(net.proj[m]) == [0.1, 0.37]
+    assert _layers(net.w_proj) == _block(D_W, 12, 0.13)
+    assert _layers(net.decoder) == _block(12, D_W, 0.13)
+    assert net.pos.shape == (2, 20) and len(net.cross_attention.layers) == 2
+    for layer in net.cross_attention.layers:
+        assert (layer.attn.heads, layer.attn.dim_head) == (5, 7)
+        assert _layers(layer.attn.to_qkv) == [("Linear", 20, 3 * 5 * 7)]
+        assert _layers(layer.attn.to_out) == [("Linear", 5 * 7, 20), ("Dropout", 0.11)]
+        linears = [x for x in _layers(layer.ff) if x[0] == "Linear"]
+        assert linears == [("Linear", 20, 44), ("Linear", 44, 20)]
+
+
+@pytest.mark.parametrize(
+    "kw, inputs, branches, attention, trained_pos",
+    [
+        ({}, ("audio", "video"), ("audio", "video"), True, True),
+        ({"branches": "audio"}, ("audio", "video"), ("audio",), True, True),
+        ({"fusion": "none"}, ("audio", "video"), ("audio", "video"), False, None),
+        ({"inputs": "video", "branches": "video", "fusion": "none"}, ("video",), ("video",), False, None),
+        ({"legacy_fixed_position": True}, ("audio", "video"), ("audio", "video"), True, False),
+    ],
+)  # fmt: skip
+def test_avca_topology_reaches_the_network(
+    kw: dict, inputs: tuple, branches: tuple, attention: bool, trained_pos: bool | None
+) -> None:
+    net = AVCA(AVCAConfig(**AVCA_NET, **kw), InputSpec(D_A, D_V, D_W)).net
+    assert net.inputs == inputs and tuple(net.enc) == inputs
+    assert net.branches == branches and tuple(net.proj) == tuple(net.rec) == branches
+    assert (net.cross_attention is not None) == attention
+    if trained_pos is not None:
+        assert net.pos.requires_grad == trained_pos

@@ -51,18 +51,18 @@ from lowshot.data.av.sequences import gather_windows
 from lowshot.errors import ConfigError
 from lowshot.losses.triplet import sample_negatives, triplet
 from lowshot.methods.base import Batch, GZSLMethod, InputSpec, dense_rows, label_tensors
-from lowshot.models.av.avca import AVCANet
+from lowshot.models.av.avca import AVCANet, AVCANetConfig
 
 LossTerm = Literal["l_t", "l_rec", "l_ct", "l_w", "l_r"]
 
 
 @dataclass(frozen=True)
-class AVCAConfig:
-    """AVCA hyperparameters (defaults: the published UCF-main run, reference §4.1).
+class AVCAConfig(AVCANetConfig):
+    """AVCA hyperparameters (defaults: the published UCF-main run, reference §4.1): the
+    architecture (:class:`~lowshot.models.av.avca.AVCANetConfig`: sizes, dropouts ``r_enc`` /
+    ``r_proj`` / ``r_dec``, BatchNorm momentum), the topology of the ablations and the loss.
 
     Attributes:
-        embedding_dropout / decoder_dropout / additional_dropout: ``r_enc`` / ``r_proj`` / ``r_dec``.
-        bn_momentum: BatchNorm momentum (PyTorch convention) of the two-layer blocks.
         margin: triplet margin ``mu``.
         inputs: ``both`` or a single modality (Table 2.3: no cross-attention, one branch).
         branches: branches trained and evaluated; a single one with both inputs is Table 2.4
@@ -85,18 +85,6 @@ class AVCAConfig:
             published optimiser does not include it).
     """
 
-    dim: int = 300
-    encoder_hidden: int = 512
-    decoder_hidden: int = 512
-    dim_out: int = 64
-    depth: int = 1
-    heads: int = 3
-    dim_head: int = 100
-    mlp_dim: int = 64
-    embedding_dropout: float = 0.2
-    decoder_dropout: float = 0.3
-    additional_dropout: float = 0.5
-    bn_momentum: float = 0.1
     margin: float = 1.0
     inputs: Literal["both", "audio", "video"] = "both"
     branches: Literal["both", "audio", "video"] = "both"
@@ -145,11 +133,15 @@ class AVCA(GZSLMethod):
         super().__init__(config, spec)
         c = config
         self.net = AVCANet(
-            spec.audio_dim, spec.video_dim, spec.text_dim, c.dim, c.encoder_hidden, c.decoder_hidden,
-            c.dim_out, c.depth, c.heads, c.dim_head, c.mlp_dim, c.embedding_dropout, c.decoder_dropout,
-            c.additional_dropout, c.bn_momentum, c.inputs, c.branches, c.fusion == "cross_attention",
-            not c.legacy_fixed_position,
-        )  # fmt: skip
+            spec.audio_dim,
+            spec.video_dim,
+            spec.text_dim,
+            c,
+            inputs=c.inputs,
+            branches=c.branches,
+            cross_attention=c.fusion == "cross_attention",
+            train_position=not c.legacy_fixed_position,
+        )
         self.eval_output = c.resolved_eval_output()
 
     def collate(
@@ -177,6 +169,18 @@ class AVCA(GZSLMethod):
     def training_loss(
         self, batch: Batch, class_embeddings: torch.Tensor
     ) -> dict[str, torch.Tensor]:
+        """The AVCA loss (Eq. 2.4) and its terms for one batch.
+
+        Args:
+            batch: ``audio`` ``[B, D_a]``, ``video`` ``[B, D_v]``, ``targets`` ``[B]`` indexing
+                ``class_embeddings`` (with ``legacy_negatives``: ``2B`` rows, anchors first).
+            class_embeddings: ``[C_train, D_w]`` label embeddings of the training classes.
+
+        Returns:
+            Scalars ``l_t`` (Eq. 2.5), ``l_rec`` (2.7), ``l_ct`` (2.8), ``l_w`` (2.9), ``l_r``
+            (2.10), each summed over the branches, and ``loss``: their sum without
+            ``drop_loss``.
+        """
         c, net = self.config, self.net
         m = c.margin
         n = len(batch) // 2 if c.legacy_negatives else len(batch)
@@ -247,6 +251,15 @@ class AVCA(GZSLMethod):
         net.embed_labels(w)
 
     def class_scores(self, batch: Batch, class_embeddings: torch.Tensor) -> torch.Tensor:
+        """Negative L2 distances of the evaluated branch(es) to every class (Eq. 2.3, Table 2.5).
+
+        Args:
+            batch: ``audio`` ``[B, D_a]``, ``video`` ``[B, D_v]``.
+            class_embeddings: ``[C, D_w]`` label embeddings.
+
+        Returns:
+            ``[B, C]`` scores ``-||theta - theta_w(c)||_2`` of ``eval_output`` (higher is better).
+        """
         out = self.net(batch.audio, batch.video)
         theta_w = self.net.embed_labels(class_embeddings)  # [C, k_proj]
         dist = {mod: torch.cdist(theta, theta_w) for mod, theta in out.theta.items()}  # [B, C]

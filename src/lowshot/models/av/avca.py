@@ -32,12 +32,11 @@ class AVCAOutputs:
     theta: dict[str, torch.Tensor]
 
 
-@MODELS.register("avca")
-class AVCANet(nn.Module):
-    """A_enc, V_enc, the cross-attention block, A_proj, V_proj, W_proj, D, A_rec and V_rec.
+@dataclass(frozen=True)
+class AVCANetConfig:
+    """Architecture of AVCA (the method config extends it: each value is declared once).
 
-    Args:
-        audio_dim / video_dim / text_dim: ``D_a`` / ``D_v`` / ``D_w``.
+    Attributes:
         dim: ``k_f``, encoder output and attention width (300).
         encoder_hidden: ``k_f_hidd`` of the encoders (512).
         decoder_hidden: hidden size of A_proj / V_proj (512).
@@ -47,6 +46,30 @@ class AVCANet(nn.Module):
         decoder_dropout: ``r_proj`` (A_proj, V_proj).
         additional_dropout: ``r_dec`` (W_proj, D, A_rec, V_rec).
         bn_momentum: momentum of the output BatchNorm of the two-layer blocks (published).
+    """
+
+    dim: int = 300
+    encoder_hidden: int = 512
+    decoder_hidden: int = 512
+    dim_out: int = 64
+    depth: int = 1
+    heads: int = 3
+    dim_head: int = 100
+    mlp_dim: int = 64
+    embedding_dropout: float = 0.2
+    decoder_dropout: float = 0.3
+    additional_dropout: float = 0.5
+    bn_momentum: float = 0.1
+
+
+@MODELS.register("avca")
+class AVCANet(nn.Module):
+    """A_enc, V_enc, the cross-attention block, A_proj, V_proj, W_proj, D, A_rec and V_rec.
+
+    Args:
+        audio_dim / video_dim / text_dim: ``D_a`` / ``D_v`` / ``D_w``.
+        cfg: the sizes and dropouts (:class:`AVCANetConfig`, or the method config that
+            extends it).
         inputs: encoded modalities (``audio``/``video``: Table 2.3 single-modality models).
         branches: modalities with a projection branch and losses (Table 2.4 "with x-att").
         cross_attention: use the cross-attention block (False: Table 2.4 "w/o x-att").
@@ -59,50 +82,41 @@ class AVCANet(nn.Module):
         audio_dim: int,
         video_dim: int,
         text_dim: int,
-        dim: int = 300,
-        encoder_hidden: int = 512,
-        decoder_hidden: int = 512,
-        dim_out: int = 64,
-        depth: int = 1,
-        heads: int = 3,
-        dim_head: int = 100,
-        mlp_dim: int = 64,
-        embedding_dropout: float = 0.2,
-        decoder_dropout: float = 0.3,
-        additional_dropout: float = 0.5,
-        bn_momentum: float = 0.1,
+        cfg: AVCANetConfig,
+        *,
         inputs: Modalities = "both",
         branches: Modalities = "both",
         cross_attention: bool = True,
         train_position: bool = True,
     ) -> None:
         super().__init__()
+        dim, dim_out, bn = cfg.dim, cfg.dim_out, cfg.bn_momentum
         self.inputs = ("audio", "video") if inputs == "both" else (inputs,)
         self.branches = ("audio", "video") if branches == "both" else (branches,)
         in_dims = {"audio": audio_dim, "video": video_dim}
         self.enc = nn.ModuleDict(
             {
-                m: embedding_net(in_dims[m], dim, embedding_dropout, encoder_hidden, bn_momentum)
+                m: embedding_net(in_dims[m], dim, cfg.embedding_dropout, cfg.encoder_hidden, bn)
                 for m in self.inputs
             }
         )
         self.proj = nn.ModuleDict(
             {
-                m: embedding_net(dim, dim_out, decoder_dropout, decoder_hidden, bn_momentum)
+                m: embedding_net(dim, dim_out, cfg.decoder_dropout, cfg.decoder_hidden, bn)
                 for m in self.branches
             }
         )
         self.rec = nn.ModuleDict(
-            {m: embedding_net(dim_out, dim, additional_dropout) for m in self.branches}
+            {m: embedding_net(dim_out, dim, cfg.additional_dropout) for m in self.branches}
         )
-        self.w_proj = embedding_net(text_dim, dim_out, additional_dropout)
-        self.decoder = embedding_net(dim_out, text_dim, additional_dropout)  # D (shared)
+        self.w_proj = embedding_net(text_dim, dim_out, cfg.additional_dropout)
+        self.decoder = embedding_net(dim_out, text_dim, cfg.additional_dropout)  # D (shared)
         self.cross_attention = None
         if cross_attention:
             # learnt per-modality position embedding of the two tokens [phi_a, phi_v]
             self.pos = nn.Parameter(torch.randn(2, dim), requires_grad=train_position)
             self.cross_attention = TransformerStack(
-                depth, dim, heads, dim_head, mlp_dim, embedding_dropout
+                cfg.depth, dim, cfg.heads, cfg.dim_head, cfg.mlp_dim, cfg.embedding_dropout
             )
 
     def forward(self, audio: torch.Tensor | None, video: torch.Tensor | None) -> AVCAOutputs:
