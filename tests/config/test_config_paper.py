@@ -97,7 +97,7 @@ def test_every_shipped_base_is_used() -> None:
     assert not any(n.split(".")[1].startswith("_") for n in paper_config_names())
 
 
-@pytest.mark.parametrize("family", ["clipclap", "tcaf"])
+@pytest.mark.parametrize("family", ["avca", "clipclap", "tcaf"])
 def test_every_cell_of_a_family_starts_from_its_base(family: str) -> None:
     """The ~25 shared lines of a method are written once: each cell resolves through _base."""
     for name in (n for n in paper_config_names() if n.startswith(f"{family}.")):
