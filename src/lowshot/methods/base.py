@@ -21,7 +21,7 @@ or "subtract beta from seen probabilities" of the published code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypedDict, TypeVar
 
 import numpy as np
 import torch
@@ -108,6 +108,17 @@ class OptimizerSettings(AdamSettings, Protocol):
     lr_patience: int
 
 
+class LossResult(TypedDict):
+    """What ``training_loss`` returns in every family.
+
+    ``loss`` is the scalar tensor the optimiser steps on; ``loss_terms`` are its named parts
+    (scalar tensors or floats, logged per epoch; the ablated ones are left out of ``loss``).
+    """
+
+    loss: torch.Tensor
+    loss_terms: dict[str, torch.Tensor | float]
+
+
 class Method(nn.Module):
     """The contract every registered method fulfils (one per family subclass, then one per method).
 
@@ -123,8 +134,8 @@ class Method(nn.Module):
     #: the recipe family that builds it (``av_gzsl``, ``adverbs``, ``comm``); family base classes set it
     family: ClassVar[Family]
 
-    def training_loss(self, batch: Any, *context: Any) -> dict[str, Any]:
-        """The loss of one batch: ``{"loss": scalar tensor, ...}`` (family subclasses fix the rest)."""
+    def training_loss(self, batch: Any, *context: Any) -> LossResult:
+        """The loss of one batch: ``{"loss": scalar tensor, "loss_terms": {name: scalar}}``."""
         raise NotImplementedError
 
     def param_groups(self) -> list[dict[str, Any]]:
@@ -213,15 +224,15 @@ class GZSLMethod(Method):
         labels, tgt = label_tensors(features, idx, targets)
         return Batch(dense_rows(features.audio, idx), dense_rows(features.video, idx), labels, tgt)
 
-    def training_loss(self, batch: Batch, class_embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Loss terms for one batch.
+    def training_loss(self, batch: Batch, class_embeddings: torch.Tensor) -> LossResult:
+        """Loss of one batch.
 
         Args:
             batch: with ``targets`` indexing rows of ``class_embeddings``.
             class_embeddings: ``[C_train, D_w]`` embeddings of the training classes.
 
         Returns:
-            ``{"loss": scalar, <term>: scalar, ...}``.
+            ``{"loss": scalar, "loss_terms": {<term>: scalar, ...}}``.
         """
         raise NotImplementedError
 

@@ -89,12 +89,12 @@ class MethodTrainer:
         sums: dict[str, torch.Tensor] = {}
         for idx in batches:
             batch = self.method.collate(self.train_set, idx, self.targets[idx], True, self.rng).to(self.device)
-            terms = self.method.training_loss(batch, self.train_embeddings)
+            out = self.method.training_loss(batch, self.train_embeddings)
             self.optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
+            out["loss"].backward()
             self.optimizer.step()
             self.method.after_step(batch, self.train_embeddings)
-            for k, v in terms.items():
+            for k, v in {**out["loss_terms"], "loss": out["loss"]}.items():
                 sums[k] = sums.get(k, 0.0) + v.detach()
         return {k: float(v) / len(batches) for k, v in sums.items()}
 

@@ -54,12 +54,13 @@ def test_every_ablation_trains_and_scores(name: str, tiny_averaged) -> None:
     method = _method(**ABLATIONS[name])
     emb = torch.as_tensor(tiny_averaged.class_embeddings)
     batch = _batch(method, tiny_averaged)
-    terms = method.training_loss(batch, emb)
-    assert set(terms) == {"loss", "l_t", "l_rec", "l_ct", "l_w", "l_r"}
-    assert terms["loss"].ndim == 0 and torch.isfinite(terms["loss"])
+    out = method.training_loss(batch, emb)
+    terms = out["loss_terms"]
+    assert set(terms) == {"l_t", "l_rec", "l_ct", "l_w", "l_r"}
+    assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
     dropped = ABLATIONS[name].get("drop_loss")
-    expected = sum(v for k, v in terms.items() if k not in ("loss", dropped))
-    torch.testing.assert_close(terms["loss"], expected)
+    expected = sum(v for k, v in terms.items() if k != dropped)
+    torch.testing.assert_close(out["loss"], expected)
     terms["loss"].backward()
     unused = "net.rec." if dropped == "l_r" else "-"  # A_rec/V_rec only serve l_r
     for pname, p in method.named_parameters():

@@ -88,16 +88,17 @@ def test_every_ablation_trains_and_scores(name: str, tiny_temporal) -> None:
     emb = torch.as_tensor(tiny_temporal.class_embeddings)
     batch = _batch(method, tiny_temporal)
     assert batch.audio.ndim == 3 and batch.audio_mask.shape == batch.audio.shape[:2]
-    terms = method.training_loss(batch, emb)
+    out = method.training_loss(batch, emb)
+    terms = out["loss_terms"]
     expected_terms = {
         "ce_reg_rec": {"ce", "reg", "rec"},
         "ce_reg": {"ce", "reg"},
         "reg": {"reg"},
         "ce_reg_rec_triplet": {"ce", "reg", "rec", "triplet"},
     }[cfg.get("objective", "ce_reg_rec")]
-    assert set(terms) == expected_terms | {"loss"}
-    torch.testing.assert_close(terms["loss"], sum(v for k, v in terms.items() if k != "loss"))
-    terms["loss"].backward()
+    assert set(terms) == expected_terms
+    torch.testing.assert_close(out["loss"], sum(terms.values()))
+    out["loss"].backward()
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in method.parameters())
     assert method.net.transformer.layers[0].attn.to_qkv.weight.grad is not None
     method.eval()

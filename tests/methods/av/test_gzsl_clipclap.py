@@ -33,9 +33,9 @@ def test_ablation_switches_train_and_score(switch):
     method = ClipClap(ClipClapConfig(**switch), SPEC)
     emb = torch.randn(5, 1536)
     b = batch()
-    terms = method.training_loss(b, emb)
-    assert set(terms) == {"loss", *method.config.losses}
-    terms["loss"].backward()
+    out = method.training_loss(b, emb)
+    assert set(out["loss_terms"]) == set(method.config.losses)
+    out["loss"].backward()
     grads = {n for n, p in method.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     assert any(n.startswith("net.o_enc") for n in grads)
     method.eval()

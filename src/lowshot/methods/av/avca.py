@@ -223,8 +223,7 @@ class AVCA(GZSLMethod):
         if c.legacy_bn_passes and self.training:
             self._published_bn_passes(batch, n, w, theta_w_neg, recon)
         kept = [v for k, v in terms.items() if k != c.drop_loss]
-        terms["loss"] = torch.stack(kept).sum()  # Eq. 2.4 (minus the ablated term)
-        return terms
+        return {"loss": torch.stack(kept).sum(), "loss_terms": terms}  # Eq. 2.4 (minus the ablated term)
 
     @torch.no_grad()
     def _published_bn_passes(

@@ -135,8 +135,7 @@ class ClipClap(GZSLMethod):
             terms["reg"] = F.mse_loss(theta_o, theta_w)
         if "rec" in self.config.losses:  # Eq. 5.6, target: encoded label embedding
             terms["rec"] = F.mse_loss(self.net.d_o(theta_o), w_enc) + F.mse_loss(self.net.d_w(theta_w), w_enc)
-        terms["loss"] = sum(terms.values())
-        return terms
+        return {"loss": sum(terms.values()), "loss_terms": terms}
 
     @torch.no_grad()
     def after_step(self, batch: Batch, class_embeddings: torch.Tensor) -> None:

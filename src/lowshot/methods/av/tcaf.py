@@ -228,8 +228,7 @@ class TCaF(GZSLMethod):
             terms["triplet"] = triplet(theta_o, theta_w, theta_o[neg], c.margin) + triplet(
                 theta_w, theta_o, theta_w[neg], c.margin
             )
-        terms["loss"] = torch.stack(list(terms.values())).sum()  # Eq. 3.15
-        return terms
+        return {"loss": torch.stack(list(terms.values())).sum(), "loss_terms": terms}  # Eq. 3.15
 
     @torch.no_grad()
     def after_step(self, batch: Batch, class_embeddings: torch.Tensor) -> None:
