@@ -61,7 +61,7 @@ def test_every_ablation_trains_and_scores(name: str, tiny_averaged) -> None:
     dropped = ABLATIONS[name].get("drop_loss")
     expected = sum(v for k, v in terms.items() if k != dropped)
     torch.testing.assert_close(out["loss"], expected)
-    terms["loss"].backward()
+    out["loss"].backward()
     unused = "net.rec." if dropped == "l_r" else "-"  # A_rec/V_rec only serve l_r
     for pname, p in method.named_parameters():
         assert (p.grad is None) == pname.startswith(unused), pname  # every other parameter is used
