@@ -58,3 +58,14 @@ def test_dataset_world_data_root_follows_the_one_rule(tmp_path, monkeypatch):
     cfg = load_config({"name": "x", "world": "cub", "data": {"root": str(tmp_path / "nope")}})
     with pytest.raises(DataError, match=r"nope \(from data.root\) is not a folder"):
         run_dataset(cfg, None, None)
+
+
+def test_agent_families_come_from_one_registry():
+    # before: an unknown listener family fell through `!= "pixel"` into load_mllm at run time
+    with pytest.raises(ConfigError, match=r"listener.family: unknown agent family 'pixl'; did you mean 'pixel'\?"):
+        load_config({"name": "x", "listener": {"family": "pixl"}})
+    with pytest.raises(ConfigError, match=r"agent family 'tiny_lm' cannot be a listener"):
+        load_config({"name": "x", "listener": {"family": "tiny_lm"}})
+    with pytest.raises(ConfigError, match=r"synthetic world trains its own tiny_lm speaker, not 'llava'"):
+        load_config({"name": "x", "speaker": {"family": "llava", "path": "m"}})
+    assert load_config({"name": "x", "world": "cub", "listener": {"family": "qwen2_vl"}}).listener.family == "qwen2_vl"

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lowshot._registry import Registry
+from lowshot.comm.agents import FAMILIES, AgentFamily
 from lowshot.comm.episodes import REIEpisode, RESEpisode
 from lowshot.comm.perception import side_by_side
 from lowshot.errors import ConfigError
@@ -35,7 +35,6 @@ REI_LISTENER_PICTURE = "Which image does the sentence '{message}' describe? A. P
 RES_SPEAKER = "Write a short description for the highlighted object."
 RES_LISTENER = "segment {message}"
 
-FAMILIES: Registry = Registry("MLLM family")
 
 
 def rei_speaker_prompt(target_side: int) -> str:
@@ -43,10 +42,10 @@ def rei_speaker_prompt(target_side: int) -> str:
     return REI_SPEAKER.format(side=side, other=other)
 
 
-class Family:
+class Family(AgentFamily):
     """How one model family turns (images, prompt) pairs into a padded batch."""
 
-    name = ""
+    model_backed = True
     model_class = ""
     multi_image = False
     listener_prompt = REI_LISTENER_LEFTRIGHT
@@ -67,6 +66,14 @@ class Family:
     def compose(self, images: Sequence[Image.Image]) -> list[Image.Image]:
         """Images as the model receives them (single-image models get one composite)."""
         return list(images) if self.multi_image or len(images) == 1 else [side_by_side(images)]
+
+    def listener(self, agent: Any, path: str, game: str) -> MLLMListener:
+        """Load the model from ``path`` as an :class:`MLLMListener`; RES also loads
+        ``agent.mask_decoder`` (big_vision's ``vae-oid.npz``) to decode ``<seg>`` tokens."""
+        from lowshot.comm.segmentation import MaskDecoder
+
+        decoder = MaskDecoder.from_npz(agent.mask_decoder) if game == "res" else None
+        return MLLMListener(load_mllm(self.name, path, agent.device, agent.dtype, agent.max_new_tokens), decoder)
 
 
 @FAMILIES.register("llava")
