@@ -15,6 +15,7 @@ Shapes: ``B`` episodes, ``P`` prompt tokens (left-padded), ``T`` completion toke
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -139,7 +140,12 @@ class SpeakerPolicy(nn.Module):
         cfg = LoraConfig(r=self.lora.r, lora_alpha=self.lora.alpha, lora_dropout=self.lora.dropout,
                          target_modules=self.lora.target_modules, bias="none")
         if self.model is self.base:
-            self.model = get_peft_model(self.base, cfg, adapter_name=name)
+            with warnings.catch_warnings():
+                # peft's PeftModel.__init__ (not lowshot) reads the `is_gradient_checkpointing`
+                # alias that transformers 5 deprecated; only that message, only in this call
+                warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated",
+                                        category=FutureWarning)
+                self.model = get_peft_model(self.base, cfg, adapter_name=name)
         elif name not in self.model.peft_config:
             self.model.add_adapter(name, cfg)
         if name not in self.value_heads:
