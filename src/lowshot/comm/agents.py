@@ -29,28 +29,32 @@ FAMILIES: Registry = Registry("agent family")
 class REISpeaker(Protocol):
     """Describes the target of each episode (it sees ``episode.speaker_images``)."""
 
-    def describe(self, episodes: Sequence[REIEpisode]) -> list[str]: ...
+    def describe(self, episodes: Sequence[REIEpisode]) -> list[str]:
+        """One description of the target per episode."""
 
 
 @runtime_checkable
 class RESSpeaker(Protocol):
     """Describes the circled object of each episode (``episode.speaker_image``)."""
 
-    def describe_object(self, episodes: Sequence[RESEpisode]) -> list[str]: ...
+    def describe_object(self, episodes: Sequence[RESEpisode]) -> list[str]:
+        """One description of the circled object per episode."""
 
 
 @runtime_checkable
 class REIListener(Protocol):
     """Given two images (listener order) and a message, answers in free text."""
 
-    def answer(self, images: Sequence[tuple[Image.Image, Image.Image]], messages: Sequence[str]) -> list[str]: ...
+    def answer(self, images: Sequence[tuple[Image.Image, Image.Image]], messages: Sequence[str]) -> list[str]:
+        """One free-text answer per (image pair, message)."""
 
 
 @runtime_checkable
 class RESListener(Protocol):
     """Given an image and a message, returns an ``[H, W]`` bool mask of the referred object."""
 
-    def segment(self, images: Sequence[Image.Image], messages: Sequence[str]) -> list[np.ndarray]: ...
+    def segment(self, images: Sequence[Image.Image], messages: Sequence[str]) -> list[np.ndarray]:
+        """One ``[H, W]`` bool mask per (image, message)."""
 
 
 class Weakened:
@@ -61,10 +65,12 @@ class Weakened:
         self.transform = transform
 
     def answer(self, images: Sequence[tuple[Image.Image, Image.Image]], messages: Sequence[str]) -> list[str]:
+        """The wrapped listener's answers on the transformed image pairs."""
         seen = [(self.transform(a), self.transform(b)) for a, b in images]
         return self.listener.answer(seen, messages)  # type: ignore[attr-defined]
 
     def segment(self, images: Sequence[Image.Image], messages: Sequence[str]) -> list[np.ndarray]:
+        """The wrapped listener's ``[H, W]`` bool masks on the transformed images."""
         return self.listener.segment([self.transform(im) for im in images], messages)  # type: ignore[attr-defined]
 
 

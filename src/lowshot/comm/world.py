@@ -183,7 +183,7 @@ class World:
 
     # -------------------------------------------------------------- speaker
     def encode(self, episodes: Sequence[REIEpisode | RESEpisode]) -> dict[str, torch.Tensor]:
-        """Left-padded prompt ids of ``episodes``."""
+        """Left-padded prompt ids of ``episodes``: ``input_ids`` and ``attention_mask`` ``[B, L]``."""
         enc = self.tokenizer([speaker_prompt(e) for e in episodes], return_tensors="pt", padding=True,
                              add_special_tokens=False)
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}

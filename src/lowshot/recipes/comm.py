@@ -265,9 +265,9 @@ def run_dataset(cfg: CommConfig, run_dir: Path | None, data_root: Path | None,
     from lowshot.comm.agents import Weakened
     from lowshot.comm.games import evaluate_rei, play_rei, sample_rei_episodes
     from lowshot.comm.mllm import MLLMSpeaker, load_mllm
-    from lowshot.errors import ConfigError
     from lowshot.comm.perception import make_weakness
     from lowshot.comm.policy import SpeakerPolicy
+    from lowshot.errors import ConfigError
     from lowshot.utils.paths import resolve_data_root
     from lowshot.utils.rundir import RunDir
 
