@@ -69,3 +69,15 @@ def test_agent_families_come_from_one_registry():
     with pytest.raises(ConfigError, match=r"synthetic world trains its own tiny_lm speaker, not 'llava'"):
         load_config({"name": "x", "speaker": {"family": "llava", "path": "m"}})
     assert load_config({"name": "x", "world": "cub", "listener": {"family": "qwen2_vl"}}).listener.family == "qwen2_vl"
+
+
+def test_games_are_registered_components():
+    # before: `game` was a Literal and World branched on `game == "res"`
+    from lowshot.comm.games import GAMES
+    from lowshot.comm.world import World, WorldConfig
+
+    assert GAMES.names() == ["rei", "res"]
+    with pytest.raises(ConfigError, match=r"game: unknown game 'rse'; did you mean 'res'\?"):
+        load_config({"name": "x", "game": "rse"})
+    world = World(WorldConfig.tiny(), 0, "res")
+    assert world.game("normal").metric == "miou" and world.rules.segments

@@ -88,13 +88,13 @@ class AgentFamily:
     model_backed = False
     roles: tuple[str, ...] = ("speaker", "listener")
 
-    def listener(self, agent: Any, path: str, game: str) -> Any:
+    def listener(self, agent: Any, path: str, segments: bool) -> Any:
         """A base listener of this family (weakened per run by :class:`Weakened`).
 
         Args:
             agent: the agent's config (:class:`~lowshot.recipes.comm.AgentConfig`).
             path: the model path, resolved against the data root.
-            game: ``rei`` or ``res``.
+            segments: the game answers with masks (RES).
         """
         raise NotImplementedError(f"agent family '{self.name}' cannot be a listener")
 
@@ -115,7 +115,7 @@ class Pixel(AgentFamily):
     name = "pixel"
     roles = ("listener",)
 
-    def listener(self, agent: Any, path: str, game: str) -> Any:
+    def listener(self, agent: Any, path: str, segments: bool) -> Any:
         """A :class:`~lowshot.comm.listeners.PixelListener` with default settings."""
         from lowshot.comm.listeners import PixelListener
 

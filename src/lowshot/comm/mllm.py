@@ -72,12 +72,12 @@ class Family(AgentFamily):
         """Images as the model receives them (single-image models get one composite)."""
         return list(images) if self.multi_image or len(images) == 1 else [side_by_side(images)]
 
-    def listener(self, agent: Any, path: str, game: str) -> MLLMListener:
-        """Load the model from ``path`` as an :class:`MLLMListener`; RES also loads
-        ``agent.mask_decoder`` (big_vision's ``vae-oid.npz``) to decode ``<seg>`` tokens."""
+    def listener(self, agent: Any, path: str, segments: bool) -> MLLMListener:
+        """Load the model from ``path`` as an :class:`MLLMListener`; for a segmenting game
+        (RES) also ``agent.mask_decoder`` (big_vision's ``vae-oid.npz``) to decode ``<seg>`` tokens."""
         from lowshot.comm.segmentation import MaskDecoder
 
-        decoder = MaskDecoder.from_npz(agent.mask_decoder) if game == "res" else None
+        decoder = MaskDecoder.from_npz(agent.mask_decoder) if segments else None
         return MLLMListener(load_mllm(self.name, path, agent.device, agent.dtype, agent.max_new_tokens), decoder)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from lowshot._registry import RECIPES, WORLDS
 
@@ -72,8 +72,9 @@ class CommConfig:
         name: setting name (set by the loader).
         world: a registered world: ``synthetic`` (offline world) or a dataset (``clevr``,
             ``cub``, ``imagenet``).
-        game: ``rei`` or ``res`` (RES: synthetic world only; KTO must use ``binary_ge`` with
-            ``desirable_threshold`` 0.5, i.e. IoU >= 0.5 is desirable).
+        game: a registered game (:data:`~lowshot.comm.games.GAMES`): ``rei`` or ``res`` (RES:
+            synthetic world only; KTO must use ``binary_ge`` with ``desirable_threshold`` 0.5,
+            i.e. IoU >= 0.5 is desirable).
         speaker / listener: agents for dataset worlds (MLLMs from local paths); in the
             synthetic world ``listener`` may be an MLLM (``paligemma`` for RES) instead of
             the pixel listeners.
@@ -90,7 +91,7 @@ class CommConfig:
     recipe: str = "comm"
     name: str = ""
     world: str = "synthetic"
-    game: Literal["rei", "res"] = "rei"
+    game: str = "rei"
     speaker: AgentConfig = field(default_factory=AgentConfig)
     listener: AgentConfig = field(default_factory=lambda: AgentConfig(family="pixel"))
     data: CommDataConfig = field(default_factory=CommDataConfig)
@@ -116,6 +117,18 @@ def comm_world(name: str, where: str = "comm") -> Any:
         raise ConfigError(f"{where}: world: {err}") from None
 
 
+def game_rules(name: str, where: str = "comm") -> Any:
+    """The registered game ``name`` (:class:`~lowshot.comm.games.GameRules` instance);
+    unknown names fail with a did-you-mean."""
+    from lowshot.comm.games import GAMES
+    from lowshot.errors import ConfigError
+
+    try:
+        return GAMES.get(name)()
+    except ConfigError as err:
+        raise ConfigError(f"{where}: game: {err}") from None
+
+
 def load_config(mapping: dict[str, Any]) -> CommConfig:
     """Strictly validate a mapping (YAML + overrides) into :class:`CommConfig`."""
     from lowshot.errors import ConfigError
@@ -132,15 +145,15 @@ def load_config(mapping: dict[str, Any]) -> CommConfig:
     if world.offline and speaker.model_backed:
         raise ConfigError(f"{where}: speaker.family: the synthetic world trains its own tiny_lm speaker, "
                           f"not '{cfg.speaker.family}'")
-    if cfg.game == "res":
+    if game_rules(cfg.game, where).segments:
         if not world.offline:
-            raise ConfigError(f"{where}: game 'res' runs in the synthetic world only")
+            raise ConfigError(f"{where}: game '{cfg.game}' runs in the synthetic world only")
         kto = algos.get("kto")
         if kto is not None and not (kto.binary_ge and kto.desirable_threshold == 0.5):
-            raise ConfigError(f"{where}: RES KTO labels episodes by IoU >= 0.5: set "
+            raise ConfigError(f"{where}: {cfg.game.upper()} KTO labels episodes by IoU >= 0.5: set "
                               "algorithms.kto.binary_ge=true and desirable_threshold=0.5")
         if listener.model_backed and not cfg.listener.mask_decoder:
-            raise ConfigError(f"{where}: listener.mask_decoder is empty: a {cfg.listener.family} RES "
+            raise ConfigError(f"{where}: listener.mask_decoder is empty: a {cfg.listener.family} {cfg.game.upper()} "
                               "listener decodes its <seg> tokens with big_vision's vae-oid.npz")
     return replace(cfg, algorithms=algos)
 
@@ -184,7 +197,8 @@ def run_world(cfg: CommConfig, run_dir: Path | None = None, log: Any = print) ->
     # scripted listeners come from the world itself (seeded per game); a model-backed one is
     # loaded once and weakened per run
     family = agent_family(cfg.listener.family, "listener", cfg.name)
-    mllm_listener = family.listener(cfg.listener, cfg.listener.path, cfg.game) if family.model_backed else None
+    segments = game_rules(cfg.game, cfg.name).segments
+    mllm_listener = family.listener(cfg.listener, cfg.listener.path, segments) if family.model_backed else None
     loop = replace(cfg.loop, sampling=replace(cfg.loop.sampling, max_new_tokens=2 * cfg.world_config.budget),
                    eval_max_new_tokens=2 * cfg.world_config.budget)
     runs: list[dict[str, Any]] = []
@@ -282,7 +296,7 @@ def run_dataset(cfg: CommConfig, run_dir: Path | None, data_root: Path | None,
     sp = load_mllm(cfg.speaker.family, _resolve(cfg.speaker.path, data_root), cfg.speaker.device,
                    cfg.speaker.dtype, cfg.speaker.max_new_tokens)
     base_listener = agent_family(cfg.listener.family, "listener", cfg.name).listener(
-        cfg.listener, _resolve(cfg.listener.path, data_root), cfg.game)
+        cfg.listener, _resolve(cfg.listener.path, data_root), segments=False)
     policy = SpeakerPolicy(sp.model, sp.tokenizer, MLLMSpeaker(sp).encode_rei, cfg.lora,
                            sp.family.pass_position_ids)
     loop = replace(cfg.loop, eval_max_new_tokens=cfg.speaker.max_new_tokens)
