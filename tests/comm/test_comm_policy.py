@@ -168,3 +168,14 @@ def test_comm_config_refuses_off_policy_sampling_for_ppo():
         load_config(load_paper_config("comm.demo", ["world_config.lora.dropout=0.1"]))
     cfg = load_config(load_paper_config("comm.demo", ["loop.sampling.temperature=0.7", "algorithms={kto: {}}"]))
     assert list(cfg.algorithms) == ["kto"]  # KTO has no ratio
+
+
+def test_adding_the_first_adapter_prints_no_deprecation_warning(world):
+    # peft reads transformers' deprecated `is_gradient_checkpointing` when wrapping the model;
+    # this printed a FutureWarning on every comm run
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        world.policy().add_adapter("w")
+    assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]

@@ -58,3 +58,26 @@ def test_dataset_world_data_root_follows_the_one_rule(tmp_path, monkeypatch):
     cfg = load_config({"name": "x", "world": "cub", "data": {"root": str(tmp_path / "nope")}})
     with pytest.raises(DataError, match=r"nope \(from data.root\) is not a folder"):
         run_dataset(cfg, None, None)
+
+
+def test_agent_families_come_from_one_registry():
+    # before: an unknown listener family fell through `!= "pixel"` into load_mllm at run time
+    with pytest.raises(ConfigError, match=r"listener.family: unknown agent family 'pixl'; did you mean 'pixel'\?"):
+        load_config({"name": "x", "listener": {"family": "pixl"}})
+    with pytest.raises(ConfigError, match=r"agent family 'tiny_lm' cannot be a listener"):
+        load_config({"name": "x", "listener": {"family": "tiny_lm"}})
+    with pytest.raises(ConfigError, match=r"synthetic world trains its own tiny_lm speaker, not 'llava'"):
+        load_config({"name": "x", "speaker": {"family": "llava", "path": "m"}})
+    assert load_config({"name": "x", "world": "cub", "listener": {"family": "qwen2_vl"}}).listener.family == "qwen2_vl"
+
+
+def test_games_are_registered_components():
+    # before: `game` was a Literal and World branched on `game == "res"`
+    from lowshot.comm.games import GAMES
+    from lowshot.comm.world import World, WorldConfig
+
+    assert GAMES.names() == ["rei", "res"]
+    with pytest.raises(ConfigError, match=r"game: unknown game 'rse'; did you mean 'res'\?"):
+        load_config({"name": "x", "game": "rse"})
+    world = World(WorldConfig.tiny(), 0, "res")
+    assert world.game("normal").metric == "miou" and world.rules.segments

@@ -250,6 +250,8 @@ class PPO(UpdateRule):
 
     def update(self, policy: SpeakerPolicy, opt: torch.optim.Optimizer, rollout: Rollout,
                rewards: np.ndarray, cfg: AlgoConfig) -> dict[str, float]:
+        """PPO (clipped ratio, per-token KL to pi_0, value head) on ``rollout``; returns
+        training statistics (:func:`ppo_update`)."""
         return ppo_update(policy, opt, rollout, rewards, cfg)
 
 
@@ -266,6 +268,8 @@ class KTO(UpdateRule):
 
     def update(self, policy: SpeakerPolicy, opt: torch.optim.Optimizer, rollout: Rollout,
                rewards: np.ndarray, cfg: AlgoConfig) -> dict[str, float]:
+        """KTO on ``rollout``'s episodes, desirable / undesirable by ``rewards``; returns
+        training statistics (:func:`kto_update`)."""
         return kto_update(policy, opt, rollout, rewards, cfg)
 
 

@@ -181,6 +181,8 @@ def polygons_to_mask(polygons: list[list[float]], height: int, width: int) -> np
 
 
 def annotation_mask(ann: dict[str, Any], height: int, width: int) -> np.ndarray:
+    """The ``[height, width]`` bool mask of a COCO-style annotation: its polygons, its
+    RLE, or (without ``segmentation``) its ``bbox`` ``(x, y, w, h)`` filled."""
     seg = ann.get("segmentation")
     if isinstance(seg, list):
         return polygons_to_mask(seg, height, width)

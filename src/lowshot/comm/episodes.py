@@ -29,6 +29,7 @@ class ImageItem:
 
     @cached_property
     def image(self) -> Image.Image:
+        """The loaded image in RGB (loaded once, then cached)."""
         return self.load().convert("RGB")
 
 
@@ -49,11 +50,13 @@ class REIEpisode:
 
     @property
     def speaker_images(self) -> tuple[Image.Image, Image.Image]:
+        """(left, right) images as the speaker sees them (target on ``speaker_target_side``)."""
         pair = (self.target.image, self.confounder.image)
         return pair if self.speaker_target_side == 0 else (pair[1], pair[0])
 
     @property
     def listener_images(self) -> tuple[Image.Image, Image.Image]:
+        """(left, right) images as the listener sees them (target on ``listener_target_side``)."""
         pair = (self.target.image, self.confounder.image)
         return pair if self.listener_target_side == 0 else (pair[1], pair[0])
 
@@ -71,6 +74,7 @@ class RESItem:
 
     @cached_property
     def image(self) -> Image.Image:
+        """The loaded image in RGB (loaded once, then cached)."""
         return self.load().convert("RGB")
 
 
@@ -85,6 +89,7 @@ class RESEpisode:
 
     @property
     def speaker_image(self) -> Image.Image:
+        """The image with a red circle around the target's box (drawn once, then cached)."""
         if "speaker" not in self._cache:
             self._cache["speaker"] = draw_red_circle(self.item.image, self.item.boxes[self.target],
                                                      self.circle_width)
@@ -92,14 +97,17 @@ class RESEpisode:
 
     @property
     def listener_image(self) -> Image.Image:
+        """The unmarked image."""
         return self.item.image
 
     @property
     def gt_mask(self) -> np.ndarray:
+        """The target object's ``[H, W]`` bool ground-truth mask."""
         return self.item.masks(self.target)
 
     @property
     def gt_expressions(self) -> tuple[str, ...]:
+        """The target's annotated referring expressions (empty when the item has none)."""
         return self.item.expressions[self.target] if self.item.expressions else ()
 
 

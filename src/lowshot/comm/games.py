@@ -8,19 +8,27 @@ Reward +1/-1 from the keyword parser (ambiguous = -1).
 RES: one image and a target object; the speaker sees a red circle as big as the target box,
 the listener does not. Reward = IoU of the listener's mask with the ground-truth mask,
 binarised at 0.5 where an algorithm needs a binary signal (KTO).
+
+Both games are registered in :data:`GAMES` (``rei``, ``res``): a config's ``game`` names one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
+from lowshot._registry import Registry
 from lowshot.comm.agents import REIListener, RESListener
 from lowshot.comm.attributes import has_color_word
 from lowshot.comm.episodes import ImageItem, REIEpisode, RESEpisode, RESItem
 from lowshot.comm.parsing import rei_reward
+from lowshot.comm.render import object_mask
 from lowshot.errors import DataError
+
+#: game name -> its :class:`GameRules` subclass (``rei``, ``res``).
+GAMES: Registry = Registry("game")
 
 
 def sample_rei_episodes(pool: Sequence[ImageItem], n: int, rng: np.random.Generator,
@@ -120,3 +128,90 @@ def evaluate_res(describe: Callable[[Sequence[RESEpisode]], list[str]], listener
     return {"miou": float(iou.mean()) if iou.size else 0.0,
             "success_rate": float(binarise_iou(iou).mean()) if iou.size else 0.0,
             **message_stats(msgs)}
+
+
+def res_items(pool: Sequence[ImageItem]) -> list[RESItem]:
+    """RES view of rendered scene items: every object is referable (box + rendered mask)."""
+    out = []
+    for it in pool:
+        assert it.scene is not None
+        out.append(RESItem(it.key, it.load, tuple(o.box for o in it.scene.objects),
+                           (lambda k, s=it.scene: object_mask(s, k)), scene=it.scene))
+    return out
+
+
+class GameRules:
+    """A registered game: how its episodes are drawn, played and evaluated.
+
+    Attributes:
+        name: the registered name (a config's ``game``).
+        metric: the held-out metric adaptation is judged by.
+        segments: the listener answers with a mask (needs a mask decoder for an MLLM).
+    """
+
+    name = ""
+    metric = "success_rate"
+    segments = False
+
+    def scene_items(self, pool: Sequence[ImageItem]) -> list[Any]:
+        """This game's view of a pool of rendered scene items."""
+        return list(pool)
+
+    def sample(self, pool: Sequence[Any], n: int, rng: np.random.Generator) -> list[Any]:
+        """``n`` episodes drawn from ``pool``."""
+        raise NotImplementedError
+
+    def play(self, episodes: Sequence[Any], messages: Sequence[str], listener: Any) -> np.ndarray:
+        """Rewards ``[B]`` of ``messages`` to ``listener``."""
+        raise NotImplementedError
+
+    def evaluate(self, describe: Callable[[Sequence[Any]], list[str]], listener: Any,
+                 episodes: Sequence[Any], batch_size: int = 64) -> dict[str, float]:
+        """Metrics of ``describe`` on fixed held-out ``episodes``."""
+        raise NotImplementedError
+
+
+@GAMES.register("rei")
+class REI(GameRules):
+    """Reference expression identification: two images, +-1 reward (:func:`play_rei`)."""
+
+    name = "rei"
+
+    def sample(self, pool: Sequence[Any], n: int, rng: np.random.Generator) -> list[Any]:
+        """``n`` episodes (:func:`sample_rei_episodes`)."""
+        return sample_rei_episodes(pool, n, rng)
+
+    def play(self, episodes: Sequence[Any], messages: Sequence[str], listener: Any) -> np.ndarray:
+        """+-1 rewards ``[B]`` (:func:`play_rei`)."""
+        return play_rei(episodes, messages, listener)[0]
+
+    def evaluate(self, describe: Callable[[Sequence[Any]], list[str]], listener: Any,
+                 episodes: Sequence[Any], batch_size: int = 64) -> dict[str, float]:
+        """Success rate and message statistics (:func:`evaluate_rei`)."""
+        return evaluate_rei(describe, listener, episodes, batch_size)
+
+
+@GAMES.register("res")
+class RES(GameRules):
+    """Referring expression segmentation: one scene, IoU reward (:func:`play_res`)."""
+
+    name = "res"
+    metric = "miou"
+    segments = True
+
+    def scene_items(self, pool: Sequence[ImageItem]) -> list[Any]:
+        """Every object of every scene is referable (:func:`res_items`)."""
+        return res_items(pool)
+
+    def sample(self, pool: Sequence[Any], n: int, rng: np.random.Generator) -> list[Any]:
+        """``n`` episodes (:func:`sample_res_episodes`)."""
+        return sample_res_episodes(pool, n, rng)
+
+    def play(self, episodes: Sequence[Any], messages: Sequence[str], listener: Any) -> np.ndarray:
+        """IoU rewards ``[B]`` (:func:`play_res`)."""
+        return play_res(episodes, messages, listener)
+
+    def evaluate(self, describe: Callable[[Sequence[Any]], list[str]], listener: Any,
+                 episodes: Sequence[Any], batch_size: int = 64) -> dict[str, float]:
+        """mIoU, success@0.5 and message statistics (:func:`evaluate_res`)."""
+        return evaluate_res(describe, listener, episodes, batch_size)

@@ -88,6 +88,8 @@ class GTSpeaker:
                 for p, t in zip(w / w.sum(), avail)]
 
     def describe(self, episodes: Sequence[REIEpisode]) -> list[str]:
+        """REI: per episode, the target scene's values that the confounder does not show
+        (:meth:`describe_scenes`)."""
         return [self.describe_scenes(*episode_scenes(e)) for e in episodes]
 
     def describe_object(self, episodes: Sequence[RESEpisode]) -> list[str]:

@@ -119,6 +119,8 @@ class PixelListener:
         return "left" if side == 0 else "right"
 
     def answer(self, images: Sequence[tuple[Image.Image, Image.Image]], messages: Sequence[str]) -> list[str]:
+        """REI: per (image pair, message), the side whose perceived objects match the
+        mentioned values best (ties at random), or "I cannot tell." when the message names none."""
         out = []
         for (a, b), msg in zip(images, messages):
             m = mentioned_values(msg)
@@ -131,6 +133,8 @@ class PixelListener:
         return out
 
     def segment(self, images: Sequence[Image.Image], messages: Sequence[str]) -> list[np.ndarray]:
+        """RES: per (image, message), the ``[H, W]`` bool mask of the perceived object
+        that matches the mentioned values best (ties at random; all False when none is seen)."""
         out = []
         for img, msg in zip(images, messages):
             objs = self._perceive(img)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lowshot._registry import Registry
+from lowshot.comm.agents import FAMILIES, AgentFamily
 from lowshot.comm.episodes import REIEpisode, RESEpisode
 from lowshot.comm.perception import side_by_side
 from lowshot.errors import ConfigError
@@ -35,18 +35,18 @@ REI_LISTENER_PICTURE = "Which image does the sentence '{message}' describe? A. P
 RES_SPEAKER = "Write a short description for the highlighted object."
 RES_LISTENER = "segment {message}"
 
-FAMILIES: Registry = Registry("MLLM family")
 
 
 def rei_speaker_prompt(target_side: int) -> str:
+    """The REI speaker prompt (app. F.2) for a target on side ``target_side`` (0: left)."""
     side, other = ("left", "right") if target_side == 0 else ("right", "left")
     return REI_SPEAKER.format(side=side, other=other)
 
 
-class Family:
+class Family(AgentFamily):
     """How one model family turns (images, prompt) pairs into a padded batch."""
 
-    name = ""
+    model_backed = True
     model_class = ""
     multi_image = False
     listener_prompt = REI_LISTENER_LEFTRIGHT
@@ -54,12 +54,16 @@ class Family:
 
     def encode(self, processor: Any, images: Sequence[Sequence[Image.Image]],
                prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """A padded model batch of ``prompts``, each with its images (``input_ids`` and
+        ``attention_mask`` ``[B, L]``, plus the family's image tensors)."""
         raise NotImplementedError
 
     def tokenizer(self, processor: Any) -> Any:
+        """The tokenizer inside ``processor``."""
         return processor.tokenizer
 
     def load_processor(self, path: str) -> Any:
+        """The family's processor from a local directory (never downloaded)."""
         from transformers import AutoProcessor
 
         return AutoProcessor.from_pretrained(path, local_files_only=True)
@@ -67,6 +71,14 @@ class Family:
     def compose(self, images: Sequence[Image.Image]) -> list[Image.Image]:
         """Images as the model receives them (single-image models get one composite)."""
         return list(images) if self.multi_image or len(images) == 1 else [side_by_side(images)]
+
+    def listener(self, agent: Any, path: str, segments: bool) -> MLLMListener:
+        """Load the model from ``path`` as an :class:`MLLMListener`; for a segmenting game
+        (RES) also ``agent.mask_decoder`` (big_vision's ``vae-oid.npz``) to decode ``<seg>`` tokens."""
+        from lowshot.comm.segmentation import MaskDecoder
+
+        decoder = MaskDecoder.from_npz(agent.mask_decoder) if segments else None
+        return MLLMListener(load_mllm(self.name, path, agent.device, agent.dtype, agent.max_new_tokens), decoder)
 
 
 @FAMILIES.register("llava")
@@ -77,6 +89,8 @@ class Llava(Family):
     model_class = "LlavaForConditionalGeneration"
 
     def encode(self, processor, images, prompts):
+        """Chat template (or ``USER: <image>`` prompt) on one composite image per row,
+        left-padded: ``input_ids`` / ``attention_mask`` ``[B, L]``, ``pixel_values``."""
         texts = []
         for p in prompts:
             if getattr(processor, "chat_template", None):
@@ -104,15 +118,20 @@ class Qwen2VL(Family):
     pass_position_ids = False
 
     def tokenizer(self, processor):
+        """The tokenizer of the ``(tokenizer, image_processor)`` pair."""
         return processor[0]
 
     def load_processor(self, path):
+        """``(tokenizer, image_processor)`` from a local directory (never downloaded)."""
         from transformers import AutoTokenizer, Qwen2VLImageProcessorPil
 
         return (AutoTokenizer.from_pretrained(path, local_files_only=True),
                 Qwen2VLImageProcessorPil.from_pretrained(path, local_files_only=True))
 
     def encode(self, processor, images, prompts):
+        """ChatML with one ``<|image_pad|>`` per merged patch of each image, left-padded:
+        ``input_ids`` / ``attention_mask`` / ``mm_token_type_ids`` ``[B, L]``,
+        ``pixel_values`` and ``image_grid_thw`` ``[n_images, 3]``."""
         tok, ip = processor
         flat = [im for ims in images for im in ims]
         vis = ip(images=flat, return_tensors="pt")
@@ -143,6 +162,8 @@ class PaliGemma(Family):
     model_class = "PaliGemmaForConditionalGeneration"
 
     def encode(self, processor, images, prompts):
+        """``<image>prompt`` on one composite image per row, left-padded: ``input_ids`` /
+        ``attention_mask`` ``[B, L]``, ``pixel_values`` (no ``labels``)."""
         imgs = [self.compose(ims)[0] for ims in images]
         processor.tokenizer.padding_side = "left"
         texts = [f"<image>{p}" for p in prompts]
@@ -162,13 +183,17 @@ class MLLM:
 
     @property
     def tokenizer(self) -> Any:
+        """The family's tokenizer of this model."""
         return self.family.tokenizer(self.processor)
 
     @property
     def device(self) -> torch.device:
+        """The device of the model's parameters."""
         return next(self.model.parameters()).device
 
     def encode(self, images: Sequence[Sequence[Image.Image]], prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """A padded batch (``input_ids`` / ``attention_mask`` ``[B, L]`` plus image tensors)
+        from :meth:`Family.encode`."""
         return self.family.encode(self.processor, images, prompts)
 
     @torch.no_grad()
@@ -225,10 +250,16 @@ class MLLMListener:
         self.mask_decoder = mask_decoder
 
     def answer(self, images: Sequence[tuple[Image.Image, Image.Image]], messages: Sequence[str]) -> list[str]:
+        """REI: the family's listener prompt per message, greedy answers."""
         prompts = [self.mllm.family.listener_prompt.format(message=m) for m in messages]
         return self.mllm.generate([list(p) for p in images], prompts)
 
     def segment(self, images: Sequence[Image.Image], messages: Sequence[str]) -> list[np.ndarray]:
+        """RES: ``segment <message>``, the generated ``<loc>``/``<seg>`` tokens decoded into
+        one ``[H, W]`` bool mask per image.
+
+        Raises:
+            ConfigError: without a mask decoder."""
         from lowshot.comm.segmentation import DECODER_FILE, decode_segmentations
 
         if self.mask_decoder is None:
@@ -247,15 +278,21 @@ class MLLMSpeaker:
         self.mllm = mllm
 
     def encode_rei(self, episodes: Sequence[REIEpisode]) -> dict[str, torch.Tensor]:
+        """REI speaker inputs (both images, prompt per target side): ``input_ids`` /
+        ``attention_mask`` ``[B, L]`` plus image tensors."""
         return self.mllm.encode([list(e.speaker_images) for e in episodes],
                                 [rei_speaker_prompt(e.speaker_target_side) for e in episodes])
 
     def encode_res(self, episodes: Sequence[RESEpisode]) -> dict[str, torch.Tensor]:
+        """RES speaker inputs (circled image, RES prompt): ``input_ids`` / ``attention_mask``
+        ``[B, L]`` plus image tensors."""
         return self.mllm.encode([[e.speaker_image] for e in episodes], [RES_SPEAKER] * len(episodes))
 
     def describe(self, episodes: Sequence[REIEpisode]) -> list[str]:
+        """REI: greedy descriptions of each episode's target."""
         return self.mllm.generate([list(e.speaker_images) for e in episodes],
                                   [rei_speaker_prompt(e.speaker_target_side) for e in episodes])
 
     def describe_object(self, episodes: Sequence[RESEpisode]) -> list[str]:
+        """RES: greedy descriptions of each episode's circled object."""
         return self.mllm.generate([[e.speaker_image] for e in episodes], [RES_SPEAKER] * len(episodes))

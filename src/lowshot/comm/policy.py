@@ -15,6 +15,7 @@ Shapes: ``B`` episodes, ``P`` prompt tokens (left-padded), ``T`` completion toke
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -128,6 +129,7 @@ class SpeakerPolicy(nn.Module):
     # ------------------------------------------------------------------ adapters
     @property
     def device(self) -> torch.device:
+        """The device of the model's parameters."""
         return next(self.model.parameters()).device
 
     def add_adapter(self, name: str) -> None:
@@ -139,7 +141,12 @@ class SpeakerPolicy(nn.Module):
         cfg = LoraConfig(r=self.lora.r, lora_alpha=self.lora.alpha, lora_dropout=self.lora.dropout,
                          target_modules=self.lora.target_modules, bias="none")
         if self.model is self.base:
-            self.model = get_peft_model(self.base, cfg, adapter_name=name)
+            with warnings.catch_warnings():
+                # peft's PeftModel.__init__ (not lowshot) reads the `is_gradient_checkpointing`
+                # alias that transformers 5 deprecated; only that message, only in this call
+                warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated",
+                                        category=FutureWarning)
+                self.model = get_peft_model(self.base, cfg, adapter_name=name)
         elif name not in self.model.peft_config:
             self.model.add_adapter(name, cfg)
         if name not in self.value_heads:
@@ -155,6 +162,7 @@ class SpeakerPolicy(nn.Module):
         self.adapter = name
 
     def adapter_names(self) -> list[str]:
+        """Names of the LoRA adapters added so far (empty before the first)."""
         return [] if self.model is self.base else list(self.model.peft_config)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
@@ -166,7 +174,12 @@ class SpeakerPolicy(nn.Module):
         return params + list(self.value_heads[name].parameters())
 
     def adapter_state(self, name: str | None = None) -> dict[str, Tensor]:
-        """LoRA + value-head tensors of adapter ``name`` (for checkpoints and snapshots)."""
+        """LoRA + value-head tensors of adapter ``name`` (for checkpoints and snapshots).
+
+        Returns:
+            ``{"lora/<peft key>": tensor, "value_head/weight": [1, H], "value_head/bias": [1]}``
+            (LoRA A ``[r, in]`` and B ``[out, r]`` per target module), detached copies.
+        """
         from peft import get_peft_model_state_dict
 
         name = name or self.adapter
@@ -177,7 +190,8 @@ class SpeakerPolicy(nn.Module):
         return state
 
     def load_adapter_state(self, state: dict[str, Tensor], name: str | None = None) -> None:
-        """Inverse of :meth:`adapter_state` (the adapter must exist)."""
+        """Inverse of :meth:`adapter_state` (the adapter must exist; tensors shaped as there:
+        LoRA A ``[r, in]``, B ``[out, r]``, value head ``[1, H]`` / ``[1]``)."""
         from peft import set_peft_model_state_dict
 
         name = name or self.adapter
@@ -213,6 +227,7 @@ class SpeakerPolicy(nn.Module):
 
     @contextmanager
     def using(self, name: str) -> Iterator[None]:
+        """Context manager: adapter ``name`` is active inside, the previous one after."""
         active = self.adapter
         self.use(name)
         try:

@@ -35,6 +35,7 @@ class SceneObject:
     box: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     def attributes(self) -> dict[str, str]:
+        """``{attribute type: value}`` of this object (colour, shape, size, material)."""
         return {"color": self.color, "shape": self.shape, "size": self.size, "material": self.material}
 
 
@@ -49,6 +50,7 @@ class Scene:
     extra: dict = field(default_factory=dict, compare=False)
 
     def values(self, attr: str) -> set[str]:
+        """The values of attribute type ``attr`` shown by any object of the scene."""
         return {o.attributes()[attr] for o in self.objects}
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,20 +28,13 @@ import torch
 from lowshot._registry import WORLDS
 from lowshot.comm.agents import Weakened
 from lowshot.comm.attributes import ATTRIBUTE_TYPES, ATTRIBUTES
-from lowshot.comm.episodes import ImageItem, REIEpisode, RESEpisode, RESItem
-from lowshot.comm.games import (
-    evaluate_rei,
-    evaluate_res,
-    play_rei,
-    play_res,
-    sample_rei_episodes,
-    sample_res_episodes,
-)
+from lowshot.comm.episodes import ImageItem, REIEpisode, RESEpisode
+from lowshot.comm.games import GAMES, evaluate_rei, res_items  # noqa: F401  (res_items: public here too)
 from lowshot.comm.gt_speaker import GTSpeaker
 from lowshot.comm.listeners import PixelListener
 from lowshot.comm.perception import make_weakness
 from lowshot.comm.policy import LoraSpec, SpeakerPolicy
-from lowshot.comm.render import SceneObject, object_mask, render, sample_scene
+from lowshot.comm.render import SceneObject, render, sample_scene
 
 PROMPT_WORDS = ("target", "other", "and", "say")
 
@@ -59,6 +52,11 @@ class SpeakerLMConfig:
     sft_lr: float = 3e-3
     teacher_prior: dict[str, float] = field(
         default_factory=lambda: {"color": 0.55, "shape": 0.15, "size": 0.15, "material": 0.15})
+
+    @classmethod
+    def tiny(cls) -> SpeakerLMConfig:
+        """Default sizes with a 15-step warm-up on batches of 8 (tests, smoke runs)."""
+        return cls(sft_steps=15, sft_batch_size=8)
 
 
 @dataclass(frozen=True)
@@ -94,7 +92,7 @@ class WorldConfig:
         """The smallest useful world (tests, smoke runs): 16 / 8 one-object scenes, 8 held-out
         episodes, a LoRA of rank 4 and a 15-step speaker warm-up."""
         return cls(n_objects=1, train_images=16, test_images=8, test_episodes=8, budget=1,
-                   lora=LoraSpec(r=4, alpha=8.0), speaker=SpeakerLMConfig(sft_steps=15, sft_batch_size=8))
+                   lora=LoraSpec(r=4, alpha=8.0), speaker=SpeakerLMConfig.tiny())
 
 
 def scene_pool(n: int, rng: np.random.Generator, cfg: WorldConfig, prefix: str) -> list[ImageItem]:
@@ -109,16 +107,6 @@ def scene_pool(n: int, rng: np.random.Generator, cfg: WorldConfig, prefix: str) 
 def vocabulary() -> list[str]:
     """Prompt words plus every attribute value (the speaker's whole vocabulary)."""
     return list(PROMPT_WORDS) + list(ATTRIBUTE_TYPES) + [v for t in ATTRIBUTE_TYPES for v in ATTRIBUTES[t]]
-
-
-def res_items(pool: Sequence[ImageItem]) -> list[RESItem]:
-    """RES view of rendered scene items: every object is referable (box + rendered mask)."""
-    out = []
-    for it in pool:
-        assert it.scene is not None
-        out.append(RESItem(it.key, it.load, tuple(o.box for o in it.scene.objects),
-                           (lambda k, s=it.scene: object_mask(s, k)), scene=it.scene))
-    return out
 
 
 def _scene_words(objects: Sequence[SceneObject]) -> str:
@@ -149,24 +137,21 @@ class World:
     Args:
         cfg: the world.
         seed: seeds pools, held-out episodes and the speaker's init.
-        game: ``rei`` (two images) or ``res`` (one scene, segment the target object).
+        game: a registered game (:data:`~lowshot.comm.games.GAMES`): ``rei`` (two images) or
+            ``res`` (one scene, segment the target object).
     """
 
     offline = True  # renders its own scenes and pretrains its own speaker: no data root
 
-    def __init__(self, cfg: WorldConfig, seed: int = 0, game: Literal["rei", "res"] = "rei") -> None:
+    def __init__(self, cfg: WorldConfig, seed: int = 0, game: str = "rei") -> None:
         from lowshot.comm.tiny import tiny_causal_lm, word_tokenizer
 
-        if game not in ("rei", "res"):
-            raise ValueError(f"game must be 'rei' or 'res', not {game!r}")
         self.cfg = cfg
         self.seed = seed
-        self.kind = game
+        self.rules = GAMES.get(game)()
         rng = np.random.default_rng(seed)
-        self.train_pool: list[Any] = scene_pool(cfg.train_images, rng, cfg, "train")
-        self.test_pool: list[Any] = scene_pool(cfg.test_images, rng, cfg, "test")
-        if game == "res":
-            self.train_pool, self.test_pool = res_items(self.train_pool), res_items(self.test_pool)
+        self.train_pool: list[Any] = self.rules.scene_items(scene_pool(cfg.train_images, rng, cfg, "train"))
+        self.test_pool: list[Any] = self.rules.scene_items(scene_pool(cfg.test_images, rng, cfg, "test"))
         self.test_episodes = self.sample(self.test_pool, cfg.test_episodes, rng)
         self.tokenizer = word_tokenizer(vocabulary())
         torch.manual_seed(seed)
@@ -177,13 +162,11 @@ class World:
 
     def sample(self, pool: Sequence[Any], n: int, rng: np.random.Generator) -> list[Any]:
         """``n`` episodes of this world's game from ``pool``."""
-        if self.kind == "res":
-            return sample_res_episodes(pool, n, rng)
-        return sample_rei_episodes(pool, n, rng)
+        return self.rules.sample(pool, n, rng)
 
     # -------------------------------------------------------------- speaker
     def encode(self, episodes: Sequence[REIEpisode | RESEpisode]) -> dict[str, torch.Tensor]:
-        """Left-padded prompt ids of ``episodes``."""
+        """Left-padded prompt ids of ``episodes``: ``input_ids`` and ``attention_mask`` ``[B, L]``."""
         enc = self.tokenizer([speaker_prompt(e) for e in episodes], return_tensors="pt", padding=True,
                              add_special_tokens=False)
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
@@ -275,21 +258,19 @@ class World:
             eval_listener = self.listener(weakness, seed + 7919)
         else:
             train_listener = eval_listener = Weakened(listener, make_weakness(weakness, self.cfg.blur_radius))
-        res = self.kind == "res"
+        rules = self.rules
 
         def sample(n: int, rng: np.random.Generator) -> list[Any]:
             return self.sample(self.train_pool, n, rng)
 
         def play(eps: Sequence[Any], msgs: Sequence[str]) -> np.ndarray:
-            if res:
-                return play_res(eps, self.truncate(msgs), train_listener)
-            return play_rei(eps, self.truncate(msgs), train_listener)[0]
+            return rules.play(eps, self.truncate(msgs), train_listener)
 
         def evaluate(describe: Any) -> dict[str, float]:
             if hasattr(eval_listener.listener, "rng"):
                 eval_listener.listener.rng = np.random.default_rng(seed + 7919)  # same ties each time
-            run = evaluate_res if res else evaluate_rei
-            return run(lambda e: self.truncate(describe(e)), eval_listener, self.test_episodes, batch_size=100)
+            return rules.evaluate(lambda e: self.truncate(describe(e)), eval_listener, self.test_episodes,
+                                  batch_size=100)
 
         rng_of = getattr(train_listener.listener, "rng", None)
 
@@ -300,7 +281,7 @@ class World:
             if rng_of is not None and state is not None:
                 rng_of.bit_generator.state = state
 
-        return Game(sample, play, evaluate, "miou" if res else "success_rate", get_state, set_state)
+        return Game(sample, play, evaluate, rules.metric, get_state, set_state)
 
     def gt_table(self, weaknesses: Sequence[str], ablations: dict[str, tuple[str, ...]],
                  budget: int | None = None) -> dict[str, dict[str, float]]:

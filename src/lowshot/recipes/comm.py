@@ -17,12 +17,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from lowshot._registry import RECIPES, WORLDS
 
 # importing transformers/peft is deferred to run time (the comm extra is optional)
 from lowshot.comm.adapt import AlgoConfig, LoopConfig, check_on_policy
+from lowshot.comm.agents import agent_family
 from lowshot.comm.policy import LoraSpec
 from lowshot.comm.world import WorldConfig
 from lowshot.config.paper import Provenance
@@ -71,8 +72,9 @@ class CommConfig:
         name: setting name (set by the loader).
         world: a registered world: ``synthetic`` (offline world) or a dataset (``clevr``,
             ``cub``, ``imagenet``).
-        game: ``rei`` or ``res`` (RES: synthetic world only; KTO must use ``binary_ge`` with
-            ``desirable_threshold`` 0.5, i.e. IoU >= 0.5 is desirable).
+        game: a registered game (:data:`~lowshot.comm.games.GAMES`): ``rei`` or ``res`` (RES:
+            synthetic world only; KTO must use ``binary_ge`` with ``desirable_threshold`` 0.5,
+            i.e. IoU >= 0.5 is desirable).
         speaker / listener: agents for dataset worlds (MLLMs from local paths); in the
             synthetic world ``listener`` may be an MLLM (``paligemma`` for RES) instead of
             the pixel listeners.
@@ -89,7 +91,7 @@ class CommConfig:
     recipe: str = "comm"
     name: str = ""
     world: str = "synthetic"
-    game: Literal["rei", "res"] = "rei"
+    game: str = "rei"
     speaker: AgentConfig = field(default_factory=AgentConfig)
     listener: AgentConfig = field(default_factory=lambda: AgentConfig(family="pixel"))
     data: CommDataConfig = field(default_factory=CommDataConfig)
@@ -115,6 +117,18 @@ def comm_world(name: str, where: str = "comm") -> Any:
         raise ConfigError(f"{where}: world: {err}") from None
 
 
+def game_rules(name: str, where: str = "comm") -> Any:
+    """The registered game ``name`` (:class:`~lowshot.comm.games.GameRules` instance);
+    unknown names fail with a did-you-mean."""
+    from lowshot.comm.games import GAMES
+    from lowshot.errors import ConfigError
+
+    try:
+        return GAMES.get(name)()
+    except ConfigError as err:
+        raise ConfigError(f"{where}: game: {err}") from None
+
+
 def load_config(mapping: dict[str, Any]) -> CommConfig:
     """Strictly validate a mapping (YAML + overrides) into :class:`CommConfig`."""
     from lowshot.errors import ConfigError
@@ -126,15 +140,20 @@ def load_config(mapping: dict[str, Any]) -> CommConfig:
     lora = cfg.world_config.lora if world.offline else cfg.lora
     for name in algos:
         check_on_policy(name, cfg.loop.sampling, lora.dropout, where)
-    if cfg.game == "res":
+    speaker = agent_family(cfg.speaker.family, "speaker", where)
+    listener = agent_family(cfg.listener.family, "listener", where)
+    if world.offline and speaker.model_backed:
+        raise ConfigError(f"{where}: speaker.family: the synthetic world trains its own tiny_lm speaker, "
+                          f"not '{cfg.speaker.family}'")
+    if game_rules(cfg.game, where).segments:
         if not world.offline:
-            raise ConfigError(f"{where}: game 'res' runs in the synthetic world only")
+            raise ConfigError(f"{where}: game '{cfg.game}' runs in the synthetic world only")
         kto = algos.get("kto")
         if kto is not None and not (kto.binary_ge and kto.desirable_threshold == 0.5):
-            raise ConfigError(f"{where}: RES KTO labels episodes by IoU >= 0.5: set "
+            raise ConfigError(f"{where}: {cfg.game.upper()} KTO labels episodes by IoU >= 0.5: set "
                               "algorithms.kto.binary_ge=true and desirable_threshold=0.5")
-        if cfg.listener.family != "pixel" and not cfg.listener.mask_decoder:
-            raise ConfigError(f"{where}: listener.mask_decoder is empty: a {cfg.listener.family} RES "
+        if listener.model_backed and not cfg.listener.mask_decoder:
+            raise ConfigError(f"{where}: listener.mask_decoder is empty: a {cfg.listener.family} {cfg.game.upper()} "
                               "listener decodes its <seg> tokens with big_vision's vae-oid.npz")
     return replace(cfg, algorithms=algos)
 
@@ -175,14 +194,11 @@ def run_world(cfg: CommConfig, run_dir: Path | None = None, log: Any = print) ->
     rd = RunDir(run_dir) if run_dir is not None else None
     if rd is not None:
         rd.write_config(cfg)
-    mllm_listener = None
-    if cfg.listener.family != "pixel":
-        from lowshot.comm.mllm import MLLMListener, load_mllm
-        from lowshot.comm.segmentation import MaskDecoder
-
-        decoder = MaskDecoder.from_npz(cfg.listener.mask_decoder) if cfg.game == "res" else None
-        mllm_listener = MLLMListener(load_mllm(cfg.listener.family, cfg.listener.path, cfg.listener.device,
-                                               cfg.listener.dtype, cfg.listener.max_new_tokens), decoder)
+    # scripted listeners come from the world itself (seeded per game); a model-backed one is
+    # loaded once and weakened per run
+    family = agent_family(cfg.listener.family, "listener", cfg.name)
+    segments = game_rules(cfg.game, cfg.name).segments
+    mllm_listener = family.listener(cfg.listener, cfg.listener.path, segments) if family.model_backed else None
     loop = replace(cfg.loop, sampling=replace(cfg.loop.sampling, max_new_tokens=2 * cfg.world_config.budget),
                    eval_max_new_tokens=2 * cfg.world_config.budget)
     runs: list[dict[str, Any]] = []
@@ -262,8 +278,7 @@ def run_dataset(cfg: CommConfig, run_dir: Path | None, data_root: Path | None,
     from lowshot.comm.adapt import Game, adapt
     from lowshot.comm.agents import Weakened
     from lowshot.comm.games import evaluate_rei, play_rei, sample_rei_episodes
-    from lowshot.comm.listeners import PixelListener
-    from lowshot.comm.mllm import MLLMListener, MLLMSpeaker, load_mllm
+    from lowshot.comm.mllm import MLLMSpeaker, load_mllm
     from lowshot.comm.perception import make_weakness
     from lowshot.comm.policy import SpeakerPolicy
     from lowshot.errors import ConfigError
@@ -271,8 +286,8 @@ def run_dataset(cfg: CommConfig, run_dir: Path | None, data_root: Path | None,
     from lowshot.utils.rundir import RunDir
 
     data_root = resolve_data_root(data_root, cfg.data.root, what=f"world '{cfg.world}'")
-    if cfg.speaker.family in ("tiny_lm", "pixel") or not cfg.speaker.path:
-        raise ConfigError("dataset worlds need an MLLM speaker: speaker.family and speaker.path")
+    if not (agent_family(cfg.speaker.family, "speaker", cfg.name).model_backed and cfg.speaker.path):
+        raise ConfigError(f"{cfg.name}: dataset worlds need an MLLM speaker: speaker.family and speaker.path")
     rd = RunDir(run_dir) if run_dir is not None else None
     if rd is not None:
         rd.write_config(cfg)
@@ -280,12 +295,8 @@ def run_dataset(cfg: CommConfig, run_dir: Path | None, data_root: Path | None,
     test_pool = _pool(cfg, data_root, cfg.data.test_split)
     sp = load_mllm(cfg.speaker.family, _resolve(cfg.speaker.path, data_root), cfg.speaker.device,
                    cfg.speaker.dtype, cfg.speaker.max_new_tokens)
-    if cfg.listener.family == "pixel":
-        base_listener: Any = PixelListener()
-    else:
-        base_listener = MLLMListener(load_mllm(cfg.listener.family, _resolve(cfg.listener.path, data_root),
-                                               cfg.listener.device, cfg.listener.dtype,
-                                               cfg.listener.max_new_tokens))
+    base_listener = agent_family(cfg.listener.family, "listener", cfg.name).listener(
+        cfg.listener, _resolve(cfg.listener.path, data_root), segments=False)
     policy = SpeakerPolicy(sp.model, sp.tokenizer, MLLMSpeaker(sp).encode_rei, cfg.lora,
                            sp.family.pass_position_ids)
     loop = replace(cfg.loop, eval_max_new_tokens=cfg.speaker.max_new_tokens)
