@@ -63,12 +63,14 @@ def run_published_seed(
 
 def run_published_run_all(
     repo: Path, python: Path, data_root: Path, work: Path, settings: Settings, seed: int,
-    published_args: tuple[str, ...], name: str, shim_options: tuple[str, ...],
+    published_args: tuple[str, ...], name: str, shim_options: tuple[str, ...], in_repo: bool = True,
 ) -> SeedResult:
     """One seed of a ``main.py ... --run all`` entry point (ClipClap, TCaF); parse its logs.
 
     The harness settings replace ``--epochs`` / ``--n_batches`` / ``--bs``; ``--seed``,
-    ``--device cpu``, ``--root_dir``, ``--log_dir`` and ``--exp_name`` are added.
+    ``--device cpu``, ``--root_dir``, ``--log_dir`` and ``--exp_name`` are added. The
+    published code runs in the checkout (``in_repo``) or in the seed's folder (then
+    ``published_args`` must name files by absolute path).
     """
     cwd = work / f"published_s{seed}"
     cwd.mkdir(parents=True, exist_ok=True)
@@ -82,7 +84,7 @@ def run_published_run_all(
     for flag, value in values.items():
         args = _set(args, flag, value)
     if not list(runs.glob("*/eval.log")):
-        _shim(python, repo, repo, "main.py", args, cwd / "harness.log", shim_options)
+        _shim(python, repo, repo if in_repo else cwd, "main.py", args, cwd / "harness.log", shim_options)
     (run_b,) = [p.parent for p in runs.glob("*/eval.log")]
     run_a = next(p for p in sorted(runs.iterdir()) if p.is_dir() and p != run_b)
     score = next(run_a.glob("*_score.pt"))

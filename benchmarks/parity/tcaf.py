@@ -5,6 +5,10 @@ config/best/best_<split>/best_<ds>.yaml --run all``: stage 1, stage 2 for ``sele
 1`` epochs and the evaluation in one process) with ``--epochs`` / ``--n_batches`` / ``--bs``
 from the harness settings and ``--seed``, ``--device cpu``, ``--root_dir``, ``--log_dir`` and
 ``--exp_name`` added. The data are the temporal per-class pickles (``cls_temporal`` preset).
+The published code runs in the seed's folder, not in the checkout: it caches its processed
+features under ``<cwd>/avgzsl_benchmark_non_averaged_datasets/<DS>/_features_processed`` and
+reuses them whatever ``--root_dir`` says, so a shared cwd would train on stale data. The seed's
+folder links ``config`` to the checkout's (``config/default.yaml`` is read from the cwd).
 
 lowshot side: the paper setting with the same settings; ``legacy`` adds every option that
 mirrors a published behaviour in ``max`` sequence mode (see ``LEGACY``; the ``fixed``-mode
@@ -66,8 +70,13 @@ def run_published_seed(
     repo: Path, python: Path, data_root: Path, work: Path, settings: Settings, seed: int
 ) -> SeedResult:
     """Run the published stage 1, stage 2 and evaluation (``--run all``) for one seed; parse the logs."""
+    cwd = work / f"published_s{seed}"  # the folder run_published_run_all runs in
+    cwd.mkdir(parents=True, exist_ok=True)
+    if not (cwd / "config").exists():
+        (cwd / "config").symlink_to((repo / "config").resolve(), target_is_directory=True)
     return clipclap.run_published_run_all(
-        repo, python, data_root, work, settings, seed, published_args(settings), "tcaf", SHIM_OPTIONS
+        repo, python, data_root, work, settings, seed, published_args(settings), "tcaf", SHIM_OPTIONS,
+        in_repo=False,
     )
 
 
