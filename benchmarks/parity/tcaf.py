@@ -21,14 +21,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmarks.parity import clipclap
+from benchmarks.parity.avca import _shim
 from benchmarks.parity.harness import SeedResult, Settings, variant_overrides
 
 #: ``lowshot data synth`` preset of each split (per-class temporal feature pickles)
 PRESET = {"cls": "cls_temporal"}
 #: published config file of each dataset (``config/best/best_cls``)
 CONFIG = {"UCF": "best_ucf", "ActivityNet": "best_anet", "VGGSound": "best_vggsound"}
-#: device shims (``upstream_shim.py``): one validation batch (the HM), numpy-1.20 ragged arrays
-SHIM_OPTIONS = ("--skip-val-loss", "--ragged-object-arrays")
+#: shims (``upstream_shim.py``): one validation batch (the HM), no TensorBoard hparams write;
+#: numpy 1.20 ragged arrays and a pandas < 2 column label in a numpy-2 / pandas-3 environment
+SHIM_OPTIONS = ("--skip-val-loss", "--skip-hparams-log", "--ragged-object-arrays", "--pandas-keys-columns")
 #: lowshot options that mirror the published TCaF code (key variant "aligned": names agree)
 LEGACY = (
     "protocol.stage2_scheduler=legacy_val_on_train",
@@ -74,10 +76,21 @@ def run_published_seed(
     cwd.mkdir(parents=True, exist_ok=True)
     if not (cwd / "config").exists():
         (cwd / "config").symlink_to((repo / "config").resolve(), target_is_directory=True)
+    _resume_evaluation(repo, python, data_root, cwd, settings)
     return clipclap.run_published_run_all(
         repo, python, data_root, work, settings, seed, published_args(settings), "tcaf", SHIM_OPTIONS,
         in_repo=False,
     )
+
+
+def _resume_evaluation(repo: Path, python: Path, data_root: Path, cwd: Path, settings: Settings) -> None:
+    """Run the README evaluation command on a finished stage 1 + stage 2 whose evaluation failed."""
+    runs = sorted(p for p in (cwd / "runs").glob("*") if p.is_dir()) if (cwd / "runs").is_dir() else []
+    if len(runs) != 2 or list((cwd / "runs").glob("*/eval.log")) or not list(runs[1].glob("checkpoints/*")):
+        return
+    args = [*published_args(settings)[:4], "--load_path_stage_A", str(runs[0]), "--load_path_stage_B",
+            str(runs[1]), "--root_dir", str((data_root / settings.dataset).resolve()), "--device", "cpu"]
+    _shim(python, repo, cwd, "get_evaluation.py", args, cwd / "harness.log", SHIM_OPTIONS)
 
 
 __all__ = ["ABLATIONS", "LEGACY", "PRESET", "lowshot_overrides", "lowshot_setting", "run_published_seed"]

@@ -3,7 +3,7 @@
 Usage::
 
     <upstream-python> upstream_shim.py [--skip-val-loss] [--skip-hparams-log] [--ragged-object-arrays]
-        [--threads N] <repo> <script.py> [args...]
+        [--pandas-keys-columns] [--threads N] <repo> <script.py> [args...]
 
 The shims only change where and how fast the published code runs, never what it computes:
 
@@ -26,7 +26,11 @@ The shims only change where and how fast the published code runs, never what it 
 * ``--ragged-object-arrays`` (TCaF ``src.dataset``): the published code stacks the per-video
   feature sequences (different lengths) with ``np.array(list)``; its numpy 1.20 returned an
   object array of the sequences (with a deprecation warning), numpy >= 1.24 raises. With the
-  option, ``np.array`` of a ragged list returns that object array, as numpy 1.20 did.
+  option, ``np.array`` of a ragged list returns that object array, as numpy 1.20 did;
+* ``--pandas-keys-columns`` (TCaF ``src.utils.setup_evaluation``): the published evaluation
+  builds an (never filled, never read) ``test_stats`` frame whose one column label is a
+  ``dict_keys`` view, which pandas < 2 accepted and pandas 3 rejects; with the option such a
+  label is replaced by its string.
 
 This file imports nothing from lowshot (the upstream environment does not have it).
 """
@@ -137,11 +141,28 @@ def _ragged_object_arrays() -> None:
     np.array = ragged_array
 
 
+def _pandas_keys_columns() -> None:
+    from collections.abc import KeysView
+
+    import pandas as pd
+
+    frame_init = pd.DataFrame.__init__
+
+    def init(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        columns = kwargs.get("columns")
+        if isinstance(columns, list) and any(isinstance(c, KeysView) for c in columns):
+            kwargs["columns"] = [str(c) if isinstance(c, KeysView) else c for c in columns]
+        frame_init(self, *args, **kwargs)
+
+    pd.DataFrame.__init__ = init  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--skip-val-loss", action="store_true")
     p.add_argument("--skip-hparams-log", action="store_true")
     p.add_argument("--ragged-object-arrays", action="store_true")
+    p.add_argument("--pandas-keys-columns", action="store_true")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("repo", type=Path)
     p.add_argument("script")
@@ -157,6 +178,8 @@ def main(argv: list[str] | None = None) -> None:
         _skip_hparams_log()
     if a.ragged_object_arrays:
         _ragged_object_arrays()
+    if a.pandas_keys_columns:
+        _pandas_keys_columns()
     sys.argv = [str(repo / a.script), *a.args]
     runpy.run_path(str(repo / a.script), run_name="__main__")
 

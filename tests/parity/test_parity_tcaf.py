@@ -59,3 +59,13 @@ def test_ragged_object_arrays_shim_returns_the_numpy_1_20_object_array(monkeypat
     assert np.array([np.zeros(3), np.ones(3)]).shape == (2, 3)  # regular lists are unchanged
     with pytest.raises(ValueError):
         np.array(seqs, dtype=np.float32)  # an explicit dtype still fails, as in numpy 1.20
+
+
+def test_pandas_keys_columns_shim_accepts_the_published_test_stats_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    pd = pytest.importorskip("pandas")
+    monkeypatch.setattr(pd.DataFrame, "__init__", pd.DataFrame.__init__)  # restored after the test
+    keys = {"lr": 1, "bs": 2}.keys()
+    upstream_shim._pandas_keys_columns()
+    frame = pd.DataFrame(columns=[keys])  # what src.utils.setup_evaluation builds
+    assert list(frame.columns) == [str(keys)] and len(frame) == 0
+    assert list(pd.DataFrame(columns=["a", "b"]).columns) == ["a", "b"]
