@@ -19,11 +19,11 @@ import os
 import sys
 from pathlib import Path
 
-from benchmarks.parity import avca, clipclap
+from benchmarks.parity import avca, clipclap, tcaf
 from benchmarks.parity.data import KEYS, write_parity_data
 from benchmarks.parity.harness import Settings, cached, run_lowshot_seed, table, within_spread
 
-METHODS = {"avca": avca, "clipclap": clipclap}
+METHODS = {"avca": avca, "clipclap": clipclap, "tcaf": tcaf}
 DEFAULT_SHARED = Path(
     os.environ.get("LOWSHOT_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data")
 )

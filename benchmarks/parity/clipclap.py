@@ -57,19 +57,34 @@ def run_published_seed(
     repo: Path, python: Path, data_root: Path, work: Path, settings: Settings, seed: int
 ) -> SeedResult:
     """Run the published stage 1, stage 2 and evaluation (``--run all``) for one seed; parse the logs."""
+    return run_published_run_all(repo, python, data_root, work, settings, seed, PUBLISHED_ARGS, "clipclap",
+                                 SHIM_OPTIONS)
+
+
+def run_published_run_all(
+    repo: Path, python: Path, data_root: Path, work: Path, settings: Settings, seed: int,
+    published_args: tuple[str, ...], name: str, shim_options: tuple[str, ...], in_repo: bool = True,
+) -> SeedResult:
+    """One seed of a ``main.py ... --run all`` entry point (ClipClap, TCaF); parse its logs.
+
+    The harness settings replace ``--epochs`` / ``--n_batches`` / ``--bs``; ``--seed``,
+    ``--device cpu``, ``--root_dir``, ``--log_dir`` and ``--exp_name`` are added. The
+    published code runs in the checkout (``in_repo``) or in the seed's folder (then
+    ``published_args`` must name files by absolute path).
+    """
     cwd = work / f"published_s{seed}"
     cwd.mkdir(parents=True, exist_ok=True)
     runs = cwd / "runs"
-    args = list(PUBLISHED_ARGS)
+    args = list(published_args)
     values = {"--dataset_name": settings.dataset, "--root_dir": (data_root / settings.dataset).resolve(),
               "--log_dir": runs, "--epochs": settings.epochs, "--n_batches": settings.n_batches,
-              "--seed": seed, "--device": "cpu", "--exp_name": f"clipclap_s{seed}"}
+              "--seed": seed, "--device": "cpu", "--exp_name": f"{name}_s{seed}"}
     if settings.batch_size:
         values["--bs"] = settings.batch_size
     for flag, value in values.items():
         args = _set(args, flag, value)
     if not list(runs.glob("*/eval.log")):
-        _shim(python, repo, repo, "main.py", args, cwd / "harness.log", SHIM_OPTIONS)
+        _shim(python, repo, repo if in_repo else cwd, "main.py", args, cwd / "harness.log", shim_options)
     (run_b,) = [p.parent for p in runs.glob("*/eval.log")]
     run_a = next(p for p in sorted(runs.iterdir()) if p.is_dir() and p != run_b)
     score = next(run_a.glob("*_score.pt"))

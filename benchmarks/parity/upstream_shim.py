@@ -2,7 +2,8 @@
 
 Usage::
 
-    <upstream-python> upstream_shim.py [--skip-val-loss] [--skip-hparams-log] [--threads N] <repo> <script.py> [args...]
+    <upstream-python> upstream_shim.py [--skip-val-loss] [--skip-hparams-log] [--ragged-object-arrays]
+        [--pandas-keys-columns] [--threads N] <repo> <script.py> [args...]
 
 The shims only change where and how fast the published code runs, never what it computes:
 
@@ -21,7 +22,15 @@ The shims only change where and how fast the published code runs, never what it 
 * ``--skip-hparams-log`` (ClipClap ``src.utils.log_hparams``): the published evaluation ends by
   writing its arguments to TensorBoard and fails there (``del args_dict['audio_hip_blocks']``,
   a key its own arguments do not have) after the test results are logged. With the option
-  that TensorBoard write is skipped; nothing it computes is used.
+  that TensorBoard write is skipped; nothing it computes is used;
+* ``--ragged-object-arrays`` (TCaF ``src.dataset``): the published code stacks the per-video
+  feature sequences (different lengths) with ``np.array(list)``; its numpy 1.20 returned an
+  object array of the sequences (with a deprecation warning), numpy >= 1.24 raises. With the
+  option, ``np.array`` of a ragged list returns that object array, as numpy 1.20 did;
+* ``--pandas-keys-columns`` (TCaF ``src.utils.setup_evaluation``): the published evaluation
+  builds an (never filled, never read) ``test_stats`` frame whose one column label is a
+  ``dict_keys`` view, which pandas < 2 accepted and pandas 3 rejects; with the option such a
+  label is replaced by its string.
 
 This file imports nothing from lowshot (the upstream environment does not have it).
 """
@@ -116,10 +125,44 @@ def _skip_hparams_log() -> None:
     utils_module.log_hparams = lambda *args, **kwargs: None
 
 
+def _ragged_object_arrays() -> None:
+    import numpy as np
+
+    array = np.array
+
+    def ragged_array(obj, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        try:
+            return array(obj, *args, **kwargs)
+        except ValueError as err:
+            if "inhomogeneous" not in str(err) or args or "dtype" in kwargs:
+                raise
+            return array(obj, dtype=object, **kwargs)
+
+    np.array = ragged_array
+
+
+def _pandas_keys_columns() -> None:
+    from collections.abc import KeysView
+
+    import pandas as pd
+
+    frame_init = pd.DataFrame.__init__
+
+    def init(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        columns = kwargs.get("columns")
+        if isinstance(columns, list) and any(isinstance(c, KeysView) for c in columns):
+            kwargs["columns"] = [str(c) if isinstance(c, KeysView) else c for c in columns]
+        frame_init(self, *args, **kwargs)
+
+    pd.DataFrame.__init__ = init  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--skip-val-loss", action="store_true")
     p.add_argument("--skip-hparams-log", action="store_true")
+    p.add_argument("--ragged-object-arrays", action="store_true")
+    p.add_argument("--pandas-keys-columns", action="store_true")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("repo", type=Path)
     p.add_argument("script")
@@ -133,6 +176,10 @@ def main(argv: list[str] | None = None) -> None:
         _patch_val_step()
     if a.skip_hparams_log:
         _skip_hparams_log()
+    if a.ragged_object_arrays:
+        _ragged_object_arrays()
+    if a.pandas_keys_columns:
+        _pandas_keys_columns()
     sys.argv = [str(repo / a.script), *a.args]
     runpy.run_path(str(repo / a.script), run_name="__main__")
 
