@@ -125,11 +125,13 @@ class Pixel(AgentFamily):
 def agent_family(name: str, role: str, where: str = "comm") -> AgentFamily:
     """The registered agent family ``name`` (an instance) that can play ``role``.
 
+    The MLLM families register when :mod:`lowshot.comm.mllm` is imported (the comm recipe does;
+    importing it here would make ``agents`` and ``mllm`` import each other).
+
     Raises:
         ConfigError: naming ``where``, for an unknown family (with a did-you-mean) or one
             that cannot play ``role``.
     """
-    import lowshot.comm.mllm  # noqa: F401  (registers the MLLM families)
     from lowshot.errors import ConfigError
 
     try:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lowshot._registry import RECIPES, WORLDS
+from lowshot.comm import mllm as _mllm  # noqa: F401  (registers the MLLM agent families)
 
 # importing transformers/peft is deferred to run time (the comm extra is optional)
 from lowshot.comm.adapt import AlgoConfig, LoopConfig, check_on_policy
