@@ -12,10 +12,11 @@ from data_testing import feature_dir, text_of
 from lowshot.data.av.datasets import DATASETS
 from lowshot.data.av.embeddings import attach_embeddings, legacy_misaligned, read_embedding_dict
 from lowshot.data.av.featureset import STAGES, SequenceStore
-from lowshot.data.av.gzsl import load_gzsl_benchmark, resolve_data_root
+from lowshot.data.av.gzsl import load_gzsl_benchmark
 from lowshot.data.av.splits import ClassIndex, load_class_split
 from lowshot.data.av.synth import write_synthetic
 from lowshot.errors import DataError
+from lowshot.utils.paths import resolve_data_root
 
 #: reference §6.1: classes wrong under the legacy order (all, s1 train, s1 val unseen, s2 test unseen main / cls)
 LEGACY_WRONG = {

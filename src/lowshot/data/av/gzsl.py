@@ -36,11 +36,11 @@ from lowshot.data.av.source import (
     FeatureSource,
     dataset_dir,
     read_split_features,
-    resolve_data_root,
 )
 from lowshot.data.av.splits import ClassSplit, load_class_split
 from lowshot.data.av.tree import ReleasedFeatureDir, stage_feature_set
 from lowshot.errors import DataError
+from lowshot.utils.paths import resolve_data_root
 
 log = logging.getLogger(__name__)
 

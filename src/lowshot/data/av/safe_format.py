@@ -49,12 +49,12 @@ from lowshot.data.av.source import (
     check_split_classes,
     dataset_dir,
     read_split_features,
-    resolve_data_root,
 )
 from lowshot.data.av.splits import ClassIndex, ClassSplit, load_class_split
 from lowshot.data.av.tree import ClassFiles, ReleasedFeatureDir, read_class_pair
 from lowshot.errors import DataError
 from lowshot.utils.io import atomic_write_json, make_temp_dir
+from lowshot.utils.paths import resolve_data_root
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Where audio-visual benchmark features live, and how a feature folder is read by split.
 
 Shared by the assembler (:mod:`lowshot.data.av.gzsl`) and the converter
-(:mod:`lowshot.data.av.safe_format`): the data root, the dataset folder under it, what a
+(:mod:`lowshot.data.av.safe_format`): the dataset folder under the data root, what a
 feature folder (released or converted) offers (:class:`FeatureSource`), and the check that
 every class of a split's ``.txt`` lists has feature files.
 """
@@ -18,19 +18,6 @@ from lowshot.data.av.datasets import AVDatasetSpec, FeatureFamily
 from lowshot.data.av.featureset import STAGES, FeatureSet
 from lowshot.data.av.splits import ClassSplit
 from lowshot.errors import DataError
-from lowshot.utils.paths import resolve_data_root as resolve_paths_root
-
-ENV_DATA_ROOT = "LOWSHOT_DATA_ROOT"
-
-
-def resolve_data_root(root: str | Path | None) -> Path:
-    """The data root: ``root`` if given, else ``$LOWSHOT_DATA_ROOT`` (the rule of
-    :func:`lowshot.utils.paths.resolve_data_root` for callers holding a single explicit value).
-
-    Raises:
-        DataError: neither is set, or the folder does not exist.
-    """
-    return resolve_paths_root(root, None, what="the released audio-visual data")
 
 
 def dataset_dir(root: Path, spec: AVDatasetSpec) -> Path:

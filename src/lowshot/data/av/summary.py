@@ -19,7 +19,7 @@ import numpy as np
 from lowshot.data.av.datasets import TEXT_KINDS, FeatureFamily, dataset_spec, text_file_stem
 from lowshot.data.av.embeddings import missing_embeddings, read_embedding_dict, text_files
 from lowshot.data.av.featureset import STAGES
-from lowshot.data.av.gzsl import dataset_dir, resolve_data_root
+from lowshot.data.av.gzsl import dataset_dir
 from lowshot.data.av.safe_format import ConvertedFeatureDir, is_converted
 from lowshot.data.av.splits import ClassSplit, load_class_split
 from lowshot.data.av.tree import (
@@ -32,6 +32,7 @@ from lowshot.data.av.tree import (
     read_class_file,
 )
 from lowshot.errors import DataError
+from lowshot.utils.paths import resolve_data_root
 
 #: rows per chunk when scanning a memory-mapped block for NaN/inf (~64 MB of float32 4096-d)
 _SCAN_BYTES = 1 << 26
