@@ -95,7 +95,8 @@ def _epoch(
 
 
 def _tcaf_length(quick: bool) -> dict[str, Any]:
-    from lowshot.methods.base import Batch, InputSpec
+    from lowshot.data.av.batch import Batch
+    from lowshot.methods.base import InputSpec
 
     spec = InputSpec(128, 4096, 300, 0.96, 0.64, "vggish", "c3d")
     torch.manual_seed(0)

@@ -33,7 +33,6 @@ from lowshot.data.av.featureset import FeatureSet, SequenceStore
 from lowshot.errors import ConfigError
 
 __all__ = [
-    "Batch",
     "GZSLMethod",
     "AdamSettings",
     "InputSpec",

@@ -3,9 +3,10 @@
 import pytest
 import torch
 
+from lowshot.data.av.batch import Batch
 from lowshot.errors import ConfigError
 from lowshot.methods.av.clipclap import ClipClap, ClipClapConfig
-from lowshot.methods.base import Batch, InputSpec
+from lowshot.methods.base import InputSpec
 
 SPEC = InputSpec(audio_dim=1024, video_dim=512, text_dim=1536)
 

@@ -46,11 +46,12 @@ import torch
 import torch.nn.functional as F
 
 from lowshot._registry import METHODS
+from lowshot.data.av.batch import Batch
 from lowshot.data.av.featureset import FeatureSet, SequenceStore
 from lowshot.data.av.sequences import gather_windows
 from lowshot.errors import ConfigError
 from lowshot.losses.triplet import sample_negatives, triplet
-from lowshot.methods.base import Batch, GZSLMethod, InputSpec, dense_rows, label_tensors
+from lowshot.methods.base import GZSLMethod, InputSpec, dense_rows, label_tensors
 from lowshot.models.av.avca import AVCANet, AVCANetConfig
 
 LossTerm = Literal["l_t", "l_rec", "l_ct", "l_w", "l_r"]

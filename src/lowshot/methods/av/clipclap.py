@@ -43,8 +43,9 @@ import torch
 import torch.nn.functional as F
 
 from lowshot._registry import METHODS
+from lowshot.data.av.batch import Batch
 from lowshot.errors import ConfigError
-from lowshot.methods.base import Batch, GZSLMethod, InputSpec
+from lowshot.methods.base import GZSLMethod, InputSpec
 from lowshot.models.av.clipclap import ClipClapNet, ClipClapNetConfig
 
 log = logging.getLogger(__name__)

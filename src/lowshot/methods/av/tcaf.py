@@ -61,12 +61,13 @@ import torch
 import torch.nn.functional as F
 
 from lowshot._registry import METHODS
+from lowshot.data.av.batch import Batch
 from lowshot.data.av.featureset import FeatureSet, SequenceStore
 from lowshot.data.av.sequences import gather_av_windows
 from lowshot.errors import ConfigError
 from lowshot.layers.input_norm import InputNorm, normalize_features
 from lowshot.losses.triplet import sample_negatives, triplet
-from lowshot.methods.base import Batch, GZSLMethod, InputSpec, label_tensors
+from lowshot.methods.base import GZSLMethod, InputSpec, label_tensors
 from lowshot.models.av.tcaf import TCaFNet, TCaFNetConfig, TemporalInput
 
 log = logging.getLogger(__name__)
