@@ -29,7 +29,7 @@ from lowshot._registry import WORLDS
 from lowshot.comm.agents import Weakened
 from lowshot.comm.attributes import ATTRIBUTE_TYPES, ATTRIBUTES
 from lowshot.comm.episodes import ImageItem, REIEpisode, RESEpisode
-from lowshot.comm.games import GAMES, evaluate_rei, res_items  # noqa: F401  (res_items: public here too)
+from lowshot.comm.games import GAMES, evaluate_rei
 from lowshot.comm.gt_speaker import GTSpeaker
 from lowshot.comm.listeners import PixelListener
 from lowshot.comm.perception import make_weakness
