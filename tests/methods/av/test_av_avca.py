@@ -10,7 +10,7 @@ from av_tiny import tiny_spec
 from lowshot._registry import METHODS
 from lowshot.errors import ConfigError
 from lowshot.losses.triplet import sample_negatives
-from lowshot.methods.av.avca import AVCA, AVCAConfig
+from lowshot.methods.av.avca import AVCA, OBJECTIVE_TERMS, AVCAConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,6 +31,7 @@ ABLATIONS = {
     **{
         f"minus_{t}": dict(drop_loss=t) for t in ("l_t", "l_rec", "l_ct", "l_w", "l_r")
     },  # Table 2.6
+    "x_att_with_l_c": dict(objective="l_c"),  # Table A.3
 }
 
 
@@ -59,10 +60,12 @@ def test_every_ablation_trains_and_scores(name: str, tiny_averaged) -> None:
     assert set(terms) == {"l_t", "l_rec", "l_ct", "l_w", "l_r"}
     assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
     dropped = ABLATIONS[name].get("drop_loss")
-    expected = sum(v for k, v in terms.items() if k != dropped)
+    summed = OBJECTIVE_TERMS[ABLATIONS[name].get("objective", "l")]
+    expected = sum(terms[k] for k in summed if k != dropped)
     torch.testing.assert_close(out["loss"], expected)
     out["loss"].backward()
-    unused = "net.rec." if dropped == "l_r" else "-"  # A_rec/V_rec only serve l_r
+    # A_rec/V_rec only serve l_r
+    unused = "net.rec." if dropped == "l_r" or "l_r" not in summed else "-"
     for pname, p in method.named_parameters():
         assert (p.grad is None) == pname.startswith(unused), pname  # every other parameter is used
         assert p.grad is None or torch.isfinite(p.grad).all()
@@ -70,6 +73,29 @@ def test_every_ablation_trains_and_scores(name: str, tiny_averaged) -> None:
     with torch.no_grad():
         scores = method.class_scores(_batch(method, tiny_averaged, train=False), emb)
     assert scores.shape == (len(batch), emb.shape[0]) and (scores <= 0).all()
+
+
+def test_l_c_objective_is_the_composite_loss_of_the_cross_attention_model(tiny_averaged) -> None:
+    """Table A.3 "W x-att with l_c loss": same network, loss l_c = l_rec + l_ct + l_w (Eq. 2.6);
+    l_t and l_r are computed for logging but give no gradient."""
+    emb = torch.as_tensor(tiny_averaged.class_embeddings)
+    full, l_c = _method(), _method(objective="l_c")
+    l_c.load_state_dict(full.state_dict())
+    batch = _batch(full, tiny_averaged)
+    torch.manual_seed(1)
+    out_full = full.training_loss(batch, emb)
+    torch.manual_seed(1)
+    out_c = l_c.training_loss(batch, emb)
+    t = out_c["loss_terms"]
+    torch.testing.assert_close(out_c["loss"], t["l_rec"] + t["l_ct"] + t["l_w"])
+    torch.testing.assert_close(out_full["loss"] - out_c["loss"], t["l_t"] + t["l_r"])
+    assert (t["l_t"] + t["l_r"]) > 0  # so the two objectives differ on this batch
+    out_c["loss"].backward()
+    assert l_c.net.cross_attention is not None
+    assert l_c.net.cross_attention.layers[0].attn.to_qkv.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in l_c.net.rec.parameters())  # A_rec/V_rec serve l_r only
+    with pytest.raises(ConfigError, match="not a term of objective='l_c'"):
+        AVCAConfig(objective="l_c", drop_loss="l_t")
 
 
 def test_unimodal_models_ignore_the_other_modality(tiny_averaged) -> None:

@@ -48,6 +48,7 @@ ABLATIONS = {
     "no_feed_forward": dict(feed_forward=False),
     "averaged_input": dict(inputs="averaged", readout="mean"),  # Table B.3
     "triplet": dict(objective="ce_reg_rec_triplet"),
+    "att_from_avca": dict(attention_block="avca", attention="full"),
     "reg_only": dict(objective="reg"),  # Table 3.2
     "reg_ce": dict(objective="ce_reg"),
     "fixed_seqlen": dict(seqlen_mode="fixed", train_maxlen=4, eval_maxlen=6),
@@ -120,6 +121,38 @@ def test_attention_maps_follow_the_cross_pattern(tiny_temporal) -> None:
     assert torch.all(
         a[:, :, 0, 1 : 1 + ta][~batch.audio_mask[:, None].expand(-1, 2, -1)] == 0
     )  # padding
+
+
+def test_attention_block_from_avca(tiny_temporal) -> None:
+    """Table B.3 "TC_AF + att from [157]": one time-averaged token per modality, full attention
+    (the audio token attends to itself, which TCaF's A_x forbids), and a residual connection
+    around the whole block: c_o = x^c + Block([x^c, mean(a), mean(v)])[0]."""
+    method = _method(attention_block="avca", attention="full", **NO_DROPOUT).eval()
+    tcaf = _method(**NO_DROPOUT).eval()
+    assert method.net.transformer.layers[0].norm_ff is not None  # AVCA: two LayerNorms per layer
+    assert tcaf.net.transformer.layers[0].norm_ff is None  # TCaF: one shared
+    batch = _batch(method, tiny_temporal, n=6, train=False)
+    assert not bool(batch.audio_mask.all())  # padded sequences: the means are over valid steps
+    inputs = method._inputs(batch)
+    net = method.net
+    with torch.no_grad():
+        means = []
+        for m in ("audio", "video"):
+            tok, mask = net._encode(m, inputs[m]), inputs[m].mask
+            means.append(torch.stack([tok[i, mask[i]].mean(0) for i in range(len(tok))]))
+        seq = torch.cat([net.cls_token.expand(6, -1, -1), torch.stack(means, 1)], dim=1)
+        h = seq
+        for layer in net.transformer.layers:  # full attention: no mask at all
+            h, _ = layer(h)
+        expected = seq[:, 0] + h[:, 0]
+        c_o, maps = net(inputs, return_attention=True)
+        torch.testing.assert_close(c_o, expected, rtol=1e-5, atol=1e-5)
+        assert maps[0].shape[-2:] == (3, 3) and bool((maps[0][:, :, 1, 1] > 0).all())
+        # the computation is not TCaF's
+        tcaf.load_state_dict(method.state_dict(), strict=False)
+        assert not torch.allclose(tcaf.net(inputs)[0], c_o, atol=1e-3)
+    with pytest.raises(ConfigError, match="attention='full'"):
+        TCaFConfig(attention_block="avca")
 
 
 def test_padding_does_not_change_scores(tiny_temporal) -> None:

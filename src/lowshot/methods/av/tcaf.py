@@ -46,8 +46,12 @@ behaviour that changes numbers is a switch, off by default:
   feed-forward) and the encoders run on valid steps only; outputs equal the padded
   computation (tested), only the cost differs;
 * ablations (Tables 3.2-3.4, B.1-B.3) are config values; the published code exposes only
-  some of them as flags; ``objective="ce_reg_rec_triplet"`` (Table B.3, "+l_triplet") and
-  ``inputs="averaged"`` are re-implemented from the thesis text without an upstream reference.
+  some of them as flags; ``objective="ce_reg_rec_triplet"`` (Table B.3, "+l_triplet"),
+  ``inputs="averaged"`` and ``attention_block="avca"`` (Table B.3 "TC_AF + att from [157]",
+  [157] = AVCA, CVPR 2022: AVCA's cross-attention block over one time-averaged token per
+  modality, full attention, residual around the block; the class token and the TCaF
+  heads and loss are kept) are re-implemented from the thesis text without an upstream
+  reference.
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ class TCaFConfig(TCaFNetConfig):
     ``drop_enc`` / ``drop_prob,pos`` / ``drop_prob`` / ``drop_proj_o`` / ``drop_proj_w``,
     ``attention`` and ``readout`` of Table 3.3, ``modalities`` of Table 3.4 (one stream needs
     ``attention="full"``, as published), ``time_embedding`` of Table B.1, ``feed_forward`` of
-    Table B.2), the inputs and the loss.
+    Table B.2, ``attention_block`` of Table B.3), the inputs and the loss.
 
     Attributes:
         inputs: ``temporal`` or ``averaged`` (one token per modality, Table B.3 "avg input").
@@ -112,6 +116,11 @@ class TCaFConfig(TCaFNetConfig):
             raise ConfigError(
                 f"tcaf: modalities={self.modalities!r} has no other modality to cross-attend to; "
                 "use attention='full' (as the published single-modality runs)"
+            )
+        if self.attention_block == "avca" and self.attention != "full":
+            raise ConfigError(
+                "tcaf: attention_block='avca' is AVCA's block, where every token attends to every "
+                "token; use attention='full'"
             )
         if self.depth < 1 or self.train_maxlen < 1 or self.eval_maxlen < 1:
             raise ConfigError("tcaf: depth, train_maxlen and eval_maxlen must be positive")

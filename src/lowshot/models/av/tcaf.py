@@ -55,6 +55,13 @@ class TCaFNetConfig:
         time_embedding: ``fourier`` or ``none`` (Table B.1 ``-pos_t``).
         modality_embedding: add the learnt ``pos_a`` / ``pos_v``.
         feed_forward: False removes the feed-forward blocks (Table B.2 "w/o FF").
+        attention_block: ``tcaf`` (temporal tokens, ``attention`` pattern) or ``avca``
+            (Table B.3 "TC_AF + att from [157]"): the cross-attention block of AVCA (thesis
+            §2.3.1) in place of TCaF's: each modality enters as one token, the mean of its
+            valid tokens (AVCA attends over temporally averaged features), a residual
+            connection spans the whole block (Eq. 2.2) and each layer has its own two
+            LayerNorms (as AVCA); with ``attention="full"`` (required by the method config)
+            every token attends to every token, as in AVCA.
     """
 
     dim: int = 300
@@ -78,6 +85,7 @@ class TCaFNetConfig:
     time_embedding: Literal["fourier", "none"] = "fourier"
     modality_embedding: bool = True
     feed_forward: bool = True
+    attention_block: Literal["tcaf", "avca"] = "tcaf"
 
 
 @MODELS.register("tcaf")
@@ -100,6 +108,7 @@ class TCaFNet(nn.Module):
     ) -> None:
         super().__init__()
         dim, pos_dim = cfg.dim, cfg.pos_dim
+        self.avca_block = cfg.attention_block == "avca"
         self.patterns: tuple[Pattern, ...] = (cfg.attention,) * cfg.depth
         self.modalities = ("audio", "video") if cfg.modalities == "both" else (cfg.modalities,)
         self.bn_over_padding = bn_over_padding
@@ -134,7 +143,7 @@ class TCaFNet(nn.Module):
             cfg.mlp_dim,
             cfg.transformer_dropout,
             cfg.feed_forward,
-            shared_norm=True,
+            shared_norm=not self.avca_block,
         )
         self.o_proj = embedding_net(dim, cfg.dim_out, cfg.decoder_dropout, cfg.decoder_hidden)
         self.d_o = embedding_net(cfg.dim_out, text_dim, cfg.decoder_dropout, cfg.decoder_hidden)
@@ -176,15 +185,22 @@ class TCaFNet(nn.Module):
             valid.append(torch.ones(b, 1, dtype=torch.bool, device=device))
         for m in self.modalities:
             x = inputs[m]
-            tokens.append(self._encode(m, x))
+            mod_tokens, mask = self._encode(m, x), x.mask
+            if self.avca_block:  # one token per modality: the mean of its valid tokens
+                w = mask.unsqueeze(-1).to(mod_tokens.dtype)
+                mod_tokens = (mod_tokens * w).sum(1, keepdim=True) / w.sum(1, keepdim=True)
+                mask = mask[:, :1].new_ones(b, 1)
+            tokens.append(mod_tokens)
             ids.append(
-                torch.full((x.mask.shape[1],), AUDIO if m == "audio" else VIDEO, device=device)
+                torch.full((mask.shape[1],), AUDIO if m == "audio" else VIDEO, device=device)
             )
-            valid.append(x.mask)
+            valid.append(mask)
         seq, key_valid = torch.cat(tokens, dim=1), torch.cat(valid, dim=1)
         masks = layer_masks(torch.cat(ids), key_valid, self.patterns)
         packed = key_valid if self.pack_tokens and not bool(key_valid.all()) else None
         out, maps = self.transformer(seq, masks, return_attention, packed)
+        if self.avca_block:  # AVCA's residual around the whole block (Eq. 2.2)
+            out = seq + out
         if self.cls_token is not None:
             return out[:, 0], maps
         # Table 3.3 "w/o class. token": average of the valid output tokens
