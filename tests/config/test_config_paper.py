@@ -39,6 +39,14 @@ def test_base_chain_merges_mappings_and_replaces_other_values(tmp_path: Path) ->
     assert BASE_KEY not in load_paper_config(str(cell))
 
 
+def test_expected_numbers_are_replaced_whole_not_merged(tmp_path: Path) -> None:
+    """An ablation row built on a cell prints fewer metrics: it must not inherit the cell's."""
+    cell = {"recipe": "gzsl", "provenance": {"paper": "p", "table": "2.2", "expected": {"S": 1.0, "HM": 2.0}}}
+    _write(tmp_path, "cell", cell)
+    row = _write(tmp_path, "row", {BASE_KEY: "cell", "provenance": {"table": "2.4", "expected": {"HM": 3.0}}})
+    assert resolve_yaml(row)["provenance"] == {"paper": "p", "table": "2.4", "expected": {"HM": 3.0}}
+
+
 def test_merge_leaves_its_inputs_alone() -> None:
     base, delta = {"a": {"b": 1, "c": 2}}, {"a": {"b": 3}}
     assert merge_into(base, delta) == {"a": {"b": 3, "c": 2}}
@@ -66,7 +74,8 @@ def _restated(delta: dict, base: dict, where: str = "") -> list[str]:
     """Keys of ``delta`` that repeat the value ``base`` already gives."""
     out = []
     for key, value in delta.items():
-        if key in base and isinstance(value, dict) and isinstance(base[key], dict):
+        replaced_whole = f"{where}{key}" == "provenance.expected"
+        if key in base and isinstance(value, dict) and isinstance(base[key], dict) and not replaced_whole:
             out += _restated(value, base[key], f"{where}{key}.")
         elif key in base and base[key] == value:
             out.append(f"{where}{key}")

@@ -7,7 +7,9 @@ non-default values of the setting and its provenance (paper, table, expected num
 A setting may start from a shared file: ``base: _base`` names a YAML beside it (files whose
 name starts with ``_`` are bases, not settings). The setting's mappings are merged into the
 base's key by key, any other value (scalar, list) replaces the base's; a base may itself
-have a base. So the values a method's cells share are written once, and each cell holds its
+have a base. ``provenance.expected`` is the one mapping replaced whole: expected numbers
+belong to one table cell, so an ablation setting built on a cell never inherits the cell's
+numbers for metrics its table does not print. So the values a method's cells share are written once, and each cell holds its
 delta, its provenance and its expected numbers.
 """
 
@@ -91,7 +93,11 @@ def resolve_yaml(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ConfigError(f"{path}: {BASE_KEY} '{base}' not found (no file {base_path})")
     if base_path.resolve() in chain:
         raise ConfigError(f"{path}: {BASE_KEY} '{base}' loops back to a file of its own chain")
-    return merge_into(resolve_yaml(base_path, chain), data)
+    merged = merge_into(resolve_yaml(base_path, chain), data)
+    prov = data.get("provenance")
+    if isinstance(prov, dict) and "expected" in prov:  # never merged with the base cell's numbers
+        merged["provenance"]["expected"] = prov["expected"]
+    return merged
 
 
 def load_paper_config(name: str, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
