@@ -102,7 +102,9 @@ def test_every_shipped_base_is_used() -> None:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         if BASE_KEY in raw:
             used.add(path.parent / f"{raw[BASE_KEY]}.yaml")
-    assert bases == used
+    # a setting may also start from a table cell (an ablation row: base ucf_main, say)
+    assert bases == {p for p in used if p.stem.startswith("_")}
+    assert all(p in SHIPPED for p in used)
     assert not any(n.split(".")[1].startswith("_") for n in paper_config_names())
 
 
