@@ -46,9 +46,7 @@ PROVENANCE = {
     for n in paper_config_names()
     if n.split(".")[0] in ABLATION_TABLES
 }
-SETTINGS = [
-    n for n, p in PROVENANCE.items() if p["table"] in ABLATION_TABLES[n.split(".")[0]]
-]
+SETTINGS = [n for n, p in PROVENANCE.items() if p["table"] in ABLATION_TABLES[n.split(".")[0]]]
 TABLES = {t: yaml.safe_load((TABLE_DIR / f"{t}.yaml").read_text(encoding="utf-8"))
           for ts in ABLATION_TABLES.values() for t in ts}  # fmt: skip
 
