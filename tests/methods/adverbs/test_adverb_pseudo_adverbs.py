@@ -90,3 +90,58 @@ def test_pseudo_adverbs_needs_unlabelled_antonyms_and_a_valid_k(
     cfg["data"]["unseen"] = False
     with pytest.raises(DataError, match="unseen-composition"):
         run_adverbs(cfg, tmp_path / "s", synth_root)
+
+
+def _history(run: Path) -> list[dict]:
+    lines = (run / "history.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(x).items() if k != "time_s"} for x in lines]
+
+
+def test_resume_after_kill_keeps_the_adaptive_thresholds(synth_root: Path, tmp_path: Path) -> None:
+    """Thresholds and this epoch's label counts are model state: a resumed run is exact."""
+    cfg = _tiny("adverbs_baselines.pseudo_adverbs_vatex_unseen", adverb_start=1, pseudo_start=1)
+    cfg["train"] |= {"epochs": 5, "checkpoint_interval": 2}
+    full = run_adverbs(cfg, tmp_path / "full", synth_root)
+    assert run_adverbs(cfg, tmp_path / "kill", synth_root, stop_after_epoch=3)["status"] == "stopped"
+    resumed = run_adverbs(cfg, tmp_path / "kill", synth_root)
+    assert resumed["mean"] == full["mean"]
+    assert _history(tmp_path / "full") == _history(tmp_path / "kill")
+
+
+def test_without_the_pseudo_loss_it_is_the_action_modifier(synth_root: Path, tmp_path: Path) -> None:
+    pa = _tiny("adverbs_baselines.pseudo_adverbs_vatex_unseen", adverb_start=1, pseudo_start=99)
+    am = _tiny("adverbs_baselines.pseudo_adverbs_vatex_unseen", adverb_start=1)
+    am["method"] = "adverbs.action_modifier"
+    for key in ("k", "selection", "threshold", "adaptive", "smoothing", "unlabelled_ratio",
+                "pseudo_start", "pseudo_weight"):  # fmt: skip
+        am["model"].pop(key, None)
+    a = run_adverbs(pa, tmp_path / "pa", synth_root)["mean"]
+    b = run_adverbs(am, tmp_path / "am", synth_root)["mean"]
+    assert a == b
+
+
+def test_pseudo_label_statistics_are_model_state(synth_root: Path) -> None:
+    """An epoch's label counts and confidence sums (the next thresholds) are checkpointed."""
+    from lowshot.extract.text import HashTextEncoder
+    from lowshot.methods.adverbs.base import VocabText, build_method, make_batch
+
+    data = load_adverb_data(synth_root, "vatex", unseen=True, features_root=synth_root,
+                            trust_pickle=True, unlabelled=True)  # fmt: skip
+    text = VocabText(HashTextEncoder(dim=8).encode, data.vocab.adverbs, data.vocab.actions)
+    model = {"heads": 2, "d_k": 8, "adverb_start": 0, "pseudo_start": 0, "smoothing": 1.0}
+
+    def build():
+        torch.manual_seed(0)
+        return build_method("adverbs.pseudo_adverbs", model, data, text, 16)
+
+    m = build()
+    opt = torch.optim.Adam(m.parameters())
+    m.on_epoch_start(0, opt, 1e-3)
+    m.training_loss(make_batch(data.train, torch.arange(16).numpy()), torch.Generator())
+    assert m.label_counts.sum() == 16 * 5  # k labels per unlabelled video
+    restored = build()
+    restored.load_state_dict(m.state_dict())
+    for x in (m, restored):
+        x.on_epoch_start(1, opt, 1e-3)
+    torch.testing.assert_close(restored.thresholds, m.thresholds)
+    assert not torch.allclose(m.thresholds, torch.full_like(m.thresholds, 0.6))
