@@ -145,3 +145,20 @@ def test_pseudo_label_statistics_are_model_state(synth_root: Path) -> None:
         x.on_epoch_start(1, opt, 1e-3)
     torch.testing.assert_close(restored.thresholds, m.thresholds)
     assert not torch.allclose(m.thresholds, torch.full_like(m.thresholds, 0.6))
+
+
+@pytest.mark.data
+@pytest.mark.parametrize(
+    ("dataset", "rows", "pairs"),
+    [("activitynet", 634, 168), ("msrvtt", 306, 114), ("vatex", 3317, 537)],
+)
+def test_released_unlabelled_splits(shared_data: Path, dataset: str, rows: int, pairs: int) -> None:
+    """The released unlabelled.csv files (reference/adverbs.md 1.1): sizes, pair counts, and no
+    unlabelled composition is a training composition."""
+    data = load_adverb_data(shared_data / "adverbs", dataset, unseen=True, unlabelled=True)
+    u, tr = data.unlabelled, data.train
+    assert len(u) == rows
+    assert len(set(zip(u.adverbs.tolist(), u.actions.tolist()))) == pairs
+    assert not set(zip(u.adverbs.tolist(), u.actions.tolist())) & set(
+        zip(tr.adverbs.tolist(), tr.actions.tolist())
+    )
