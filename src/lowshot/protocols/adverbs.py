@@ -109,6 +109,8 @@ class AdverbData:
         split: the CSV-level split.
         train / test: labelled rows; ``val`` is carved from train when requested.
         antonyms: ``[n_adverbs]`` antonym index (None when antonyms are not used).
+        unlabelled: rows of ``unlabelled.csv`` when requested (their ``adverbs`` come from
+            the CSV but must never be used for training).
     """
 
     split: AdverbSplit
@@ -116,6 +118,7 @@ class AdverbData:
     test: LabelledRows
     antonyms: np.ndarray | None
     val: LabelledRows | None = None
+    unlabelled: LabelledRows | None = None
 
     @property
     def vocab(self) -> Vocabulary:
@@ -181,12 +184,14 @@ def load_adverb_data(
     video_dim: int | None = None,
     joint_dim: int | None = None,
     air_native: bool = False,
+    unlabelled: bool = False,
 ) -> AdverbData:
     """Read a split and (if ``features_root`` is given) its features.
 
     Seen splits look train rows up in ``train`` features and test rows in ``test``
-    features; unseen splits use the merged train + test files (§1.1). ``air_native``
-    reads AIR's own CSVs (``<splits_root>/air/{train_df,test_df,antonyms}.csv``).
+    features; unseen splits use the merged train + test files (§1.1), which also hold the
+    clips of ``unlabelled.csv`` (read when ``unlabelled``). ``air_native`` reads AIR's own
+    CSVs (``<splits_root>/air/{train_df,test_df,antonyms}.csv``).
 
     Raises:
         DataError: any missing file, unknown label, missing clip, bad feature values.
@@ -197,7 +202,7 @@ def load_adverb_data(
         base = Path(splits_root)
         split = load_air_native(base / "air" if (base / "air").is_dir() else base)
     else:
-        split = load_split(splits_root, dataset, unseen)
+        split = load_split(splits_root, dataset, unseen, unlabelled)
     vocab = split.vocab
     parts = {}
     stores: dict[str, ClipFeatureStore] = {}
@@ -208,21 +213,32 @@ def load_adverb_data(
             )
         if unseen:
             stores["train"] = stores["test"] = merge_stores([stores["train"], stores["test"]])
-    for part, rows in (("train", split.train), ("test", split.test)):
+    parts_rows = [("train", split.train), ("test", split.test)]
+    if split.unlabelled is not None:
+        stores["unlabelled"] = stores.get("train")  # merged train + test features
+        parts_rows.append(("unlabelled", split.unlabelled))
+    for part, rows in parts_rows:
         adv, act = vocab.encode(rows)
         store = stores.get(part)
         parts[part] = LabelledRows(
             adv, act, None if store is None else store.rows_index(rows), store
         )
     antonyms = vocab.antonym_index() if use_antonyms else None
-    return AdverbData(split, parts["train"], parts["test"], antonyms)
+    return AdverbData(
+        split, parts["train"], parts["test"], antonyms, unlabelled=parts.get("unlabelled")
+    )
 
 
 def with_validation(data: AdverbData, fraction: float, seed: int) -> AdverbData:
     """A copy of ``data`` whose train rows are split into train and val (by clip)."""
     tr, va = carve_validation(data.split.train, fraction, seed)
     return AdverbData(
-        data.split, data.train.subset(tr), data.test, data.antonyms, data.train.subset(va)
+        data.split,
+        data.train.subset(tr),
+        data.test,
+        data.antonyms,
+        data.train.subset(va),
+        data.unlabelled,
     )
 
 

@@ -110,6 +110,10 @@ def build_text(cfg: AdverbsConfig, root: Path) -> Any:
         if t.cache is None:
             raise ConfigError("text.encoder=adverbs.text_cache needs text.cache")
         kwargs = {"path": _resolve(root, t.cache)}
+    elif t.encoder == "adverbs.word_vectors":
+        if t.vectors is None:
+            raise ConfigError("text.encoder=adverbs.word_vectors needs text.vectors")
+        kwargs = {"path": _resolve(root, t.vectors)}
     elif t.encoder == "adverbs.hash":
         kwargs = {"dim": t.dim, "seed": t.seed}
     else:
@@ -134,6 +138,7 @@ def load_experiment(
         d.video_dim,
         d.joint_dim,
         d.air_native,
+        method_cls.needs_unlabelled,
     )
     text = None
     if method_cls.needs_text:

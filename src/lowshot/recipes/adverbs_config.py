@@ -50,9 +50,11 @@ class TextConfig:
 
     Attributes:
         encoder: an ``ENCODERS`` name: ``adverbs.s3d_text`` (published), ``adverbs.text_cache``,
-            ``adverbs.minilm``, ``adverbs.glove``, ``adverbs.hash``.
+            ``adverbs.minilm``, ``adverbs.glove``, ``adverbs.word_vectors``, ``adverbs.hash``.
         weights / word_dict: S3D files, relative to the data root unless absolute.
-        cache: text cache file for ``adverbs.text_cache``.
+        cache: text cache file for ``adverbs.text_cache`` (e.g. GPT-3 embeddings, Table E.2).
+        vectors: word-vector file for ``adverbs.word_vectors`` (word2vec ``.bin``,
+            fastText ``.vec``, GloVe ``.txt``; Table E.2), relative to the data root.
         dim / seed: size and seed of ``adverbs.hash``.
     """
 
@@ -60,6 +62,7 @@ class TextConfig:
     weights: str = "features/s3d/s3d_howto100m.pth"
     word_dict: str = "features/s3d/s3d_dict.npy"
     cache: str | None = None
+    vectors: str | None = None
     dim: int = 512
     seed: int = 0
 

@@ -183,7 +183,7 @@ def test_adverb_registry_entries_are_method_classes() -> None:
     from lowshot.methods.adverbs.base import AdverbMethod, method_class
 
     names = [n for n in METHODS.names() if n.startswith("adverbs.")]
-    assert len(names) == 8
+    assert len(names) == 9  # + adverbs.pseudo_adverbs
     for name in names:
         cls = method_class(name)
         assert issubclass(cls, AdverbMethod) and dataclasses.is_dataclass(cls.Config), name

@@ -267,6 +267,8 @@ class AdverbSplit:
         vocab: vocabulary built from train + test.
         unseen: True for the unseen-composition splits (features of train and test merged).
         root: folder holding the CSVs.
+        unlabelled: rows of ``unlabelled.csv`` (unseen splits, when requested; their adverbs
+            are hidden from training, e.g. Pseudo-Adverbs pseudo-labels them).
     """
 
     name: str
@@ -275,6 +277,7 @@ class AdverbSplit:
     vocab: Vocabulary
     unseen: bool
     root: Path
+    unlabelled: SplitRows | None = None
 
 
 def split_dir(splits_root: str | Path, dataset: str, unseen: bool = False) -> Path:
@@ -292,8 +295,16 @@ def split_dir(splits_root: str | Path, dataset: str, unseen: bool = False) -> Pa
     raise DataError(f"split folder '{kind}/{folder}' not found below {root}")
 
 
-def load_split(splits_root: str | Path, dataset: str, unseen: bool = False) -> AdverbSplit:
-    """Load train/test/antonyms of a ReGaDa split (``unlabelled.csv`` is not read)."""
+def load_split(
+    splits_root: str | Path, dataset: str, unseen: bool = False, unlabelled: bool = False
+) -> AdverbSplit:
+    """Load train/test/antonyms of a ReGaDa split (and ``unlabelled.csv`` when ``unlabelled``).
+
+    Raises:
+        DataError: a missing file (``unlabelled.csv`` is only on the unseen splits).
+    """
+    if unlabelled and not unseen:
+        raise DataError("unlabelled.csv exists only on the unseen-composition splits")
     if unseen and dataset_folder(dataset) not in {DATASETS[d] for d in UNSEEN_DATASETS}:
         raise DataError(f"dataset '{dataset}' has no unseen-composition split")
     folder = split_dir(splits_root, dataset, unseen)
@@ -302,7 +313,9 @@ def load_split(splits_root: str | Path, dataset: str, unseen: bool = False) -> A
     antonyms = read_antonyms(folder / "antonyms.csv")
     short = next((k for k, v in DATASETS.items() if v == dataset_folder(dataset)), dataset)
     name = f"{short}_unseen" if unseen else short
-    return AdverbSplit(name, train, test, build_vocabulary(train, test, antonyms), unseen, folder)
+    extra = read_split_csv(folder / "unlabelled.csv") if unlabelled else None
+    vocab = build_vocabulary(train, test, antonyms)
+    return AdverbSplit(name, train, test, vocab, unseen, folder, extra)
 
 
 def load_air_native(folder: str | Path) -> AdverbSplit:

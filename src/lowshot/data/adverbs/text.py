@@ -130,3 +130,63 @@ def read_text_cache(path: str | Path) -> tuple[list[str], torch.Tensor]:
     except Exception as err:  # noqa: BLE001
         raise DataError(f"{path}: not a text embedding cache ({err})") from err
     return texts, emb
+
+
+def read_word_vectors(path: str | Path, wanted: set[str]) -> tuple[dict[str, np.ndarray], int]:
+    """Vectors of the ``wanted`` words from a local word-vector file, and the file's dimension.
+
+    Formats: word2vec binary (``.bin``: a ``"<count> <dim>"`` header line, then per word
+    ``<word> `` followed by ``dim`` little-endian float32), or text (GloVe ``.txt``,
+    fastText / word2vec ``.vec``: one ``<word> <v1> ... <vD>`` per line, with an optional
+    ``"<count> <dim>"`` header). The file is scanned once, until every wanted word is found
+    (an empty ``wanted`` reads just enough to know the dimension); only wanted words are kept.
+    Words are matched as written in the file (the first occurrence wins).
+
+    Raises:
+        DataError: missing file, or a malformed header/line (the line number is named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(
+            f"word-vector file not found: {path} (word2vec/fastText/GloVe vectors are not "
+            "installable offline: download them and point text.vectors at the file)"
+        )
+    found: dict[str, np.ndarray] = {}
+    if path.suffix == ".bin":
+        with open(path, "rb") as fh:
+            header = fh.readline().split()
+            if len(header) != 2:
+                raise DataError(f"{path}: word2vec binary needs a '<count> <dim>' header")
+            count, dim = int(header[0]), int(header[1])
+            for _ in range(count):
+                if len(found) == len(wanted):
+                    break
+                word = bytearray()
+                while (ch := fh.read(1)) not in (b" ", b""):
+                    if ch != b"\n":
+                        word += ch
+                raw = fh.read(4 * dim)
+                if len(raw) < 4 * dim:
+                    raise DataError(f"{path}: truncated after {len(found)} wanted words")
+                w = word.decode("utf-8", errors="replace")
+                if w in wanted and w not in found:
+                    found[w] = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+        return found, dim
+    dim = 0
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for n, line in enumerate(fh, 1):
+            parts = line.rstrip().split(" ")
+            if n == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                dim = int(parts[1])
+                continue
+            if len(parts) < 2:
+                continue
+            if dim == 0:
+                dim = len(parts) - 1
+            if len(parts) - 1 != dim:
+                raise DataError(f"{path}:{n}: {len(parts) - 1} values, expected {dim}")
+            if parts[0] in wanted and parts[0] not in found:
+                found[parts[0]] = np.asarray(parts[1:], dtype=np.float32)
+            if len(found) == len(wanted):
+                break
+    return found, dim

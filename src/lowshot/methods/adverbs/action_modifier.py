@@ -7,7 +7,9 @@ licence: read only).
 Differences from the published code: S3D features and S3D text embeddings instead of I3D +
 GloVe (the S3D-feature version used in the published tables is unreleased); the action
 triplet uses the modified pair embedding; padding is masked from true lengths (the
-published code has no mask: its clips have a fixed length).
+published code has no mask: its clips have a fixed length). ``video_mlp`` adds an MLP on
+the attention output for the "MLP + Act Mod" row of thesis Table E.5, whose code is
+unreleased (the architecture is inferred; off by default).
 """
 
 from __future__ import annotations

@@ -131,6 +131,8 @@ class AdverbMethod(Method):
     needs_features: ClassVar[bool] = True
     #: False for methods without vocabulary text embeddings (``text`` is then None)
     needs_text: ClassVar[bool] = True
+    #: True for methods that also train on ``unlabelled.csv`` (``data.unlabelled``)
+    needs_unlabelled: ClassVar[bool] = False
 
     def training_loss(self, batch: AdverbBatch, gen: torch.Generator) -> dict[str, Any]:
         """``{"loss": scalar tensor, "loss_terms": {name: float}}``; ``gen`` draws negatives."""

@@ -64,11 +64,24 @@ class ActionModifierNetConfig:
     Attributes:
         heads / d_k: attention slices and total key/value size.
         dropout: dropout on the attention weights (published ``SDPAttention`` default 0.1).
+        video_mlp: hidden widths of an MLP (``[Linear, ReLU, Dropout(dropout)]`` per width, then
+            ``Linear -> d``) on the attention output: "MLP + Act Mod" of thesis Table E.5
+            (unreleased; inferred). Empty (default) = the published Action Modifier.
     """
 
     heads: int = 4
     d_k: int = 512
     dropout: float = 0.1
+    video_mlp: tuple[int, ...] = ()
+
+
+def relu_mlp(d_in: int, hidden: tuple[int, ...], d_out: int, dropout: float) -> nn.Sequential:
+    """``[Linear, ReLU, Dropout]`` per hidden width, then ``Linear -> d_out`` (AC's ``rho``)."""
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(d_in, h), nn.ReLU(), nn.Dropout(dropout)]
+        d_in = h
+    return nn.Sequential(*layers, nn.Linear(d_in, d_out))
 
 
 @MODELS.register("adverbs.ac")
@@ -93,13 +106,7 @@ class ACModel(nn.Module):
         )
         self.legacy_zero_value_padding_mask = cfg.legacy_zero_value_padding_mask
         self.legacy_unmasked_eval = cfg.legacy_unmasked_eval
-        layers: list[nn.Module] = []
-        d = d_theta
-        for h in cfg.hidden:
-            layers += [nn.Linear(d, h), nn.ReLU(), nn.Dropout(cfg.dropout)]
-            d = h
-        layers.append(nn.Linear(d, n_adverbs))
-        self.rho = nn.Sequential(*layers)
+        self.rho = relu_mlp(d_theta, cfg.hidden, n_adverbs, cfg.dropout)
 
     def forward(
         self, x: torch.Tensor, lengths: torch.Tensor, actions: torch.Tensor
@@ -140,12 +147,17 @@ class ActionModifierModel(nn.Module):
         self.register_buffer("action_emb", action_emb.float().clone())
         self.attn = SlicedQueryAttention(feature_dim, d, cfg.heads, cfg.d_k, d, cfg.dropout)
         self.modifiers = nn.Parameter(torch.eye(d).repeat(n_adverbs, 1, 1))  # [A, d, d]
+        self.video_mlp = (
+            relu_mlp(d, cfg.video_mlp, d, cfg.dropout) if cfg.video_mlp else nn.Identity()
+        )
 
     def video_embeddings(
         self, x: torch.Tensor, lengths: torch.Tensor, actions: torch.Tensor
     ) -> torch.Tensor:
-        """``[B, T, d_x]`` -> ``[B, d]`` with the action ``actions [B]`` as query."""
-        return self.attn(x, self.action_emb[actions], key_padding(lengths, x.shape[1]))
+        """``[B, T, d_x]`` -> ``[B, d]`` with the action ``actions [B]`` as query (then ``video_mlp``)."""
+        return self.video_mlp(
+            self.attn(x, self.action_emb[actions], key_padding(lengths, x.shape[1]))
+        )
 
     def pair_embeddings(self, adverbs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """``m(a_b, v_b)`` for index vectors ``[B]`` -> ``[B, d]``."""
