@@ -107,7 +107,7 @@ def run_lowshot_seed(
     summary = run_gzsl(config, run_dir)
     wall = time.perf_counter() - start
     history = json.loads((run_dir / f"seed_{seed}" / "history.json").read_text())
-    s = summary["per_seed"][0]
+    s = {**summary.per_seed[str(seed)], **summary.extra["selected"][str(seed)]}
     return SeedResult(seed, s["S"], s["U"], s["HM"], s["ZSL"], int(s["best_epoch"]), float(s["beta"]),
                       wall / max(len(history), 1), {"overrides": list(overrides)})
 
