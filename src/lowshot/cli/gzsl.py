@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from dataclasses import replace
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from lowshot.config.paper import load_paper_config

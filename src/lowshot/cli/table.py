@@ -101,6 +101,10 @@ def collect(cells: Sequence[PlannedCell], seeds: Sequence[int], out: Path, overr
     return results, problems
 
 
+def _progress(*words: object) -> None:
+    print(*words, file=sys.stderr, flush=True)
+
+
 def cmd_table(args: argparse.Namespace) -> int:
     """``table ID``: the run plan (``--dry-run``), or run/collect the settings and render the table.
 
@@ -118,8 +122,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         print(format_plan(spec, cells, seeds, done), end="")
         return 0
     data_root = Path(args.data_root) if args.data_root else None
-    log = (lambda *a: print(*a, file=sys.stderr, flush=True))
-    results, problems = collect(cells, seeds, out, overrides, data_root, run=not args.collect_only, log=log)
+    results, problems = collect(cells, seeds, out, overrides, data_root, run=not args.collect_only, log=_progress)
     legacy: dict[str, tuple[str, ...]] = {}
     for c in cells:
         legacy[c.row] = tuple(dict.fromkeys((*legacy.get(c.row, ()), *(f"{c.setting}: {k}" for k in c.legacy))))
