@@ -339,11 +339,12 @@ class RenderedTable:
         return mine if pub is None else f"{mine} ({pub:.2f})"
 
     def footer(self) -> list[str]:
-        """Notes: how to read a cell, the legacy switches, the rows that could not run."""
+        """Notes: how to read a cell, the legacy switches, the rows' notes, the rows that could not run."""
         lines = ["Cells: ours, mean ± std over seeds (x100), published in parentheses."]
         for label, keys in self.legacy.items():
             if keys:
                 lines.append(f"{LEGACY_MARK} {label}: published-code behaviour on ({', '.join(keys)})")
+        lines += [f"{r.label}: {r.note}" for r in self.spec.rows if r.note]
         if self.problems:
             lines.append("Not run:")
             lines += [f"- {p.row} / {p.column} ({p.setting}): {p.reason}" for p in self.problems]

@@ -63,8 +63,9 @@ def result_rows(result: RunResult, label: str | None = None, with_reference: boo
     rows = [Row(label or f"{result.setting} ({n} seed{'s' if n > 1 else ''})", values, result.selection, digits)]
     expected = {k: v for k, v in result.expected.items() if k in result.metrics}
     if with_reference and expected:
-        prov = result.provenance
-        where = ", ".join(x for x in (prov.get("paper", ""), f"Table {prov['table']}" if prov.get("table") else "") if x)
+        paper, table = str(result.provenance.get("paper", "")), str(result.provenance.get("table", ""))
+        table = table if not table or table.startswith("Table") else f"Table {table}"
+        where = ", ".join(x for x in (paper.split(" (")[0], table) if x)  # paper without its parenthesis
         scale = 100.0 if result.unit == "fraction" else 1.0
         rows.append(Row(f"published ({where})" if where else "published",
                         {k: (v / scale, None) for k, v in expected.items()},
