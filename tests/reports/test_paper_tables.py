@@ -131,3 +131,15 @@ def test_renderers_put_published_beside_ours_mark_legacy_rows_and_list_problems(
     rows = render_csv(table).splitlines()
     assert rows[0].startswith("row,legacy,ucf/S/published,ucf/S/mean,ucf/S/std,ucf/S/seeds")
     assert rows[2].startswith("TCaF,tcaf.ucf_cls: model.legacy_bn_over_padding,67.14,60.0,1.0,3,")
+
+
+def test_a_mistyped_setting_of_an_existing_method_gets_a_suggestion(tmp_path: Path) -> None:
+    data = yaml.safe_load(yaml.safe_dump(GOOD))
+    data["rows"] = [{"label": "TCaF", "settings": {"ucf": "tcaf.ucf_clss"}},
+                    {"label": "Perceiver", "settings": {"ucf": "perceiver.ucf_cls"}}]
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(data))
+    spec = load_table(str(path))
+    text = format_plan(spec, plan_table(spec), (42,))
+    assert "tcaf.ucf_clss                      no setting; did you mean 'tcaf.ucf_cls'?" in text
+    assert text.count("did you mean") == 1  # a method still to come is not "corrected" to another one

@@ -72,7 +72,7 @@ def collect(cells: Sequence[PlannedCell], seeds: Sequence[int], out: Path, overr
     results, problems = {}, []
     for c in cells:
         if not c.exists:
-            problems.append(Problem(c.row, c.column, c.setting, "no setting (not implemented yet)"))
+            problems.append(Problem(c.row, c.column, c.setting, f"no setting (not implemented yet){c.hint}"))
             continue
         got, why = [], None
         for seed in seeds:

@@ -202,6 +202,7 @@ class PlannedCell:
     units: float | None = None
     unit: str = ""
     seconds_per_unit: float | None = None
+    hint: str = ""  # for a missing setting: "; did you mean ...?" when a close name exists
 
     def seconds(self, n_seeds: int) -> float | None:
         """Estimated seconds for ``n_seeds`` seeds (None when the setting is missing or has no cost)."""
@@ -222,6 +223,12 @@ def work_units(config: Mapping[str, Any]) -> tuple[float, str] | None:
     return None
 
 
+def _hint(setting: str, names: set[str]) -> str:
+    """A did-you-mean among the settings of the same family (a typo, not a method still to come)."""
+    family = setting.split(".")[0]
+    return did_you_mean(setting, sorted(n for n in names if n.split(".")[0] == family))
+
+
 def plan_table(spec: TableSpec, overrides: Sequence[str] = ()) -> list[PlannedCell]:
     """The cells of ``spec`` in row-major order, each resolved with ``overrides``."""
     names = set(paper_config_names())
@@ -232,7 +239,7 @@ def plan_table(spec: TableSpec, overrides: Sequence[str] = ()) -> list[PlannedCe
             if setting is None:
                 continue
             if setting not in names:
-                cells.append(PlannedCell(row.label, col, setting, False))
+                cells.append(PlannedCell(row.label, col, setting, False, hint=_hint(setting, names)))
                 continue
             config = load_paper_config(setting, list(overrides))
             cost = work_units(config)
@@ -261,7 +268,7 @@ def format_plan(spec: TableSpec, cells: Sequence[PlannedCell], seeds: Sequence[i
         lines.append(f"{row.label}:")
         for c in (c for c in cells if c.row == row.label):
             if not c.exists:
-                lines.append(f"  {c.column:12s} {c.setting:34s} no setting")
+                lines.append(f"  {c.column:12s} {c.setting:34s} no setting{c.hint}")
                 missing.append(c.setting)
                 continue
             todo = [s for s in seeds if not done.get((c.setting, s))]
