@@ -4,22 +4,11 @@
 import pytest
 
 from lowshot.reports.tables import load_rows, to_csv, to_latex, to_markdown
-from lowshot.utils.results import make_result, write_result
-
-MEANS = dict(zip(("S", "U", "HM", "ZSL"), (70.0, 40.0, 50.9, 45.0)))
-EXPECTED = {"S": 77.14, "U": 43.91, "HM": 55.97, "ZSL": 46.96}
 
 
 @pytest.fixture
-def run(tmp_path):
-    result = make_result(
-        setting="clipclap.ucf", family="av_gzsl", method="clipclap",
-        per_seed={1: {k: m - 0.5 for k, m in MEANS.items()}, 2: {k: m + 0.5 for k, m in MEANS.items()}},
-        unit="x100", selection="validation HM", config={"model": {"legacy_train_extra_pass": True}},
-        provenance={"paper": "Kurzendörfer et al.", "table": "5.1", "expected": EXPECTED}, metric_order=MEANS,
-    )  # fmt: skip
-    write_result(tmp_path, result)
-    return tmp_path
+def run(gzsl_result_dir):
+    return gzsl_result_dir
 
 
 def test_tables_show_mean_std_and_published_row(run):
