@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from lowshot.utils.seed import seed_mean_std
+
 METRICS = ("S", "U", "HM", "ZSL")
 
 
@@ -114,8 +116,8 @@ def run_lowshot_seed(
 
 def mean_sd(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof=1; 0 for one value)."""
-    a = np.asarray(values, dtype=np.float64)
-    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+    stats = seed_mean_std([{"v": v} for v in values], ddof=1)["v"]
+    return stats["mean"], stats["std"]
 
 
 def table(rows: Sequence[tuple[str, Sequence[SeedResult]]]) -> str:
