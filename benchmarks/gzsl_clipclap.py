@@ -59,7 +59,8 @@ def bench_protocol(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         summary = run_gzsl(config, Path(tmp))
         total = time.perf_counter() - t0
-    seed = summary["per_seed"][0]
+    first = str(summary.seeds[0])
+    seed = {**summary.per_seed[first], **summary.extra["selected"][first]}
     print(f"dataset={args.dataset} size={args.size} setting={args.setting} overrides={args.overrides}")
     print(f"generate+write synthetic data: {t_gen:.1f} s")
     print(f"load + stage 1 + stage 2 + test: {total:.1f} s  (stage 1 {timings['stage1']:.1f} s, "

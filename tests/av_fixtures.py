@@ -52,3 +52,25 @@ def tree_copy(synth_tree: Callable[[str], Path], tmp_path: Path) -> Callable[[st
         return dst
 
     return get
+
+
+#: the means and published numbers of :func:`gzsl_result_dir` (x100)
+RESULT_MEANS = dict(zip(("S", "U", "HM", "ZSL"), (70.0, 40.0, 50.9, 45.0)))
+RESULT_EXPECTED = {"S": 77.14, "U": 43.91, "HM": 55.97, "ZSL": 46.96}
+
+
+@pytest.fixture
+def gzsl_result_dir(tmp_path: Path) -> Path:
+    """A run dir holding a two-seed GZSL ``result.json`` (seeds 1, 2: each mean -/+ 0.5; a legacy switch on)."""
+    from lowshot.utils.results import make_result, write_result
+
+    result = make_result(
+        setting="clipclap.ucf", family="av_gzsl", method="clipclap",
+        per_seed={1: {k: m - 0.5 for k, m in RESULT_MEANS.items()}, 2: {k: m + 0.5 for k, m in RESULT_MEANS.items()}},
+        unit="x100", selection="validation HM", config={"model": {"legacy_train_extra_pass": True}},
+        provenance={"paper": "Kurzendörfer et al.", "table": "5.1", "expected": RESULT_EXPECTED},
+        metric_order=RESULT_MEANS,
+    )  # fmt: skip
+    write_result(tmp_path, result)
+    return tmp_path
+

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from lowshot.utils.seed import seed_mean_std
+
 METRICS = ("S", "U", "HM", "ZSL")
 
 
@@ -107,15 +109,15 @@ def run_lowshot_seed(
     summary = run_gzsl(config, run_dir)
     wall = time.perf_counter() - start
     history = json.loads((run_dir / f"seed_{seed}" / "history.json").read_text())
-    s = summary["per_seed"][0]
+    s = {**summary.per_seed[str(seed)], **summary.extra["selected"][str(seed)]}
     return SeedResult(seed, s["S"], s["U"], s["HM"], s["ZSL"], int(s["best_epoch"]), float(s["beta"]),
                       wall / max(len(history), 1), {"overrides": list(overrides)})
 
 
 def mean_sd(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof=1; 0 for one value)."""
-    a = np.asarray(values, dtype=np.float64)
-    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+    stats = seed_mean_std([{"v": v} for v in values], ddof=1)["v"]
+    return stats["mean"], stats["std"]
 
 
 def table(rows: Sequence[tuple[str, Sequence[SeedResult]]]) -> str:

@@ -283,8 +283,8 @@ def run_lowshot_seed(variant: str, data_root: Path, work: Path, st: Settings, se
 
     run_dir = work / "lowshot" / f"{variant}_s{seed}"
     config = load_paper_config(f"regada.{st.run}", lowshot_overrides(variant, data_root, st, seed))
-    summary = run_adverbs(config, run_dir)
-    res = summary["per_seed"][str(seed)]
+    result = run_adverbs(config, run_dir)
+    res = {**result.extra["seed_details"][str(seed)], "metrics": result.per_seed[str(seed)]}
     history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     times = [r["time_s"] for r in history if "time_s" in r]
     epochs = res.get("epochs") or {m: res.get("epoch") for m in METRICS}

@@ -32,7 +32,7 @@ def test_speaker_adapts_to_colour_blind_listener_but_keeps_colour_for_normal_vis
         res = run_world(cfg, None, log=lambda *_: None)
     finally:
         torch.set_num_threads(threads)
-    by = {(r["seed"], r["listener"]): r for r in res["runs"]}
+    by = {(r["seed"], r["listener"]): r for r in res.extra["runs"]}
     print({k: (round(v["before"]["success_rate"], 3), round(v["after"]["success_rate"], 3),
                v["before"]["color_word_rate"], v["after"]["color_word_rate"]) for k, v in by.items()})
     gains, colour_drops, colour_gap, normal_change = [], [], [], []

@@ -166,5 +166,5 @@ def test_recipe_on_clevr_layout_with_local_tiny_llava(tmp_path):
         "lora": {"r": 4, "alpha": 8.0},
     }
     res = comm_recipe(config, tmp_path / "run", tmp_path / "data")
-    assert [c["interactions"] for c in res["runs"][0]["curve"]] == [0, 3, 6]
+    assert [c["interactions"] for c in res.extra["runs"][0]["curve"]] == [0, 3, 6]
     assert (tmp_path / "run" / "checkpoints" / "kto-grayscale-s0" / "last.safetensors").exists()

@@ -50,13 +50,13 @@ def _config(algo: str, game: str = "res", interactions: int = 6, listener: dict 
     return cfg
 
 
-def _check_res_run(res: dict[str, Any], run_dir: Path, algo: str, trained: bool = True) -> None:
-    run = res["runs"][0]
+def _check_res_run(res: Any, run_dir: Path, algo: str, trained: bool = True) -> None:
+    run = res.extra["runs"][0]
     assert [c["interactions"] for c in run["curve"]] == [0, 3, 6]
     for c in run["curve"]:
         assert 0.0 <= c["miou"] <= 1.0 and 0.0 <= c["success_rate"] <= 1.0
         assert c["miou"] >= 0.5 * c["success_rate"]  # success = share of IoU >= 0.5
-    assert {"miou_before", "miou_after"} <= set(res["summary"][f"{algo}/grayscale"])
+    assert {"miou_before", "miou_after"} <= {k.rsplit("/", 1)[1] for k in res.metrics if k.startswith(f"{algo}/grayscale/")}
     hist = [h for h in (run_dir / "history.jsonl").read_text().splitlines() if h]
     assert len(hist) == 3
     ckpt = run_dir / "checkpoints" / "seed0" / f"{algo}-grayscale"
@@ -150,8 +150,8 @@ def _count_updates(monkeypatch, kill_after: int | None = None) -> list[int]:
     return calls
 
 
-def _strip(result: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in result["runs"]]
+def _strip(result: Any) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in result.extra["runs"]]
 
 
 @pytest.mark.parametrize("algo,game,kill_after", [("ppo", "rei", 3), ("nlpo", "res", 2), ("kto", "rei", 3)])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 pytest.importorskip("transformers")
@@ -14,6 +12,7 @@ from lowshot.comm.world import SpeakerLMConfig, World, WorldConfig, speaker_prom
 from lowshot.config.paper import load_paper_config  # noqa: E402
 from lowshot.errors import ConfigError  # noqa: E402
 from lowshot.recipes.comm import load_config, run_world  # noqa: E402
+from lowshot.utils.results import read_result  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +56,12 @@ def test_recipe_runs_and_writes_run_dir(tmp_path):
     assert set(cfg.algorithms) == {"ppo", "nlpo", "kto"}
     assert all(a.name == k for k, a in cfg.algorithms.items())
     res = run_world(cfg, tmp_path / "run", log=lambda *_: None)
-    assert len(res["runs"]) == 3 and set(res["summary"]) == {"ppo/grayscale", "nlpo/grayscale", "kto/grayscale"}
-    assert [c["interactions"] for c in res["runs"][0]["curve"]] == [0, 6, 12]
+    runs = res.extra["runs"]
+    assert len(runs) == 3 and {k.rsplit("/", 1)[0] for k in res.metrics} == {"ppo/grayscale", "nlpo/grayscale",
+                                                                              "kto/grayscale"}
+    assert [c["interactions"] for c in runs[0]["curve"]] == [0, 6, 12]
     out = tmp_path / "run"
-    assert json.loads((out / "result.json").read_text())["summary"]
+    assert read_result(out).metrics["kto/grayscale/success_after"].per_seed.keys() == {"0"}
     assert len((out / "history.jsonl").read_text().splitlines()) == 9
     assert (out / "checkpoints" / "seed0" / "kto-grayscale" / "best.safetensors").exists()
     assert (out / "checkpoints" / "seed0" / "kto-grayscale" / "last.safetensors").exists()

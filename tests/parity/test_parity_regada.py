@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import types
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 import torch
 
 from benchmarks.parity import regada
+from lowshot.config.schema import load_yaml
 from lowshot.extract.text import build_text_encoder
 
 TINY = regada.Settings(epochs=2, eval_interval=1, batch_size=32, n_clips=120, seeds=(0,))
@@ -40,9 +40,7 @@ def test_lowshot_side_runs_on_tiny_data(data_root: Path, tmp_path: Path, variant
     assert all(e in (0, 1, 2) for e in row.epochs.values())
     assert row.s_per_epoch > 0
     assert ("test-selected" in row.extra["selection"]) == (variant == "legacy")
-    config = json.loads((tmp_path / "lowshot" / f"{variant}_s0" / "result.json").read_text())[
-        "config"
-    ]
+    config = load_yaml(tmp_path / "lowshot" / f"{variant}_s0" / "config.yaml")  # the resolved config
     assert config["train"]["lr"] == TINY.lr and config["text"]["encoder"] == "adverbs.text_cache"
     assert config["model"]["layers_gated"] == 2  # main_vatex hyperparameters
 

@@ -18,6 +18,7 @@ from lowshot.protocols.gzsl import TwoStageProtocol, evaluate_gzsl
 from lowshot.recipes.gzsl import run_gzsl
 from lowshot.utils.checkpoint import CheckpointChain
 from lowshot.utils.io import load_state
+from lowshot.utils.results import read_result
 
 
 def tiny_config(**train) -> dict:
@@ -43,10 +44,10 @@ def finished(tmp_path_factory) -> tuple[Path, dict]:
 
 def test_learns_far_above_chance(finished):
     _, summary = finished
-    counts = summary["class_counts"]
+    counts = summary.extra["class_counts"]
     chance_hm = 100 / (counts["test_seen"] + counts["test_unseen"])
-    assert summary["metrics"]["HM"]["mean"] > 5 * chance_hm
-    assert summary["metrics"]["ZSL"]["mean"] > 1.5 * 100 / counts["test_unseen"]
+    assert summary.metrics["HM"].mean > 5 * chance_hm
+    assert summary.metrics["ZSL"].mean > 1.5 * 100 / counts["test_unseen"]
 
 
 def test_run_directory_contents(finished):
@@ -78,8 +79,8 @@ def test_final_checkpoint_reproduces_the_test_result(finished):
     method = METHODS.get("clipclap")(model_cfg, input_spec(bench))
     method.load_state_dict(load_state(run / "seed_42" / "checkpoints" / "final_model.safetensors"))
     trainer = MethodTrainer(method, bench, 2, exp.train, 0, torch.device("cpu"))
-    ev = evaluate_gzsl(bench, 2, trainer.scores, beta=summary["per_seed"][0]["beta"])
-    assert 100 * ev.hm == pytest.approx(summary["metrics"]["HM"]["mean"], abs=1e-6)
+    ev = evaluate_gzsl(bench, 2, trainer.scores, beta=summary.extra["selected"]["42"]["beta"])
+    assert 100 * ev.hm == pytest.approx(summary.metrics["HM"].mean, abs=1e-6)
 
 
 def test_resume_after_kill_equals_uninterrupted(finished, tmp_path, monkeypatch):
@@ -98,14 +99,14 @@ def test_resume_after_kill_equals_uninterrupted(finished, tmp_path, monkeypatch)
         run_gzsl(tiny_config(**LEARNING), tmp_path)
     monkeypatch.setattr(CheckpointChain, "commit", original)
     resumed = run_gzsl(tiny_config(**LEARNING), tmp_path)
-    assert resumed["per_seed"] == reference["per_seed"]
+    assert resumed.per_seed == reference.per_seed and resumed.extra == reference.extra
 
 
 def test_multi_seed_mean_and_std(tmp_path):
     summary = run_gzsl(tiny_config(seeds=[1, 2], epochs=2), tmp_path)
-    hms = [s["HM"] for s in summary["per_seed"]]
-    assert summary["metrics"]["HM"]["mean"] == pytest.approx(np.mean(hms))
-    assert summary["metrics"]["HM"]["std"] == pytest.approx(np.std(hms))
+    hms = [s["HM"] for s in summary.per_seed.values()]
+    assert summary.metrics["HM"].mean == pytest.approx(np.mean(hms))
+    assert summary.metrics["HM"].std == pytest.approx(np.std(hms))
     assert (tmp_path / "seed_1" / "result.json").is_file() and (tmp_path / "seed_2" / "result.json").is_file()
 
 
@@ -204,6 +205,7 @@ def test_reproduce_reads_a_released_tree_under_the_data_root(tmp_path, monkeypat
     assert re.search(r"clipclap\.ucf.*\d+\.\d\d", out) and "published (" in out and "55.97" in out  # table
     assert "seed 42: selected epoch 0, transferred beta" in out
     assert f"run directory: {tmp_path / 'run'}" in out.replace("\n", "")
-    result = json.loads((tmp_path / "run" / "result.json").read_text())
-    assert result["benchmark"] == "UCF/cls" and result["expected"]["HM"] == 55.97
+    result = read_result(tmp_path / "run")
+    assert result.extra["benchmark"] == "UCF/cls" and result.expected["HM"] == 55.97
+    assert result.family == "av_gzsl" and result.setting == "clipclap.ucf" and result.legacy == ()
     assert list((tmp_path / "run" / "seed_42" / "tensorboard").glob("events.out.tfevents.*"))

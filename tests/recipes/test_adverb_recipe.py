@@ -49,14 +49,14 @@ def test_run_dir_contents_and_published_protocol(synth_root: Path, tmp_path: Pat
         "checkpoints/train.json",
     ):
         assert (tmp_path / "r" / f).exists(), f
-    assert res["selection"].startswith("test-selected (published)")
-    assert set(res["mean"]) == {"map_w", "map_m", "acc_a"}
-    assert res["data_report"]["clips_in_train_and_test"] > 0  # synthetic overlap is reported, kept
+    assert res.selection.startswith("test-selected (published)")
+    assert set(res.metrics) == {"map_w", "map_m", "acc_a"}
+    assert res.extra["data_report"]["clips_in_train_and_test"] > 0  # synthetic overlap is reported, kept
     hist = [json.loads(x) for x in (tmp_path / "r" / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in hist] == [0, 1, 2, 3, 4]
     assert [h["epoch"] for h in hist if "test" in h] == [0, 2, 4]
     best = max(h["test"]["map_m"] for h in hist if "test" in h)
-    assert res["mean"]["map_m"] == pytest.approx(best)
+    assert res.means()["map_m"] == pytest.approx(best)
 
 
 @pytest.mark.parametrize("selection", ["last", "validation"])
@@ -69,10 +69,10 @@ def test_resume_after_kill_matches_uninterrupted_run(
     )
     full = run_adverbs(cfg, tmp_path / "full", synth_root)
     stopped = run_adverbs(cfg, tmp_path / "killed", synth_root, stop_after_epoch=3)
-    assert stopped["status"] == "stopped" and not (tmp_path / "killed" / "result.json").exists()
+    assert stopped is None and not (tmp_path / "killed" / "result.json").exists()
     # epoch 3 was logged after the epoch-2 checkpoint: it is redone on resume
     resumed = run_adverbs(cfg, tmp_path / "killed", synth_root)
-    assert resumed["mean"] == pytest.approx(full["mean"])
+    assert resumed.means() == pytest.approx(full.means())
 
     def lines(run: str, name: str) -> list[dict]:
         text = (tmp_path / run / name).read_text().splitlines()
@@ -95,12 +95,13 @@ def test_multi_seed_mean_std_and_validation_protocol(synth_root: Path, tmp_path:
         protocol={"selection": "validation", "val_fraction": 0.2},
     )
     res = run_adverbs(cfg, tmp_path / "r", synth_root)
-    assert set(res["per_seed"]) == {"0", "1"} and res["n_seeds"] == 2
+    assert set(res.per_seed) == {"0", "1"} and res.seeds == (0, 1)
     assert (tmp_path / "r" / "seed_1" / "result.json").exists()
-    vals = [r["metrics"]["acc_a"] for r in res["per_seed"].values()]
-    assert res["mean"]["acc_a"] == pytest.approx(sum(vals) / 2)
-    assert res["std"]["acc_a"] == pytest.approx(abs(vals[0] - vals[1]) / 2)
-    assert res["selection"].startswith(
+    vals = [r["acc_a"] for r in res.per_seed.values()]
+    assert res.metrics["acc_a"].mean == pytest.approx(sum(vals) / 2)
+    assert res.metrics["acc_a"].std == pytest.approx(abs(vals[0] - vals[1]) / 2)
+    assert res.metrics["acc_a"].per_seed == {"0": vals[0], "1": vals[1]}
+    assert res.selection.startswith(
         "validation-selected epoch (val mean(map_w, map_m, acc_a) on 20"
     )
     assert '"val"' in (tmp_path / "r" / "seed_0" / "select" / "history.jsonl").read_text()
@@ -130,10 +131,10 @@ def test_default_selects_on_validation_then_refits_on_all_training_clips(
     assert [h["epoch"] for h in stage2] == list(range(chosen + 1))
     assert [h["epoch"] for h in stage2 if "test" in h] == [chosen]  # test evaluated once
     assert not any("val" in h for h in stage2)
-    seed = res["per_seed"]["0"]
+    seed = res.extra["seed_details"]["0"]
     assert seed["epochs"] == dict.fromkeys(metrics, chosen)
     assert seed["val_metrics"] == next(h["val"] for h in stage1 if h["epoch"] == chosen)
-    assert res["selection"] == (
+    assert res.selection == (
         "validation-selected epoch (val mean(map_w, map_m, acc_a) on 10% of train clips), "
         "refit on train"
     )
@@ -142,23 +143,23 @@ def test_default_selects_on_validation_then_refits_on_all_training_clips(
         tmp_path / "f",
         synth_root,
     )
-    assert res["mean"] == pytest.approx(fixed["mean"], abs=1e-12)
+    assert res.means() == pytest.approx(fixed.means(), abs=1e-12)
     # fixed_epoch stops training at its epoch
     assert len(read(tmp_path / "f" / "history.jsonl")) == chosen + 1
 
 
 def test_unseen_and_no_antonym_metrics(synth_root: Path, tmp_path: Path) -> None:
     res = run_adverbs(_cfg(train={"epochs": 1}, data={"unseen": True}), tmp_path / "u", synth_root)
-    assert set(res["mean"]) == {"acc_a_cls"}
+    assert set(res.metrics) == {"acc_a_cls"}
     res = run_adverbs(
         _cfg(train={"epochs": 1}, data={"use_antonyms": False}), tmp_path / "n", synth_root
     )
-    assert set(res["mean"]) == {"map_w", "map_m"}
+    assert set(res.metrics) == {"map_w", "map_m"}
     res = run_adverbs(
         _cfg(method="adverbs.priors", protocol={"no_action_gt": True}), tmp_path / "p", synth_root
     )
-    assert "no_act/map_w" in res["per_seed"]["0"]["other_metrics"]
-    assert res["selection"] == "none (training-free)"
+    assert "no_act/map_w" in res.extra["seed_details"]["0"]["other_metrics"]
+    assert res.selection == "none (training-free)"
 
 
 def test_config_errors(synth_root: Path, tmp_path: Path) -> None:
@@ -206,8 +207,8 @@ def test_paper_configs_validate() -> None:
 def test_priors_config_reproduces_on_shared_splits(shared_data: Path, tmp_path: Path) -> None:
     root = shared_data / "adverbs"
     res = run_adverbs(load_paper_config("adverbs_baselines.priors_msrvtt"), tmp_path / "p", root)
-    got = {k: round(v * 100, 1) for k, v in res["mean"].items()}
-    assert got == res["expected_x100"]
+    got = {k: round(v * 100, 1) for k, v in res.means().items()}
+    assert got == res.expected
 
 
 @pytest.mark.slow
@@ -215,10 +216,8 @@ def test_regada_beats_priors_and_chance_over_seeds(synth_root: Path, tmp_path: P
     """Honest comparison (last epoch, no test-set selection) on learnable synthetic data."""
     for seed in (0, 1):
         cfg = _cfg(train={"epochs": 25, "eval_interval": 25, "seeds": [seed]})
-        regada = run_adverbs(cfg, tmp_path / f"regada{seed}", synth_root)["mean"]
-        priors = run_adverbs(_cfg(method="adverbs.priors"), tmp_path / f"priors{seed}", synth_root)[
-            "mean"
-        ]
+        regada = run_adverbs(cfg, tmp_path / f"regada{seed}", synth_root).means()
+        priors = run_adverbs(_cfg(method="adverbs.priors"), tmp_path / f"priors{seed}", synth_root).means()
         assert regada["map_m"] > priors["map_m"], (seed, regada, priors)
         assert regada["acc_a"] > max(priors["acc_a"], 0.5), (seed, regada, priors)
 
@@ -235,9 +234,7 @@ def test_synthetic_data_from_config(tmp_path: Path) -> None:
         }
     }
     res = run_adverbs(cfg, tmp_path / "r", None)  # no data root needed: generated in the run dir
-    assert (tmp_path / "r" / "data" / "synth_manifest.json").exists() and 0 <= res["mean"][
-        "acc_a"
-    ] <= 1
+    assert (tmp_path / "r" / "data" / "synth_manifest.json").exists() and 0 <= res.means()["acc_a"] <= 1
     with pytest.raises(ConfigError, match="n_clip"):
         bad = _cfg(method="adverbs.priors")
         bad["data"] = bad["data"] | {"synthetic": {"n_clip": 80}}

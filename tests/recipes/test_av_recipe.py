@@ -45,9 +45,9 @@ def test_paper_config_runs_through_the_recipe(setting: str, extra: list[str], tm
     config = load_paper_config(setting, TINY + extra)
     summary = run_gzsl(config, tmp_path / "run")
     for key in ("S", "U", "HM", "ZSL"):
-        value = summary["metrics"][key]["mean"]
+        value = summary.metrics[key].mean
         assert math.isfinite(value) and 0.0 <= value <= 100.0
-    assert summary["expected"]["HM"] > 0  # provenance travels into the result
+    assert summary.expected["HM"] > 0  # provenance travels into the result
     seed_dir = next((tmp_path / "run").glob("seed_*"))
     assert json.loads((seed_dir / "result.json").read_text())["best_epoch"] in (0, 1)
 
@@ -82,6 +82,6 @@ def test_learns_on_generated_ucf_cls_data(setting: str, extra: list[str], tmp_pa
         ],
     )
     summary = run_gzsl(config, tmp_path / "run")
-    n_classes = sum(summary["class_counts"].values())  # classes competing at test time
+    n_classes = sum(summary.extra["class_counts"].values())  # classes competing at test time
     chance_hm = 100.0 / n_classes  # uniform guessing: S = U = 1 / C
-    assert summary["metrics"]["HM"]["mean"] > 3 * chance_hm, summary["metrics"]
+    assert summary.metrics["HM"].mean > 3 * chance_hm, summary.metrics

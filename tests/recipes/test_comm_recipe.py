@@ -8,7 +8,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
 from lowshot.errors import ConfigError, DataError  # noqa: E402
-from lowshot.recipes.comm import load_config, run_dataset, summarise  # noqa: E402
+from lowshot.recipes.comm import comm_result, load_config, run_dataset  # noqa: E402
 from lowshot.utils.paths import ENV_DATA_ROOT  # noqa: E402
 
 
@@ -22,14 +22,17 @@ def _run(seed: int, algo: str, before: float, after: float, miou: float | None =
 
 
 def test_summary_is_mean_and_std_over_seeds():
-    s = summarise([_run(0, "kto", 0.5, 0.75), _run(1, "kto", 0.5, 0.25), _run(0, "ppo", 0.25, 1.0, miou=0.5)])
-    kto = s["kto/grayscale"]
-    assert kto["seeds"] == 2
-    assert kto["success_before"] == 0.5 and kto["success_before_std"] == 0.0
-    assert kto["success_after"] == 0.5 and kto["success_after_std"] == 0.25  # population std
-    assert kto["color_after"] == 0.5 and kto["color_after_std"] == 0.25
-    assert "miou_after" not in kto
-    assert s["ppo/grayscale"]["miou_after"] == 0.5 and s["ppo/grayscale"]["miou_after_std"] == 0.0
+    cfg = load_config({"name": "x", "algorithms": {"kto": {}, "ppo": {}}})
+    res = comm_result(cfg, [_run(0, "kto", 0.5, 0.75), _run(1, "kto", 0.5, 0.25),
+                            _run(0, "ppo", 0.25, 1.0, miou=0.5)])
+    m = res.metrics
+    assert res.family == "comm" and res.seeds == (0, 1) and res.unit == "fraction"
+    assert m["kto/grayscale/success_before"].per_seed == {"0": 0.5, "1": 0.5}
+    assert m["kto/grayscale/success_before"].mean == 0.5 and m["kto/grayscale/success_before"].std == 0.0
+    assert m["kto/grayscale/success_after"].mean == 0.5 and m["kto/grayscale/success_after"].std == 0.25
+    assert m["kto/grayscale/color_after"].mean == 0.5 and m["kto/grayscale/color_after"].std == 0.25
+    assert "kto/grayscale/miou_after" not in m
+    assert m["ppo/grayscale/miou_after"].mean == 0.5 and m["ppo/grayscale/miou_after"].std == 0.0
 
 
 def test_unknown_algorithm_is_refused_with_a_suggestion():

@@ -324,7 +324,7 @@ def _adverb_files(run: Path) -> dict[str, object]:
 
 
 def _adverb_selected_epoch(run: Path) -> int:
-    return json.loads((run / "result.json").read_text())["per_seed"]["42"]["epochs"]["map_w"]
+    return json.loads((run / "result.json").read_text())["extra"]["seed_details"]["42"]["epochs"]["map_w"]
 
 
 @pytest.fixture(scope="module")
@@ -513,6 +513,17 @@ def _with_result(text: str) -> Callable[[Path, Path], Path]:
     return setup
 
 
+def _with_result_edit(edit: Callable[[dict], None]) -> Callable[[Path, Path], Path]:
+    def setup(reference: Path, tmp: Path) -> Path:
+        run = _finished_copy(reference, tmp)
+        result = json.loads((run / "result.json").read_text())
+        edit(result)
+        (run / "result.json").write_text(json.dumps(result))
+        return run
+
+    return setup
+
+
 def _with_history(text: str) -> Callable[[Path, Path], Path]:
     def setup(reference: Path, tmp: Path) -> Path:
         run = _finished_copy(reference, tmp)
@@ -544,10 +555,13 @@ REPORTS = [
     ("killed-run", _killed_copy, [], r"has no result\.json: the run has not finished .*rerun"),
     ("empty-result", _with_result(""), [], r"result\.json is not valid JSON"),
     ("truncated-result", _with_result('{"name": "x", "metr'), [], r"result\.json is not valid JSON"),
-    ("result-is-a-list", _with_result("[1, 2]"), [], r"result\.json is not the result of a GZSL run"),
-    ("result-of-another-recipe", _with_result('{"metrics": {"acc_a": 0.5}}'), [], r"not the result of a GZSL run"),
-    ("non-numeric-metric", _with_result('{"metrics": {"S": {"mean": "high", "std": 0}, "U": {}, "HM": {}, '
-                                        '"ZSL": {}}}'), [], r"not the result of a GZSL run"),
+    ("result-is-a-list", _with_result("[1, 2]"), [], r"result\.json: key '\(top level\)' must be a mapping"),
+    ("result-of-an-old-version", _with_result('{"metrics": {"acc_a": 0.5}}'), [],
+     r"result\.json: key 'setting' is missing \(not a lowshot result of schema 1"),
+    ("non-numeric-metric", _with_result_edit(lambda r: r["metrics"]["S"].update(mean="high")), [],
+     r"result\.json: key 'metrics\.S' must have a numeric mean and std"),
+    ("unknown-family", _with_result_edit(lambda r: r.update(family="gzls")), [],
+     r"result\.json: key 'family' must be one of \['av_gzsl'"),
     ("truncated-history", _with_history('[{"stage": 1, "ep'), ["--figures", "{tmp}/fig"],
      r"history\.json is not valid JSON"),
     ("history-not-records", _with_history('{"stage": 1}'), ["--figures", "{tmp}/fig"],
@@ -691,7 +705,7 @@ def comm_commit(update: int) -> KillPoint:
 def _comm_files(run: Path) -> dict[str, object]:
     """result.json without wall-clock seconds, history.jsonl and the final adapter's bytes."""
     result = json.loads((run / "result.json").read_text())
-    for r in result["runs"]:
+    for r in result["extra"]["runs"]:
         r.pop("seconds")
     return {"result.json": result, "history.jsonl": (run / "history.jsonl").read_text(),
             "last.safetensors": (run / COMM_CHAIN / "last.safetensors").read_bytes()}

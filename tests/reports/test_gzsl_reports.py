@@ -1,24 +1,14 @@
 """Result tables and figures."""
 
-import json
 
 import pytest
 
 from lowshot.reports.tables import load_rows, to_csv, to_latex, to_markdown
 
-SUMMARY = {
-    "name": "clipclap.ucf",
-    "seeds": [1, 2],
-    "metrics": {k: {"mean": m, "std": 0.5} for k, m in zip(("S", "U", "HM", "ZSL"), (70.0, 40.0, 50.9, 45.0))},
-    "expected": {"S": 77.14, "U": 43.91, "HM": 55.97, "ZSL": 46.96},
-    "provenance": {"paper": "Kurzendörfer et al.", "table": "5.1"},
-}
-
 
 @pytest.fixture
-def run(tmp_path):
-    (tmp_path / "result.json").write_text(json.dumps(SUMMARY))
-    return tmp_path
+def run(gzsl_result_dir):
+    return gzsl_result_dir
 
 
 def test_tables_show_mean_std_and_published_row(run):

@@ -181,18 +181,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = load_paper_config(args.config, args.overrides)
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / config["name"]
     res = run_adverbs(config, run_dir, Path(args.data_root) if args.data_root else None)
-    print(f"{res['name']}: selection = {res['selection']}")
-    rows = [(res["method"], res["mean"], res["selection"])]
-    if res["expected_x100"]:
-        published = {k: v / 100 for k, v in res["expected_x100"].items()}
-        rows.append(
-            (
-                f"published ({res['config']['provenance']['table']})",
-                published,
-                res["expected_selection"],
-            )
-        )
-    print(_table(rows, tuple(res["mean"])))
+    print(f"{res.setting}: selection = {res.selection}")
+    rows = [(res.method, res.means(), res.selection)]
+    if res.expected:
+        published = {k: v / 100 for k, v in res.expected.items()}
+        rows.append((f"published ({res.provenance['table']})", published, res.extra["expected_selection"]))
+    print(_table(rows, tuple(res.metrics)))
     print(f"run directory: {run_dir}")
     return 0
 
@@ -272,7 +266,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     rows = []
     for label, cfg in demo_configs(args.epochs):
         res = run_adverbs(cfg, out / cfg["name"], data_dir)
-        rows.append((label, res["mean"], res["selection"]))
+        rows.append((label, res.means(), res.selection))
         print(f"  {label}: done ({time.perf_counter() - t0:.0f}s)", flush=True)
     print("\nSynthetic VATEX-layout data; no row selects anything on test data:")
     print(_table(rows))

@@ -32,12 +32,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     res = run_world(cfg, Path(args.run_dir) if args.run_dir else None)
     print("\nmean over seeds (held-out episodes):")
     print(f"{'algorithm/listener':22s} success before -> after   colour-word rate before -> after")
-    for k, v in res["summary"].items():
-        print(f"{k:22s} {v['success_before']:.3f} -> {v['success_after']:.3f}"
-              f"            {v['color_before']:.2f} -> {v['color_after']:.2f}"
-              + (f"   mIoU {v['miou_before']:.3f} -> {v['miou_after']:.3f}" if "miou_after" in v else ""))
+    v = res.means()
+    for k in dict.fromkeys(f"{r['algorithm']}/{r['listener']}" for r in res.extra["runs"]):
+        print(f"{k:22s} {v[f'{k}/success_before']:.3f} -> {v[f'{k}/success_after']:.3f}"
+              f"            {v[f'{k}/color_before']:.2f} -> {v[f'{k}/color_after']:.2f}"
+              + (f"   mIoU {v[f'{k}/miou_before']:.3f} -> {v[f'{k}/miou_after']:.3f}" if f"{k}/miou_after" in v else ""))
     if args.json:
-        Path(args.json).write_text(json.dumps({k: v for k, v in res.items() if k != "config"}, indent=1))
+        Path(args.json).write_text(json.dumps(res.to_dict(), indent=1))
     return 0
 
 

@@ -74,7 +74,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         from lowshot.cli.gzsl import print_result
 
         print_result(summary, run_dir)
-    else:
+    else:  # any other family: its result (one schema) as a table, published row beside it
+        from lowshot.reports.tables import result_rows, to_markdown
+
+        print(to_markdown(result_rows(summary)), end="")
         print(f"run directory: {run_dir}")
     return 0
 

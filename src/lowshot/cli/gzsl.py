@@ -5,32 +5,33 @@ from __future__ import annotations
 import argparse
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from lowshot.config.paper import load_paper_config
-from lowshot.reports.tables import Row, reference_rows, row_from_summary, to_rich
+from lowshot.reports.tables import Row, result_rows, to_rich
+from lowshot.utils.results import RunResult
 
 
-def chance_row(summary: dict) -> Row:
+def chance_row(summary: RunResult) -> Row:
     """Uniform guessing over the test classes: S = U = HM = 1 / (C_s + C_u), ZSL = 1 / C_u."""
-    counts = summary["class_counts"]
+    counts = summary.extra["class_counts"]
     both = 100.0 / (counts["test_seen"] + counts["test_unseen"])
     return Row("chance (uniform guess)", {"S": (both, None), "U": (both, None), "HM": (both, None),
                                            "ZSL": (100.0 / counts["test_unseen"], None)})
 
 
-def print_result(summary: dict[str, Any], run_dir: Path | None, label: str | None = None,
+def print_result(summary: RunResult, run_dir: Path | None, label: str | None = None,
                  extra_rows: Sequence[Row] = ()) -> None:
     """The test table (mean ± std over seeds, published row beside it), selection per seed, run dir."""
     from rich.console import Console
 
     console = Console()
-    rows = [row_from_summary(summary, label), *reference_rows(summary), *extra_rows]
-    console.print(to_rich(rows, title=f"{summary['benchmark']} — test, x100"))
-    for seed in summary["per_seed"]:
-        console.print(f"seed {seed['seed']}: selected epoch {seed['best_epoch']}, "
-                      f"transferred beta {seed['beta']:.3f}")
+    rows = [replace(r, selection=None) for r in (*result_rows(summary, label), *extra_rows)]  # said below
+    console.print(to_rich(rows, title=f"{summary.extra['benchmark']} — test, x100"))
+    console.print(f"selection: {summary.selection}")
+    for seed, sel in summary.extra["selected"].items():
+        console.print(f"seed {seed}: selected epoch {sel['best_epoch']}, transferred beta {sel['beta']:.3f}")
     if run_dir is not None:
         console.print(f"run directory: {run_dir}")
 

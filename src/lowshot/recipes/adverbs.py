@@ -71,8 +71,9 @@ from lowshot.utils.io import (
     unpack_state,
 )
 from lowshot.utils.paths import resolve_data_root
+from lowshot.utils.results import RunResult, make_result, write_result
 from lowshot.utils.rundir import RunDir
-from lowshot.utils.seed import resolve_device, seed_everything, seed_mean_std
+from lowshot.utils.seed import resolve_device, seed_everything
 
 CHAIN = "train"  # checkpoints/train.json + train_epoch<NNN>.safetensors: the tested model's fit
 REFIT_CHAIN = "refit"  # the same for validation's stage 2 (checkpoints/refit.json)
@@ -404,23 +405,13 @@ def data_report(data: AdverbData) -> dict[str, Any]:
     return out
 
 
-def aggregate_seeds(results: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    """Mean and standard deviation (numpy ``ddof=0``) of each reported metric over seeds."""
-    stats = seed_mean_std([r["metrics"] for r in results.values()])
-    return {
-        "mean": {m: s["mean"] for m, s in stats.items()},
-        "std": {m: s["std"] for m, s in stats.items()},
-        "n_seeds": len(results),
-    }
-
-
 @RECIPES.register("adverbs")
 def run_adverbs(
     config: dict[str, Any],
     run_dir: Path,
     data_root: Path | None = None,
     stop_after_epoch: int | None = None,
-) -> dict[str, Any]:
+) -> RunResult | None:
     """Run a video-adverb experiment (``recipe: adverbs``) and write its run directory.
 
     Args:
@@ -430,7 +421,9 @@ def run_adverbs(
         stop_after_epoch: stop every seed after this epoch (simulated kill, for tests).
 
     Returns:
-        The result mapping (also written to ``<run_dir>/result.json``).
+        The result (:mod:`lowshot.utils.results`, values 0-1; also written to
+        ``<run_dir>/result.json``; ``extra``: dataset, protocol, per-seed selection details,
+        the published numbers' selection, data report), or None when stopped early.
     """
     cfg = from_dict(AdverbsConfig, config, where=str(config.get("name", "adverbs")))
     # fail fast (before touching data) on unknown methods and bad model keys
@@ -446,24 +439,28 @@ def run_adverbs(
         sub = run if len(cfg.train.seeds) == 1 else RunDir(run.path / f"seed_{seed}")
         res = train_one_seed(cfg, data, text, seed, sub, stop_after_epoch)
         if res is None:
-            return {"status": "stopped", "epoch": stop_after_epoch}
+            return None
         results[seed] = res
-    out: dict[str, Any] = {
-        "name": cfg.name,
-        "method": cfg.method,
-        "dataset": data.split.name,
-        "protocol": results[cfg.train.seeds[0]]["protocol"],
-        "selection": selection_rule(cfg),
-        "per_seed": {str(s): r for s, r in results.items()},
-        **aggregate_seeds(results),
-        "expected_x100": dict(cfg.provenance.expected),
-        "expected_selection": (
-            TRAINING_FREE if not method_class(cfg.method).trainable else TEST_SELECTED
-        )
-        if cfg.provenance.expected
-        else None,
-        "data_report": data_report(data),
-        "config": to_dict(cfg),
-    }
-    run.write_result(out)
-    return out
+    first = results[cfg.train.seeds[0]]
+    trainable = method_class(cfg.method).trainable
+    result = make_result(
+        setting=cfg.name,
+        family="adverbs",
+        method=cfg.method,
+        per_seed={s: r["metrics"] for s, r in results.items()},
+        unit="fraction",
+        selection=selection_rule(cfg),
+        config=to_dict(cfg),
+        provenance=to_dict(cfg.provenance),
+        metric_order=[m for m in cfg.reported_metrics() if m in first["metrics"]],
+        extra={
+            "dataset": data.split.name,
+            "protocol": first["protocol"],
+            "seed_details": {str(s): {k: v for k, v in r.items() if k != "metrics"} for s, r in results.items()},
+            "expected_selection": (TRAINING_FREE if not trainable else TEST_SELECTED)
+            if cfg.provenance.expected else None,
+            "data_report": data_report(data),
+        },
+    )
+    write_result(run.path, result)
+    return result

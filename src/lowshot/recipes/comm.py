@@ -29,6 +29,7 @@ from lowshot.comm.policy import LoraSpec
 from lowshot.comm.world import WorldConfig
 from lowshot.config.paper import Provenance
 from lowshot.config.schema import from_dict, to_dict
+from lowshot.utils.results import RunResult, make_result, write_result
 
 
 @dataclass(frozen=True)
@@ -179,12 +180,12 @@ def _run_record(seed: int, algo: str, listener: str, res: Any) -> dict[str, Any]
             "seconds": res.seconds, "curve": res.curve}
 
 
-def run_world(cfg: CommConfig, run_dir: Path | None = None, log: Any = print) -> dict[str, Any]:
+def run_world(cfg: CommConfig, run_dir: Path | None = None, log: Any = print) -> RunResult:
     """Pretrain one speaker per seed, adapt a fresh adapter per (algorithm, listener), evaluate.
 
     Returns:
-        ``{"runs": [...], "summary": {...}}``; each run holds before/after metrics and the
-        learning curve of one (seed, algorithm, listener).
+        The result (:func:`comm_result`): before/after metrics per (algorithm, listener) over
+        seeds; ``extra.runs`` the learning curve of each (seed, algorithm, listener).
     """
     import torch
 
@@ -227,37 +228,35 @@ def run_world(cfg: CommConfig, run_dir: Path | None = None, log: Any = print) ->
                     f"{res.initial['color_word_rate']:.2f} -> {res.final['color_word_rate']:.2f}"
                     f"  ({res.seconds:.0f}s)")
                 torch.manual_seed(seed)
-    summary = summarise(runs)
-    result = {"name": cfg.name, "runs": runs, "summary": summary, "config": to_dict(cfg)}
+    result = comm_result(cfg, runs)
     if rd is not None:
-        rd.write_result(result)
+        write_result(rd.path, result)
     return result
 
 
-def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Mean and std over seeds of before/after success, colour-word rate (and RES mIoU) per
-    (algorithm, listener).
+#: metric name -> key of the before/after evaluation dicts (mIoU: RES only)
+COMM_METRICS = {"success": "success_rate", "color": "color_word_rate", "miou": "miou"}
 
-    Returns:
-        ``{"<algorithm>/<listener>": {"success_before": mean, "success_before_std": std, ...,
-        "seeds": n}}`` (std: population std over seeds, as every lowshot recipe reports it).
+
+def comm_result(cfg: CommConfig, runs: list[dict[str, Any]]) -> RunResult:
+    """The run result of adaptation ``runs`` (:mod:`lowshot.utils.results`, values 0-1).
+
+    Metrics are ``<algorithm>/<listener>/<name>_<before|after>`` with name ``success``,
+    ``color`` (colour-word rate) and, for RES, ``miou``; mean and population std over seeds.
+    ``extra.runs`` holds each (seed, algorithm, listener) run with its learning curve.
     """
-    from lowshot.utils.seed import seed_mean_std
-
-    groups: dict[str, list[dict[str, Any]]] = {}
+    per_seed: dict[int, dict[str, float]] = {}
     for r in runs:
-        groups.setdefault(f"{r['algorithm']}/{r['listener']}", []).append(r)
-    metrics = {"success": "success_rate", "color": "color_word_rate", "miou": "miou"}
-    out = {}
-    for k, rs in groups.items():
-        per_seed = [{f"{name}_{when}": r[when][key] for name, key in metrics.items() for when in ("before", "after")
-                     if all(key in x[when] for x in rs)} for r in rs]
-        out[k] = {}
-        for name, st in seed_mean_std(per_seed, per_seed[0].keys()).items():
-            out[k][name] = st["mean"]
-            out[k][f"{name}_std"] = st["std"]
-        out[k]["seeds"] = len(rs)
-    return out
+        group = f"{r['algorithm']}/{r['listener']}"
+        per_seed.setdefault(r["seed"], {}).update(
+            {f"{group}/{name}_{when}": r[when][key] for name, key in COMM_METRICS.items()
+             for when in ("before", "after") if key in r[when]})
+    return make_result(
+        setting=cfg.name, family="comm", method="+".join(cfg.algorithms), per_seed=per_seed, unit="fraction",
+        selection="last (online adaptation; held-out episodes)", config=to_dict(cfg),
+        provenance=to_dict(cfg.provenance), metric_order=list(dict.fromkeys(k for v in per_seed.values() for k in v)),
+        extra={"game": cfg.game, "world": cfg.world, "runs": runs},
+    )  # fmt: skip
 
 
 def _pool(cfg: CommConfig, root: Path, split: str) -> list[Any]:
@@ -272,7 +271,7 @@ def _resolve(path: str, root: Path | None) -> str:
 
 
 def run_dataset(cfg: CommConfig, run_dir: Path | None, data_root: Path | None,
-                log: Any = print) -> dict[str, Any]:
+                log: Any = print) -> RunResult:
     """REI on a released dataset with an MLLM speaker (LoRA per listener) and MLLM/pixel listeners."""
     import numpy as np
 
@@ -323,14 +322,14 @@ def run_dataset(cfg: CommConfig, run_dir: Path | None, data_root: Path | None,
                 runs.append(_run_record(seed, algo_name, weakness, res))
                 log(f"[seed {seed}] {algo_name} {weakness}: success {res.initial['success_rate']:.3f} -> "
                     f"{res.final['success_rate']:.3f}")
-    result = {"name": cfg.name, "runs": runs, "summary": summarise(runs), "config": to_dict(cfg)}
+    result = comm_result(cfg, runs)
     if rd is not None:
-        rd.write_result(result)
+        write_result(rd.path, result)
     return result
 
 
 @RECIPES.register("comm")
-def comm_recipe(config: dict[str, Any], run_dir: Path, data_root: Path | None = None) -> dict[str, Any]:
+def comm_recipe(config: dict[str, Any], run_dir: Path, data_root: Path | None = None) -> RunResult:
     """``lowshot reproduce comm.<setting>`` entry point."""
     cfg = load_config(config)
     if comm_world(cfg.world, cfg.name).offline:
@@ -339,4 +338,4 @@ def comm_recipe(config: dict[str, Any], run_dir: Path, data_root: Path | None = 
 
 
 __all__ = ["AgentConfig", "CommConfig", "CommDataConfig", "load_config", "run_world", "run_dataset",
-           "summarise", "comm_recipe"]
+           "comm_result", "comm_recipe"]

@@ -3,7 +3,7 @@
 Run directory layout::
 
     <run>/config.yaml, env.json          resolved config, git revision, environment
-    <run>/result.json                    mean ± std over seeds + expected numbers
+    <run>/result.json                    mean ± std over seeds + expected numbers (lowshot.utils.results)
     <run>/seed_<s>/result.json           test S/U/HM/ZSL, per-class acc., epoch, beta
     <run>/seed_<s>/history.json          per-epoch losses and validation metrics
     <run>/seed_<s>/checkpoints/          resumable state, stage-1 best and final models
@@ -35,11 +35,14 @@ from lowshot.recipes.gzsl_trainer import MethodTrainer
 from lowshot.utils.fingerprint import Fingerprint, array_hash, files_by_hash, files_by_size
 from lowshot.utils.io import atomic_write_json
 from lowshot.utils.paths import resolve_data_root
+from lowshot.utils.results import RunResult, make_result, write_result
 from lowshot.utils.rundir import RunDir, check_run_dir
-from lowshot.utils.seed import resolve_device, seed_everything, seed_mean_std
+from lowshot.utils.seed import resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 METRICS = ("S", "U", "HM", "ZSL")
+#: how the reported numbers are selected (thesis §2.4.2; reference §3.4)
+SELECTION = "validation HM (two-stage: epoch and beta on val, refit on train+val)"
 
 
 def parse_experiment(config: dict[str, Any]) -> tuple[ExperimentConfig, Any]:
@@ -165,13 +168,10 @@ def run_seed(
     return result
 
 
-def aggregate(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Mean and (population) std of S/U/HM/ZSL over seeds."""
-    return seed_mean_std(results, METRICS)
-
-
-def run_gzsl(config: dict[str, Any], run_dir: Path, data_root: Path | None = None) -> dict[str, Any]:
-    """Run an experiment config end to end; returns (and writes) the aggregated result."""
+def run_gzsl(config: dict[str, Any], run_dir: Path, data_root: Path | None = None) -> RunResult:
+    """Run an experiment config end to end; returns (and writes) the aggregated result
+    (:mod:`lowshot.utils.results`; ``extra``: benchmark, test class counts, selected epoch and beta
+    per seed)."""
     exp, model_cfg = parse_experiment(config)  # value ranges are checked here
     resolve_device(exp.train.device, "train.device")  # an unusable device fails before anything is written
     if exp.train.num_threads is not None:
@@ -192,21 +192,26 @@ def run_gzsl(config: dict[str, Any], run_dir: Path, data_root: Path | None = Non
     rd = RunDir(run_dir)
     rd.write_config(exp, fingerprint, root)  # refuses another config or other data once a run made progress
     results = [run_seed(exp, model_cfg, benchmark, s, rd.path / f"seed_{s}") for s in exp.train.seeds]
-    summary = {
-        "name": exp.name,
-        "method": exp.method,
-        "benchmark": benchmark.name,
-        "seeds": list(exp.train.seeds),
-        "metrics": aggregate(results),
-        "per_seed": [{k: r[k] for k in ("seed", *METRICS, "beta", "best_epoch")} for r in results],
-        "class_counts": {
-            name: len(benchmark.split_classes[f"stage_2_{name}"]) for name in ("test_seen", "test_unseen")
+    result = make_result(
+        setting=exp.name,
+        family="av_gzsl",
+        method=exp.method,
+        per_seed={r["seed"]: {k: r[k] for k in METRICS} for r in results},
+        unit="x100",
+        selection=SELECTION,
+        config=to_dict(exp),
+        provenance=to_dict(exp.provenance),
+        metric_order=METRICS,
+        extra={
+            "benchmark": benchmark.name,
+            "class_counts": {
+                name: len(benchmark.split_classes[f"stage_2_{name}"]) for name in ("test_seen", "test_unseen")
+            },
+            "selected": {str(r["seed"]): {"best_epoch": r["best_epoch"], "beta": r["beta"]} for r in results},
         },
-        "expected": dict(exp.provenance.expected),
-        "provenance": to_dict(exp.provenance),
-    }
-    rd.write_result(summary)
-    return summary
+    )
+    write_result(rd.path, result)
+    return result
 
 
 def load_final_method(

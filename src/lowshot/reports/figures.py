@@ -44,11 +44,7 @@ def plot_learning_curves(history: Sequence[dict[str, Any]], out: Path, title: st
     ax_loss.legend()
     ax_val.legend()
     fig.suptitle(title)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def tsne_2d(points: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -93,8 +89,13 @@ def plot_tsne(
     ax.set_yticks([])
     ax.legend(fontsize=7, loc="best")
     ax.set_title(title)
+    return _save(fig, out)
+
+
+def _save(fig: Any, out: Path) -> Path:
+    """Lay out ``fig``, write it to ``out`` (PNG, 120 dpi; folders made) and close it."""
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _pyplot().close(fig)
     return out

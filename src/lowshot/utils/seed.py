@@ -46,14 +46,16 @@ def resolve_device(name: str = "auto", where: str = "device") -> torch.device:
 
 
 def seed_mean_std(
-    per_seed: Sequence[Mapping[str, float]], keys: Iterable[str] | None = None
+    per_seed: Sequence[Mapping[str, float]], keys: Iterable[str] | None = None, ddof: int = 0
 ) -> dict[str, dict[str, float]]:
-    """Mean and population standard deviation (numpy, ``ddof=0``) of each metric over seeds.
+    """Mean and standard deviation of each metric over seeds (population std, ``ddof=0``, by default).
 
     Args:
         per_seed: one mapping metric -> value per seed; a metric is averaged over the seeds
             that report it.
         keys: the metrics, in this order (default: every metric reported, sorted).
+        ddof: numpy's delta degrees of freedom (1: sample std, as the parity harness reports;
+            0 when there are no more values than ``ddof``).
 
     Returns:
         ``{metric: {"mean": float, "std": float}}``.
@@ -62,5 +64,5 @@ def seed_mean_std(
     out = {}
     for name in names:
         values = np.asarray([r[name] for r in per_seed if name in r], dtype=np.float64)
-        out[name] = {"mean": float(values.mean()), "std": float(values.std())}
+        out[name] = {"mean": float(values.mean()), "std": float(values.std(ddof=ddof)) if len(values) > ddof else 0.0}
     return out
