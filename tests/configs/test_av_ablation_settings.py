@@ -139,8 +139,8 @@ TINY_RUN = [
     ],
 )
 def test_ablation_setting_runs_on_synthetic_data(setting: str, extra: list[str], tmp_path) -> None:
-    summary = run_gzsl(load_paper_config(setting, TINY_RUN + extra), tmp_path / "run")
+    result = run_gzsl(load_paper_config(setting, TINY_RUN + extra), tmp_path / "run")
     for key in ("S", "U", "HM", "ZSL"):
-        value = summary["metrics"][key]["mean"]
+        value = result.metrics[key].mean
         assert math.isfinite(value) and 0.0 <= value <= 100.0
-    assert summary["expected"] == PROVENANCE[setting]["expected"]
+    assert result.expected == PROVENANCE[setting]["expected"]
