@@ -79,4 +79,4 @@ def test_regada_trains_on_local_word_vectors(synth_root: Path, tmp_path: Path) -
     cfg["train"] = {"epochs": 1, "batch_size": 32, "lr": 1e-3, "eval_interval": 1, "seeds": [0]}
     cfg["protocol"] = {"selection": "last"}
     res = run_adverbs(cfg, tmp_path / "glove", synth_root)
-    assert set(res["mean"]) == {"acc_a_cls"}
+    assert set(res.means()) == {"acc_a_cls"}

@@ -44,8 +44,8 @@ def test_table_6_2_baseline_runs_on_synthetic_data(
     cfg.pop("text", None)  # the synthetic S3D text module (CLIP's text cache is not offline)
     cfg["train"] = {"epochs": 2, "batch_size": 32, "lr": 1e-3, "eval_interval": 1, "seeds": [0]}
     res = run_adverbs(cfg, tmp_path / name, synth_root)
-    assert set(res["mean"]) == {"map_w", "map_m", "acc_a"}
-    assert all(0.0 <= v <= 1.0 for v in res["mean"].values())
-    assert res["expected_x100"] == load_paper_config(f"adverbs_baselines.{name}")["provenance"][
+    assert set(res.means()) == {"map_w", "map_m", "acc_a"}
+    assert all(0.0 <= v <= 1.0 for v in res.means().values())
+    assert res.expected == load_paper_config(f"adverbs_baselines.{name}")["provenance"][
         "expected"
     ]

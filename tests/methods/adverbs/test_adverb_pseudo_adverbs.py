@@ -69,11 +69,11 @@ def _tiny(name: str, **model) -> dict:
 def test_pseudo_adverbs_runs_on_the_unseen_split(synth_root: Path, tmp_path: Path) -> None:
     cfg = _tiny("adverbs_baselines.pseudo_adverbs_vatex_unseen", adverb_start=1, pseudo_start=2)
     res = run_adverbs(cfg, tmp_path / "pa", synth_root)
-    assert set(res["mean"]) == {"acc_a_cls"} and 0.0 <= res["mean"]["acc_a_cls"] <= 1.0
+    assert set(res.means()) == {"acc_a_cls"} and 0.0 <= res.means()["acc_a_cls"] <= 1.0
     hist = [json.loads(x) for x in (tmp_path / "pa" / "history.jsonl").read_text().splitlines()]
     assert ["pseudo" in h["train"] for h in hist] == [False, False, True, True, True]
     assert all(0.0 <= h["train"]["pseudo_kept"] <= 1.0 for h in hist[2:])
-    assert res["expected_x100"] == {"acc_a_cls": 53.8}
+    assert res.expected == {"acc_a_cls": 53.8}
 
 
 def test_pseudo_adverbs_needs_unlabelled_antonyms_and_a_valid_k(
@@ -102,9 +102,9 @@ def test_resume_after_kill_keeps_the_adaptive_thresholds(synth_root: Path, tmp_p
     cfg = _tiny("adverbs_baselines.pseudo_adverbs_vatex_unseen", adverb_start=1, pseudo_start=1)
     cfg["train"] |= {"epochs": 5, "checkpoint_interval": 2}
     full = run_adverbs(cfg, tmp_path / "full", synth_root)
-    assert run_adverbs(cfg, tmp_path / "kill", synth_root, stop_after_epoch=3)["status"] == "stopped"
+    assert run_adverbs(cfg, tmp_path / "kill", synth_root, stop_after_epoch=3) is None
     resumed = run_adverbs(cfg, tmp_path / "kill", synth_root)
-    assert resumed["mean"] == full["mean"]
+    assert resumed.means() == full.means()
     assert _history(tmp_path / "full") == _history(tmp_path / "kill")
 
 
@@ -115,8 +115,8 @@ def test_without_the_pseudo_loss_it_is_the_action_modifier(synth_root: Path, tmp
     for key in ("k", "selection", "threshold", "adaptive", "smoothing", "unlabelled_ratio",
                 "pseudo_start", "pseudo_weight"):  # fmt: skip
         am["model"].pop(key, None)
-    a = run_adverbs(pa, tmp_path / "pa", synth_root)["mean"]
-    b = run_adverbs(am, tmp_path / "am", synth_root)["mean"]
+    a = run_adverbs(pa, tmp_path / "pa", synth_root).means()
+    b = run_adverbs(am, tmp_path / "am", synth_root).means()
     assert a == b
 
 
