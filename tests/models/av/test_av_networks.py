@@ -47,7 +47,7 @@ TCAF = dict(
     dim_head=7, mlp_dim=44, fourier_scale=2.5, embedding_dropout=0.11, token_dropout=0.12,
     transformer_dropout=0.13, decoder_dropout=0.14, additional_dropout=0.15,
     attention="self", readout="mean", modalities="both", time_embedding="fourier",
-    modality_embedding=False, feed_forward=False,
+    modality_embedding=False, feed_forward=False, attention_block="tcaf",
 )  # fmt: skip
 
 
