@@ -68,7 +68,16 @@ def decode_video(path: Path, fps: float, short_side: int = 256) -> np.ndarray:
             raise MediaError(path, "no_video")
         stream = c.streams.video[0]
         stream.thread_type = "AUTO"
-        next_t, last, size = 0.0, None, None
+        next_t, t, size = 0.0, 0.0, None
+        last = None  # (av frame, its rgb array or None until first used)
+
+        def take() -> None:
+            nonlocal next_t
+            if last[1] is None:  # type: ignore[index]
+                last[1] = last[0].to_ndarray(width=size[0], height=size[1], format="rgb24")  # type: ignore[index]
+            frames.append(last[1])  # type: ignore[index]
+            next_t += 1.0 / fps
+
         try:
             for frame in c.decode(stream):
                 if frame.time is None:
@@ -77,13 +86,12 @@ def decode_video(path: Path, fps: float, short_side: int = 256) -> np.ndarray:
                     scale = short_side / min(frame.width, frame.height)
                     size = (max(2, round(frame.width * scale)), max(2, round(frame.height * scale)))
                 t = float(frame.time)
-                while next_t < t - 1e-6 and last is not None:  # source slower: repeat
-                    frames.append(last)
-                    next_t += 1.0 / fps
-                if next_t <= t + 0.5 / fps:
-                    last = frame.to_ndarray(width=size[0], height=size[1], format="rgb24")
-                    frames.append(last)
-                    next_t += 1.0 / fps
+                while last is not None and next_t < t - 1e-6:  # targets before this frame: previous frame
+                    take()
+                last = [frame, None]
+            rate = float(stream.average_rate or fps)
+            while last is not None and next_t < t + 1.0 / rate - 1e-6:  # up to the end of the last frame
+                take()
         except (av.error.FFmpegError, ValueError) as err:
             raise MediaError(path, "corrupt", str(err)) from None
     if not frames:

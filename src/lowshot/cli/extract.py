@@ -1,0 +1,94 @@
+"""``lowshot extract``: videos -> features (released layouts or safe format) + class-label embeddings."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+from pathlib import Path
+
+from lowshot._registry import ENCODERS
+from lowshot.errors import ConfigError
+
+
+def build_encoder(name: str, weights: str | None, modality: str) -> object:
+    """An AV encoder by ENCODERS name, with ``weights`` passed as its weights file / model dir."""
+    import lowshot.extract.av  # noqa: F401  (registers the AV encoders)
+
+    cls = ENCODERS.get(name)
+    if getattr(cls, "modality", None) != modality:
+        raise ConfigError(f"encoder '{name}' is not a {modality} encoder")
+    params = inspect.signature(cls).parameters
+    key = next((k for k in ("weights", "model_dir") if k in params), None)
+    if weights is not None and key is None:
+        raise ConfigError(f"encoder '{name}' takes no weights path")
+    return cls(**({key: weights} if key and weights is not None else {}))
+
+
+def parse_text(specs: list[str]) -> dict[str, str]:
+    """``KIND=ENCODER`` words -> {kind: encoder} (kinds: fasttext, clip, clap)."""
+    out = {}
+    for s in specs:
+        kind, sep, enc = s.partition("=")
+        if not sep or kind not in ("fasttext", "clip", "clap"):
+            raise ConfigError(f"--text expects KIND=ENCODER with KIND fasttext|clip|clap, got '{s}'")
+        out[kind] = enc
+    return out
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    """Run the extraction (resumable) and write the output; print what was done."""
+    from lowshot.extract import pipeline
+    from lowshot.extract.labels import class_embeddings, default_prompts
+    from lowshot.utils.io import atomic_write_json
+
+    out = Path(args.out)
+    items = pipeline.scan_stage_tree(args.input)
+    encoders = {"audio": build_encoder(args.audio, args.audio_weights, "audio"),
+                "video": build_encoder(args.video, args.video_weights, "video")}
+    feature_dir = args.feature_dir or pipeline.DEFAULT_DIRS[args.layout]
+    if not args.safe:
+        pipeline.check_family(args.layout, feature_dir, encoders["audio"], encoders["video"])  # type: ignore[arg-type]
+    names = {"audio": args.audio, "video": args.video}
+    cache = out / ".extract_cache" / pipeline.cache_key(names, encoders)  # type: ignore[arg-type]
+    ext = pipeline.extract_all(items, encoders, cache, progress=not args.no_progress)  # type: ignore[arg-type]
+    summary = {"videos": len(items), "extracted": len(ext.features), "skipped": ext.skipped,
+               "seconds": {k: round(v, 3) for k, v in ext.timing.items()}}
+    atomic_write_json(out / pipeline.SUMMARY, summary)
+    classes = sorted({i.label for i in items if i.vid in ext.features})
+    tables, text_info = {}, {}
+    for kind, enc in parse_text(args.text).items():
+        prompts = args.prompts or default_prompts(kind, args.dataset)
+        wv = args.word_vectors if kind == "fasttext" else None
+        tables[kind] = class_embeddings(classes, enc, prompts, args.text_model_dir, wv)
+        text_info[kind] = {"encoder": enc, "prompts": prompts, "model_dir": args.text_model_dir, "word_vectors": wv}
+    info = {"encoders": {m: {"name": names[m], "weights": getattr(args, f"{m}_weights"), **encoders[m].describe()}  # type: ignore[attr-defined]
+                         for m in names}, "text": text_info, "layout": args.layout, "safe": args.safe}
+    final = pipeline.write_output(out, args.dataset, feature_dir, args.layout, args.safe, items, ext,
+                                  encoders, info, tables)  # type: ignore[arg-type]
+    print(f"extracted {len(ext.features)}/{len(items)} videos ({len(ext.skipped)} skipped, see {out / pipeline.SUMMARY})")
+    print(f"decode {ext.timing['decode']:.1f} s, encode {ext.timing['encode']:.1f} s (new videos only)")
+    print(f"features: {final}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``extract INPUT OUT ...`` to ``sub``."""
+    p = sub.add_parser("extract", help="extract AV features + class-label embeddings from videos (resumable)",
+                       description="INPUT/<stage>/<class>/<video> -> OUT/<DS>/{class-split,features/<dir>}.")
+    p.add_argument("input", help="folder with the five stage folders, one class folder each")
+    p.add_argument("out", help="data root to write (resumes from OUT/.extract_cache)")
+    p.add_argument("--dataset", default="UCF", help="released dataset naming (UCF|ActivityNet|VGGSound)")
+    p.add_argument("--audio", default="av.effnet_audio", help="audio encoder (av.vggish, av.clap, av.effnet_audio)")
+    p.add_argument("--video", default="av.effnet_frames", help="video encoder (av.c3d, av.clip, av.effnet_frames)")
+    p.add_argument("--audio-weights", help="weights file / model directory of the audio encoder")
+    p.add_argument("--video-weights", help="weights file / model directory of the video encoder")
+    p.add_argument("--layout", choices=("averaged", "temporal", "vector"), default="averaged")
+    p.add_argument("--safe", action="store_true", help="write the safe format (any dimensions)")
+    p.add_argument("--feature-dir", help="folder name under features/ (default by layout)")
+    p.add_argument("--text", action="append", default=[], metavar="KIND=ENCODER",
+                   help="class-label embeddings, e.g. fasttext=glove, clip=minilm, clap=clap (repeatable)")
+    p.add_argument("--prompts", help="prompt set (clip_actions, clip_vggsound, clap_actions, clap_vggsound, name)")
+    p.add_argument("--text-model-dir", help="local CLIP/CLAP model directory for text=clip/clap")
+    p.add_argument("--word-vectors", help="fastText/GloVe/word2vec text file for the fasttext slot")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_extract)
