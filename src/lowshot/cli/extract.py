@@ -37,8 +37,9 @@ def parse_text(specs: list[str]) -> dict[str, str]:
 
 def cmd_extract(args: argparse.Namespace) -> int:
     """Run the extraction (resumable) and write the output; print what was done."""
+    from lowshot.data.av.datasets import TEXT_KINDS
     from lowshot.extract import pipeline
-    from lowshot.extract.labels import class_embeddings, default_prompts
+    from lowshot.extract.labels import class_embeddings, default_prompts, fit_slot
     from lowshot.utils.io import atomic_write_json
 
     out = Path(args.out)
@@ -54,13 +55,15 @@ def cmd_extract(args: argparse.Namespace) -> int:
     summary = {"videos": len(items), "extracted": len(ext.features), "skipped": ext.skipped,
                "seconds": {k: round(v, 3) for k, v in ext.timing.items()}}
     atomic_write_json(out / pipeline.SUMMARY, summary)
-    classes = sorted({i.label for i in items if i.vid in ext.features})
+    classes = sorted({i.label for i in items if i.key in ext.features})
     tables, text_info = {}, {}
     for kind, enc in parse_text(args.text).items():
         prompts = args.prompts or default_prompts(kind, args.dataset)
         wv = args.word_vectors if kind == "fasttext" else None
-        tables[kind] = class_embeddings(classes, enc, prompts, args.text_model_dir, wv)
-        text_info[kind] = {"encoder": enc, "prompts": prompts, "model_dir": args.text_model_dir, "word_vectors": wv}
+        table = class_embeddings(classes, enc, prompts, args.text_model_dir, wv, dim=TEXT_KINDS[kind][0])
+        tables[kind] = fit_slot(table, kind)
+        text_info[kind] = {"encoder": enc, "prompts": prompts, "model_dir": args.text_model_dir, "word_vectors": wv,
+                           "dim": len(next(iter(table.values())))}
     info = {"encoders": {m: {"name": names[m], "weights": getattr(args, f"{m}_weights"), **encoders[m].describe()}  # type: ignore[attr-defined]
                          for m in names}, "text": text_info, "layout": args.layout, "safe": args.safe}
     final = pipeline.write_output(out, args.dataset, feature_dir, args.layout, args.safe, items, ext,
@@ -86,7 +89,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--safe", action="store_true", help="write the safe format (any dimensions)")
     p.add_argument("--feature-dir", help="folder name under features/ (default by layout)")
     p.add_argument("--text", action="append", default=[], metavar="KIND=ENCODER",
-                   help="class-label embeddings, e.g. fasttext=glove, clip=minilm, clap=clap (repeatable)")
+                   help="class-label embeddings, e.g. fasttext=glove, clip=minilm, clap=clap (repeatable; "
+                   "shorter vectors are zero-padded to the slot: fastText 300, CLIP 512, CLAP 1024)")
     p.add_argument("--prompts", help="prompt set (clip_actions, clip_vggsound, clap_actions, clap_vggsound, name)")
     p.add_argument("--text-model-dir", help="local CLIP/CLAP model directory for text=clip/clap")
     p.add_argument("--word-vectors", help="fastText/GloVe/word2vec text file for the fasttext slot")

@@ -192,6 +192,7 @@ def class_embeddings(
     prompts: str = "name",
     model_dir: str | Path | None = None,
     word_vectors: str | Path | None = None,
+    dim: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Class name -> embedding: word-vector average (``word_vectors``) or a prompt ensemble.
 
@@ -201,10 +202,28 @@ def class_embeddings(
         prompts: a :data:`PROMPTS` key.
         model_dir: local model directory for ``clip`` / ``clap``.
         word_vectors: a fastText/GloVe/word2vec text file (then ``encoder`` is ignored).
+        dim: output size of the ``hash`` encoder (others have their own).
     """
     if word_vectors is not None:
         return word_average(names, word_vectors)
     if prompts not in PROMPTS:
         raise DataError(f"unknown prompt set '{prompts}'; known: {', '.join(PROMPTS)}")
-    kwargs = {"model_dir": model_dir} if encoder in ("clip", "clap", "text.clip", "text.clap") else {}
+    kwargs: dict[str, object] = {"model_dir": model_dir} if encoder in ("clip", "clap", "text.clip", "text.clap") else {}
+    if encoder in ("hash", "adverbs.hash") and dim is not None:
+        kwargs["dim"] = dim
     return prompt_ensemble(text_encoder(encoder or "minilm", **kwargs), names, PROMPTS[prompts])
+
+
+def fit_slot(table: dict[str, np.ndarray], kind: str) -> dict[str, np.ndarray]:
+    """Zero-pad vectors to the dimension of a released text slot (fastText 300, CLIP 512, CLAP 1024).
+
+    Zero-padding keeps every dot product and norm, so e.g. MiniLM-384 in the CLIP slot or
+    GloVe-50 in the fastText slot score exactly as unpadded; longer vectors are a DataError.
+    """
+    from lowshot.data.av.datasets import TEXT_KINDS
+
+    want = TEXT_KINDS[kind][0]
+    dim = len(next(iter(table.values())))
+    if dim > want:
+        raise DataError(f"{dim}-d class embeddings do not fit the {kind} slot ({want}-d); choose another --text KIND")
+    return {k: np.pad(v, (0, want - dim)).astype(np.float32) for k, v in table.items()}

@@ -61,6 +61,11 @@ class VideoItem:
     label: str
     vid: str
 
+    @property
+    def key(self) -> str:
+        """Unique key of the item (the same file name may appear in several stages)."""
+        return f"{self.stage}/{self.vid}"
+
 
 def list_videos(paths: Sequence[str | Path]) -> list[Path]:
     """Video files of ``paths`` (files as given; folders searched recursively, sorted)."""
@@ -129,7 +134,7 @@ def encode_video(path: Path, encoders: dict[str, AVEncoder]) -> tuple[dict[str, 
 class Extraction:
     """Features of the usable videos and the report of the others."""
 
-    features: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # vid -> modality -> [T, D]
+    features: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # item key -> modality -> [T, D]
     skipped: list[dict[str, str]] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "encode": 0.0})
 
@@ -155,18 +160,18 @@ def extract_all(
     cache.mkdir(parents=True, exist_ok=True)
     res = Extraction()
     for item in tqdm(items, desc="extract", unit="video", disable=not progress, dynamic_ncols=True):
-        file = cache / (hashlib.sha1(f"{item.stage}/{item.vid}".encode()).hexdigest()[:16] + ".npz")
+        file = cache / (hashlib.sha1(item.key.encode()).hexdigest()[:16] + ".npz")
         if file.is_file():
             with np.load(file, allow_pickle=False) as z:
                 if "reason" in z:
                     res.skipped.append({"video": str(item.path), "reason": str(z["reason"]), "detail": str(z["detail"])})
                 else:
-                    res.features[item.vid] = {m: z[m] for m in encoders}
+                    res.features[item.key] = {m: z[m] for m in encoders}
             continue
         try:
             feats, timing = encode_video(item.path, encoders)
             payload: dict[str, np.ndarray] = {m: f.astype(np.float32) for m, f in feats.items()}
-            res.features[item.vid] = payload
+            res.features[item.key] = payload
             for k, v in timing.items():
                 res.timing[k] += v
         except MediaError as err:
@@ -180,7 +185,7 @@ def extract_all(
 
 
 def _stage_classes(items: Sequence[VideoItem], ok: dict[str, object]) -> dict[str, set[str]]:
-    return {st: {i.label for i in items if i.stage == st and i.vid in ok} for st in STAGES}
+    return {st: {i.label for i in items if i.stage == st and i.key in ok} for st in STAGES}
 
 
 def write_class_split(out: Path, dataset: str, classes: list[str], stage_classes: dict[str, set[str]]) -> None:
@@ -211,11 +216,12 @@ def _released_features(tmp: Path, layout: str, items: Sequence[VideoItem], ext: 
     for stage in STAGES:
         by_class: dict[str, list[str]] = {}
         for i in items:
-            if i.stage == stage and i.vid in ext.features:
-                by_class.setdefault(i.label, []).append(i.vid)
-        for label, vids in by_class.items():
+            if i.stage == stage and i.key in ext.features:
+                by_class.setdefault(i.label, []).append(i)
+        for label, group in by_class.items():
+            vids = [i.vid for i in group]
             for modality in ("audio", "video"):
-                seqs = [ext.features[v][modality] for v in vids]
+                seqs = [ext.features[i.key][modality] for i in group]
                 path = tmp / modality / stage / label
                 if layout == "averaged":
                     write_h5_class_file(Path(f"{path}.h5"), np.stack([s.mean(0) for s in seqs]), vids)
@@ -228,12 +234,12 @@ def _safe_features(tmp: Path, layout: str, items: Sequence[VideoItem], ext: Extr
     index = {c: i for i, c in enumerate(classes)}
     stages: dict[str, object] = {}
     for stage in STAGES:
-        sel = sorted((index[i.label], i.vid) for i in items if i.stage == stage and i.vid in ext.features)
+        sel = sorted((index[i.label], i.vid, i.key) for i in items if i.stage == stage and i.key in ext.features)
         out = tmp / stage
         out.mkdir(parents=True)
         rows = {}
         for modality in ("audio", "video"):
-            seqs = [ext.features[v][modality] for _, v in sel]
+            seqs = [ext.features[k][modality] for _, _, k in sel]
             if layout == "temporal":
                 np.save(out / f"{modality}_lengths.npy", np.array([len(s) for s in seqs], np.int64))
                 block = np.concatenate(seqs)
@@ -241,10 +247,10 @@ def _safe_features(tmp: Path, layout: str, items: Sequence[VideoItem], ext: Extr
                 block = np.stack([s.mean(0) for s in seqs])
             np.save(out / f"{modality}.npy", block.astype(np.float32))
             rows[modality] = len(block)
-        np.save(out / "labels.npy", np.array([c for c, _ in sel], np.int64))
-        np.save(out / "video_ids.npy", np.array([v for _, v in sel], dtype=str))
+        np.save(out / "labels.npy", np.array([c for c, _, _ in sel], np.int64))
+        np.save(out / "video_ids.npy", np.array([v for _, v, _ in sel], dtype=str))
         stages[stage] = {"videos": len(sel), "audio_rows": rows["audio"], "video_rows": rows["video"],
-                         "classes": sorted({c for c, _ in sel}), "source_dtypes": ["float32", "float32"]}
+                         "classes": sorted({c for c, _, _ in sel}), "source_dtypes": ["float32", "float32"]}
     return stages
 
 
