@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from lowshot._registry import ENCODERS
+from lowshot.errors import DataError
 from lowshot.extract import segments
 from lowshot.extract.base import AVEncoder, load_checked, read_state_dict
-from lowshot.errors import DataError
 
 
 def default_weights() -> Path:

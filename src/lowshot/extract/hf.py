@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from lowshot._registry import ENCODERS
+from lowshot.errors import DataError
 from lowshot.extract import segments
 from lowshot.extract.base import AVEncoder
-from lowshot.errors import DataError
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)

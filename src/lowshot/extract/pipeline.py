@@ -35,12 +35,25 @@ from pathlib import Path
 
 import numpy as np
 
-from lowshot.data.av.datasets import FAMILIES, SPLITS, FeatureFamily, ModalityFamily, dataset_spec, text_file_stem
+from lowshot.data.av.datasets import (
+    FAMILIES,
+    SPLITS,
+    FeatureFamily,
+    ModalityFamily,
+    dataset_spec,
+    text_file_stem,
+)
 from lowshot.data.av.embeddings import write_embedding_dict
 from lowshot.data.av.featureset import CLASS_LISTS, STAGES
 from lowshot.data.av.h5 import write_h5_class_file
 from lowshot.data.av.pickles import write_pickle_class_file
-from lowshot.data.av.safe_format import FORMAT_NAME, FORMAT_VERSION, MARKER, _family_to_json, _manifest
+from lowshot.data.av.safe_format import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MARKER,
+    _family_to_json,
+    _manifest,
+)
 from lowshot.errors import DataError
 from lowshot.extract.base import AVEncoder
 from lowshot.extract.media import VIDEO_EXTENSIONS, MediaError, decode_audio, decode_video

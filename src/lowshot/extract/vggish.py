@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from lowshot._registry import ENCODERS
+from lowshot.errors import DataError
 from lowshot.extract import segments
 from lowshot.extract.base import AVEncoder, load_checked, read_state_dict, require
-from lowshot.errors import DataError
 
 CONV_KEYS = (0, 3, 6, 8, 11, 13)
 
