@@ -3,25 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 from pathlib import Path
 
-from lowshot._registry import ENCODERS
 from lowshot.errors import ConfigError
-
-
-def build_encoder(name: str, weights: str | None, modality: str) -> object:
-    """An AV encoder by ENCODERS name, with ``weights`` passed as its weights file / model dir."""
-    import lowshot.extract.av  # noqa: F401  (registers the AV encoders)
-
-    cls = ENCODERS.get(name)
-    if getattr(cls, "modality", None) != modality:
-        raise ConfigError(f"encoder '{name}' is not a {modality} encoder")
-    params = inspect.signature(cls).parameters
-    key = next((k for k in ("weights", "model_dir") if k in params), None)
-    if weights is not None and key is None:
-        raise ConfigError(f"encoder '{name}' takes no weights path")
-    return cls(**({key: weights} if key and weights is not None else {}))
+from lowshot.extract.av import build_encoder
 
 
 def parse_text(specs: list[str]) -> dict[str, str]:
@@ -74,8 +59,24 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_extract_demo(args: argparse.Namespace) -> int:
+    """Offline media -> extract -> train -> predict unseen clips (prints each step)."""
+    from lowshot.extract.demo import run_demo
+
+    run_demo(args.work, args.per_class, args.seconds, args.epochs, args.seed, progress=not args.no_progress)
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``extract INPUT OUT ...`` to ``sub``."""
+    """Add ``extract INPUT OUT ...`` and ``extract-demo WORK`` to ``sub``."""
+    d = sub.add_parser("extract-demo", help="end-to-end demo on offline media: extract, train, predict unseen clips")
+    d.add_argument("work", help="working folder (media, data, run); re-running reuses what is there")
+    d.add_argument("--per-class", type=int, default=4, help="clips per class in the training / unseen stages")
+    d.add_argument("--seconds", type=float, default=3.0, help="clip length")
+    d.add_argument("--epochs", type=int, default=10)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--no-progress", action="store_true")
+    d.set_defaults(func=cmd_extract_demo)
     p = sub.add_parser("extract", help="extract AV features + class-label embeddings from videos (resumable)",
                        description="INPUT/<stage>/<class>/<video> -> OUT/<DS>/{class-split,features/<dir>}.")
     p.add_argument("input", help="folder with the five stage folders, one class folder each")

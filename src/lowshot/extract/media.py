@@ -146,7 +146,8 @@ def write_test_video(
         tone_hz: sine tone of the audio track; None and no ``audio`` -> no audio stream.
         sample_rate: audio rate.
         colour: RGB of the moving square drawn on a dark background (when ``images`` is None).
-        images: optional ``[H, W, 3]`` uint8 images shown in turn (a slow pan), instead of the square.
+        images: optional ``[H, W, 3]`` uint8 frames shown in turn over the clip (each resized and
+            centre-cropped to ``size``), instead of the square.
         audio: optional ``[S]`` float32 mono samples in [-1, 1] (instead of the tone).
     """
     av = _av()
@@ -164,9 +165,7 @@ def write_test_video(
             as_.layout = "mono"
         for i in range(n):
             if images is not None:
-                img = images[i * len(images) // n]
-                shift = (i % fps) * max(1, (img.shape[1] - w) // fps) if img.shape[1] > w else 0
-                img = np.ascontiguousarray(_fit(img, w + shift, h)[:, shift : shift + w])
+                img = np.ascontiguousarray(_fit(images[i * len(images) // n], w, h))
             else:
                 img = np.full((h, w, 3), 20, np.uint8)
                 x = (i * 3) % max(1, w - 16)
