@@ -155,3 +155,22 @@ def test_real_efficientnet_encoders_tell_colours_apart(tmp_path: Path) -> None:
     assert f["r"].shape == (1280,) and a["r"].shape == (1280,)
     assert cos(f["r"], f["r2"]) > cos(f["r"], f["b"])
     assert cos(a["r"], a["r2"]) > cos(a["r"], a["b"])
+
+
+def test_s3d_port_tiny_checkpoint(tiny_ckpts: dict[str, Path], tmp_path: Path) -> None:
+    from lowshot.extract.s3d import S3DG, S3DEncoder
+
+    torch.manual_seed(0)
+    path = save_checkpoint(S3DG(div=8), tmp_path / "s3d.safetensors")
+    frames = np.random.default_rng(0).integers(0, 255, (40, 50, 60, 3), dtype=np.uint8)
+    enc = S3DEncoder(path, size=64)
+    out = enc.encode(frames)
+    assert out.shape == (2, 128) and enc.step == 1.0 and enc.rate == 16.0  # 1024 / 8, one row per 16 frames
+    joint = S3DEncoder(path, output="video_embedding", size=64).encode(frames)
+    assert joint.shape == (2, 512)
+    rgb = S3DEncoder(path, bgr=False, size=64).encode(frames)
+    assert not np.allclose(rgb, out)  # channel order matters (the release used BGR)
+    with pytest.raises(DataError, match="not an S3D checkpoint"):
+        S3DEncoder(tiny_ckpts["c3d"])
+    with pytest.raises(DataError, match="s3d_howto100m.pth"):
+        S3DEncoder(tmp_path / "none.pth")
