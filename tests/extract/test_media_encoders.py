@@ -168,8 +168,12 @@ def test_s3d_port_tiny_checkpoint(tiny_ckpts: dict[str, Path], tmp_path: Path) -
     assert out.shape == (2, 128) and enc.step == 1.0 and enc.rate == 16.0  # 1024 / 8, one row per 16 frames
     joint = S3DEncoder(path, output="video_embedding", size=64).encode(frames)
     assert joint.shape == (2, 512)
-    rgb = S3DEncoder(path, bgr=False, size=64).encode(frames)
-    assert not np.allclose(rgb, out)  # channel order matters (the release used BGR)
+    seen = []
+    for bgr in (True, False):
+        e = S3DEncoder(path, bgr=bgr, size=64)
+        e.model.register_forward_hook(lambda m, inp, o: seen.append(inp[0]))
+        e.encode(frames)
+    assert torch.equal(seen[0], seen[1].flip(1)) and not torch.equal(seen[0], seen[1])  # BGR as the release
     with pytest.raises(DataError, match="not an S3D checkpoint"):
         S3DEncoder(tiny_ckpts["c3d"])
     with pytest.raises(DataError, match="s3d_howto100m.pth"):
