@@ -174,7 +174,7 @@ def test_s3d_port_tiny_checkpoint(tiny_ckpts: dict[str, Path], tmp_path: Path) -
         e.model.register_forward_hook(lambda m, inp, o: seen.append(inp[0]))
         e.encode(frames)
     assert torch.equal(seen[0], seen[1].flip(1)) and not torch.equal(seen[0], seen[1])  # BGR as the release
-    with pytest.raises(DataError, match="not an S3D checkpoint"):
+    with pytest.raises(DataError, match="not a S3D checkpoint"):
         S3DEncoder(tiny_ckpts["c3d"])
     with pytest.raises(DataError, match="s3d_howto100m.pth"):
         S3DEncoder(tmp_path / "none.pth")

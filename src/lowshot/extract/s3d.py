@@ -160,7 +160,7 @@ class S3DG(nn.Module):
         require(state, ["conv1.conv1.weight", "conv_2c.conv1.weight", "mixed_5c.conv_b0.conv1.weight", "fc.weight"], path, "S3D")
         w = state["conv1.conv1.weight"]
         if 64 % int(w.shape[0]):
-            raise DataError(f"{path}: not an S3D checkpoint (conv1 has {w.shape[0]} channels)")
+            raise DataError(f"{path}: not a S3D checkpoint (conv1 has {w.shape[0]} channels)")
         model = cls(64 // int(w.shape[0]), int(state["fc.weight"].shape[0]), int(w.shape[1]) == 24)
         load_checked(model, state, path, "S3D", ignore=("text_module.",))
         return model
