@@ -6,13 +6,11 @@ from pathlib import Path
 
 import pytest
 
-av = pytest.importorskip("av", reason="PyAV (extra 'extract') is not installed")
-
-from lowshot.data.av.featureset import STAGES  # noqa: E402
-from lowshot.extract.base import save_checkpoint  # noqa: E402
-from lowshot.extract.c3d import C3D  # noqa: E402
-from lowshot.extract.media import write_test_video  # noqa: E402
-from lowshot.extract.vggish import VGGish  # noqa: E402
+from lowshot.data.av.featureset import STAGES
+from lowshot.extract.base import save_checkpoint
+from lowshot.extract.c3d import C3D
+from lowshot.extract.media import write_test_video
+from lowshot.extract.vggish import VGGish
 
 COLOURS = {"alpha": ((220, 30, 30), 330.0), "beta": ((30, 220, 30), 660.0), "gamma": ((30, 30, 220), 990.0),
            "delta": ((220, 220, 30), 1320.0)}

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("av", reason="PyAV (extra 'extract') is not installed")
+
 from lowshot.cli.main import main
 
 pytestmark = [

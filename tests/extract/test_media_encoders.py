@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+pytest.importorskip("av", reason="PyAV (extra 'extract') is not installed")
 import torch
 
 from lowshot.errors import DataError
@@ -178,3 +180,27 @@ def test_s3d_port_tiny_checkpoint(tiny_ckpts: dict[str, Path], tmp_path: Path) -
         S3DEncoder(tiny_ckpts["c3d"])
     with pytest.raises(DataError, match="s3d_howto100m.pth"):
         S3DEncoder(tmp_path / "none.pth")
+
+
+def test_selavi_port_tiny_checkpoint(tiny_ckpts: dict[str, Path], tmp_path: Path) -> None:
+    from lowshot.extract.selavi import R2Plus1D18, ResNet9, SeLaViAudio, SeLaViVideo
+
+    torch.manual_seed(0)
+    video, audio = R2Plus1D18((4, 8), (8, 8, 16, 16)), ResNet9((4, 8, 8, 16), 4)
+    state = {f"module.video_network.base.{k}": v for k, v in video.state_dict().items()}
+    state |= {f"module.audio_network.base.{k}": v for k, v in audio.state_dict().items()}
+    state["module.mlp_v.weight"] = torch.zeros(3, 16)  # the self-labelling heads are ignored
+    torch.save({"state_dict": state}, tmp_path / "selavi.pth")
+    v = SeLaViVideo(tmp_path / "selavi.pth")
+    frames = np.random.default_rng(0).integers(0, 255, (65, 40, 50, 3), dtype=np.uint8)
+    assert v.encode(frames).shape == (2, 16) and v.rate == 30.0 and v.step == 1.0  # 2 whole seconds at 30 fps
+    a = SeLaViAudio(tmp_path / "selavi.pth")
+    assert a.segment(np.zeros(48000 * 2 + 100, np.float32)).shape == (2, 257, 99)
+    out = a.encode(np.random.default_rng(0).standard_normal(48000 * 2).astype(np.float32))
+    assert out.shape == (2, 16)
+    assert np.allclose(out, audio.eval()(torch.from_numpy(a.segment(
+        np.random.default_rng(0).standard_normal(48000 * 2).astype(np.float32))).unsqueeze(1)).detach().numpy(), atol=1e-5)
+    with pytest.raises(DataError, match="not a SeLaVi video"):
+        SeLaViVideo(tiny_ckpts["vggish"])
+    with pytest.raises(DataError, match="not a SeLaVi audio"):
+        SeLaViAudio(tiny_ckpts["c3d"])

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest.importorskip("av", reason="PyAV (extra 'extract') is not installed")
+
 from lowshot.cli.main import main
 from lowshot.data.av.gzsl import load_gzsl_benchmark
 from lowshot.errors import DataError

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("av", reason="PyAV (extra 'extract') is not installed")
 import torch
 
 from lowshot.cli.main import main

@@ -6,7 +6,7 @@ import inspect
 
 from lowshot._registry import ENCODERS
 from lowshot.errors import ConfigError
-from lowshot.extract import c3d, effnet, hf, s3d, text, vggish  # noqa: F401  (register the encoders)
+from lowshot.extract import c3d, effnet, hf, s3d, selavi, text, vggish  # noqa: F401  (register the encoders)
 from lowshot.extract.base import AVEncoder
 
 
