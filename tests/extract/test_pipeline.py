@@ -114,3 +114,20 @@ def test_vector_layout_and_atomic_assembly(stage_tree: Path, tmp_path: Path, mon
     with pytest.raises(OSError):
         pipeline.write_output(out, "UCF", "cls_features_non_averaged", "vector", False, items, ext, encs, {}, text)
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+
+
+def test_two_workers_give_the_same_features(stage_tree: Path, tiny_ckpts: dict[str, Path], tmp_path: Path) -> None:
+    import functools
+
+    from lowshot.extract.av import build_encoders
+
+    spec = {"audio": ("av.vggish", str(tiny_ckpts["vggish"])), "video": ("av.c3d", str(tiny_ckpts["c3d"]))}
+    encs = build_encoders(spec)
+    items = pipeline.scan_stage_tree(stage_tree)
+    one = pipeline.extract_all(items, encs, tmp_path / "c1", progress=False)
+    two = pipeline.extract_all(items, encs, tmp_path / "c2", progress=False, workers=2,
+                               build=functools.partial(build_encoders, spec))
+    assert sorted(one.features) == sorted(two.features) and len(two.skipped) == 3
+    for k, f in one.features.items():
+        for m in ("audio", "video"):
+            assert np.allclose(f[m], two.features[k][m], atol=1e-5)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 
 from lowshot.errors import ConfigError
-from lowshot.extract.av import build_encoder
+from lowshot.extract.av import build_encoders
 
 
 def parse_text(specs: list[str]) -> dict[str, str]:
@@ -29,14 +30,15 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     items = pipeline.scan_stage_tree(args.input)
-    encoders = {"audio": build_encoder(args.audio, args.audio_weights, "audio"),
-                "video": build_encoder(args.video, args.video_weights, "video")}
+    spec = {"audio": (args.audio, args.audio_weights), "video": (args.video, args.video_weights)}
+    encoders = build_encoders(spec)
     feature_dir = args.feature_dir or pipeline.DEFAULT_DIRS[args.layout]
     if not args.safe:
         pipeline.check_family(args.layout, feature_dir, encoders["audio"], encoders["video"])  # type: ignore[arg-type]
     names = {"audio": args.audio, "video": args.video}
     cache = out / ".extract_cache" / pipeline.cache_key(names, encoders)  # type: ignore[arg-type]
-    ext = pipeline.extract_all(items, encoders, cache, progress=not args.no_progress)  # type: ignore[arg-type]
+    ext = pipeline.extract_all(items, encoders, cache, progress=not args.no_progress,  # type: ignore[arg-type]
+                               workers=args.workers, build=functools.partial(build_encoders, spec))
     summary = {"videos": len(items), "extracted": len(ext.features), "skipped": ext.skipped,
                "seconds": {k: round(v, 3) for k, v in ext.timing.items()}}
     atomic_write_json(out / pipeline.SUMMARY, summary)
@@ -54,7 +56,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
     final = pipeline.write_output(out, args.dataset, feature_dir, args.layout, args.safe, items, ext,
                                   encoders, info, tables)  # type: ignore[arg-type]
     print(f"extracted {len(ext.features)}/{len(items)} videos ({len(ext.skipped)} skipped, see {out / pipeline.SUMMARY})")
-    print(f"decode {ext.timing['decode']:.1f} s, encode {ext.timing['encode']:.1f} s (new videos only)")
+    print(f"decode {ext.timing['decode']:.1f} s, encode {ext.timing['encode']:.1f} s "
+          f"(new videos only, summed over {args.workers} worker(s))")
     print(f"features: {final}")
     return 0
 
@@ -95,5 +98,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompts", help="prompt set (clip_actions, clip_vggsound, clap_actions, clap_vggsound, name)")
     p.add_argument("--text-model-dir", help="local CLIP/CLAP model directory for text=clip/clap")
     p.add_argument("--word-vectors", help="fastText/GloVe/word2vec text file for the fasttext slot")
+    p.add_argument("--workers", type=int, default=1, help="processes encoding videos in parallel (1 thread each)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_extract)

@@ -24,3 +24,8 @@ def build_encoder(name: str, weights: str | None, modality: str) -> AVEncoder:
     if weights is not None and key is None:
         raise ConfigError(f"encoder '{name}' takes no weights path")
     return cls(**({key: weights} if key and weights is not None else {}))
+
+
+def build_encoders(spec: dict[str, tuple[str, str | None]]) -> dict[str, AVEncoder]:
+    """``{modality: (name, weights)}`` -> ``{modality: encoder}`` (picklable with functools.partial)."""
+    return {m: build_encoder(name, weights, m) for m, (name, weights) in spec.items()}

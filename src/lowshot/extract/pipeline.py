@@ -152,48 +152,103 @@ class Extraction:
     timing: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "encode": 0.0})
 
 
+def cache_file(cache: Path, item: VideoItem) -> Path:
+    """The per-video ``.npz`` of ``item`` in ``cache``."""
+    return cache / (hashlib.sha1(item.key.encode()).hexdigest()[:16] + ".npz")
+
+
+def process_video(item: VideoItem, encoders: dict[str, AVEncoder], file: Path) -> dict[str, float]:
+    """Encode one video and write its ``.npz`` atomically (features, or the reason it is unusable).
+
+    Returns:
+        Seconds spent decoding / encoding (zeros for an unusable video).
+    """
+    timing = {"decode": 0.0, "encode": 0.0}
+    try:
+        feats, timing = encode_video(item.path, encoders)
+        payload: dict[str, np.ndarray] = {m: f.astype(np.float32) for m, f in feats.items()}
+    except MediaError as err:
+        payload = {"reason": np.array(err.reason), "detail": np.array(err.detail)}
+    with atomic_path(file) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **payload)
+    return timing
+
+
+def _load(file: Path, item: VideoItem, modalities: Sequence[str], res: Extraction) -> None:
+    with np.load(file, allow_pickle=False) as z:
+        if "reason" in z:
+            res.skipped.append({"video": str(item.path), "reason": str(z["reason"]), "detail": str(z["detail"])})
+        else:
+            res.features[item.key] = {m: z[m] for m in modalities}
+
+
+_WORKER: dict[str, AVEncoder] = {}
+
+
+def _worker_init(build: Callable[[], dict[str, AVEncoder]]) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    _WORKER.update(build())
+
+
+def _worker_run(item: VideoItem, file: Path) -> dict[str, float]:
+    return process_video(item, _WORKER, file)
+
+
 def extract_all(
     items: Sequence[VideoItem],
     encoders: dict[str, AVEncoder],
     cache: Path,
     progress: bool = True,
     on_video: Callable[[VideoItem], None] | None = None,
+    workers: int = 1,
+    build: Callable[[], dict[str, AVEncoder]] | None = None,
 ) -> Extraction:
     """Features of every item, from ``cache`` when there, else decoded + encoded and cached atomically.
 
     Args:
         items: videos.
-        encoders: ``{"audio": enc, "video": enc}``.
+        encoders: ``{"audio": enc, "video": enc}`` (used in this process when ``workers == 1``).
         cache: folder of per-video ``.npz`` files (created).
         progress: show a tqdm bar with ETA (on stderr).
         on_video: called after each newly encoded video (tests kill a run with it).
+        workers: processes encoding videos in parallel (each builds its own encoders, one thread each).
+        build: picklable callable returning the encoders (needed when ``workers > 1``).
     """
     from tqdm import tqdm
 
     cache.mkdir(parents=True, exist_ok=True)
     res = Extraction()
-    for item in tqdm(items, desc="extract", unit="video", disable=not progress, dynamic_ncols=True):
-        file = cache / (hashlib.sha1(item.key.encode()).hexdigest()[:16] + ".npz")
-        if file.is_file():
-            with np.load(file, allow_pickle=False) as z:
-                if "reason" in z:
-                    res.skipped.append({"video": str(item.path), "reason": str(z["reason"]), "detail": str(z["detail"])})
-                else:
-                    res.features[item.key] = {m: z[m] for m in encoders}
-            continue
-        try:
-            feats, timing = encode_video(item.path, encoders)
-            payload: dict[str, np.ndarray] = {m: f.astype(np.float32) for m, f in feats.items()}
-            res.features[item.key] = payload
-            for k, v in timing.items():
-                res.timing[k] += v
-        except MediaError as err:
-            res.skipped.append({"video": str(item.path), "reason": err.reason, "detail": err.detail})
-            payload = {"reason": np.array(err.reason), "detail": np.array(err.detail)}
-        with atomic_path(file) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, **payload)
+    todo = [i for i in items if not cache_file(cache, i).is_file()]
+    bar = tqdm(total=len(items), initial=len(items) - len(todo), desc="extract", unit="video",
+               disable=not progress, dynamic_ncols=True)
+
+    def done(item: VideoItem, timing: dict[str, float]) -> None:
+        for k, v in timing.items():
+            res.timing[k] += v
+        bar.update(1)
         if on_video is not None:
             on_video(item)
+
+    try:
+        if workers > 1 and len(todo) > 1:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            if build is None:
+                raise ValueError("workers > 1 needs a picklable `build` callable for the encoders")
+            with ProcessPoolExecutor(workers, mp.get_context("spawn"), _worker_init, (build,)) as pool:
+                futures = {pool.submit(_worker_run, i, cache_file(cache, i)): i for i in todo}
+                for f in as_completed(futures):
+                    done(futures[f], f.result())
+        else:
+            for item in todo:
+                done(item, process_video(item, encoders, cache_file(cache, item)))
+    finally:
+        bar.close()
+    for item in items:
+        _load(cache_file(cache, item), item, list(encoders), res)
     return res
 
 
