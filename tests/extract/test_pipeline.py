@@ -43,6 +43,11 @@ def test_released_layouts_load_unchanged(layout: str, stage_tree: Path, tiny_ckp
     assert bench.class_embeddings.shape == (4, 300)
     assert train.temporal == (layout == "temporal")
     assert "features:" in capsys.readouterr().out
+    if layout == "averaged":  # `lowshot reproduce` reads the extracted tree unchanged
+        assert main(["reproduce", "avca.ucf_cls", "--run-dir", str(tmp_path / "run"), "--data-root", str(out),
+                     "train.epochs=1", "train.n_batches=2", "train.batch_size=4", "train.progress=false",
+                     "model.encoder_hidden=16", "model.decoder_hidden=16"]) == 0
+        assert (tmp_path / "run/result.json").is_file()
 
 
 def test_safe_format_and_resume_after_kill(stage_tree: Path, tiny_ckpts: dict[str, Path], tmp_path: Path) -> None:
