@@ -13,7 +13,10 @@ PyAV is an optional dependency (extra ``extract``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,21 +58,31 @@ def probe(path: Path) -> dict[str, float | bool]:
         return {"duration": dur, "audio": bool(c.streams.audio), "video": bool(c.streams.video)}
 
 
+@contextmanager
+def _stream(path: Path, kind: str) -> Iterator[tuple[Any, Any]]:
+    """(container, first ``kind`` stream); MediaError when absent, FFmpeg errors -> ``corrupt``."""
+    av = _av()
+    with _open(path) as c:
+        streams = c.streams.video if kind == "video" else c.streams.audio
+        if not streams:
+            raise MediaError(path, f"no_{kind}")
+        try:
+            yield c, streams[0]
+        except (av.error.FFmpegError, ValueError) as err:
+            raise MediaError(path, "corrupt", str(err)) from None
+
+
 def decode_video(path: Path, fps: float, short_side: int = 256) -> np.ndarray:
     """``[T, H, W, 3]`` uint8 RGB frames at ``fps`` (T = floor(duration * fps), at least 1).
 
     Raises:
         MediaError: unreadable, no video stream, decoding error, or no frame at all.
     """
-    av = _av()
     frames: list[np.ndarray] = []
-    with _open(path) as c:
-        if not c.streams.video:
-            raise MediaError(path, "no_video")
-        stream = c.streams.video[0]
+    with _stream(path, "video") as (c, stream):
         stream.thread_type = "AUTO"
         next_t, t, size = 0.0, 0.0, None
-        last = None  # (av frame, its rgb array or None until first used)
+        last = None  # [av frame, its rgb array or None until first used]
 
         def take() -> None:
             nonlocal next_t
@@ -78,22 +91,19 @@ def decode_video(path: Path, fps: float, short_side: int = 256) -> np.ndarray:
             frames.append(last[1])  # type: ignore[index]
             next_t += 1.0 / fps
 
-        try:
-            for frame in c.decode(stream):
-                if frame.time is None:
-                    continue
-                if size is None:
-                    scale = short_side / min(frame.width, frame.height)
-                    size = (max(2, round(frame.width * scale)), max(2, round(frame.height * scale)))
-                t = float(frame.time)
-                while last is not None and next_t < t - 1e-6:  # targets before this frame: previous frame
-                    take()
-                last = [frame, None]
-            rate = float(stream.average_rate or fps)
-            while last is not None and next_t < t + 1.0 / rate - 1e-6:  # up to the end of the last frame
+        for frame in c.decode(stream):
+            if frame.time is None:
+                continue
+            if size is None:
+                scale = short_side / min(frame.width, frame.height)
+                size = (max(2, round(frame.width * scale)), max(2, round(frame.height * scale)))
+            t = float(frame.time)
+            while last is not None and next_t < t - 1e-6:  # targets before this frame: previous frame
                 take()
-        except (av.error.FFmpegError, ValueError) as err:
-            raise MediaError(path, "corrupt", str(err)) from None
+            last = [frame, None]
+        rate = float(stream.average_rate or fps)
+        while last is not None and next_t < t + 1.0 / rate - 1e-6:  # up to the end of the last frame
+            take()
     if not frames:
         raise MediaError(path, "empty", "no decodable video frame")
     return np.stack(frames)
@@ -105,20 +115,12 @@ def decode_audio(path: Path, sample_rate: int) -> np.ndarray:
     Raises:
         MediaError: unreadable, no audio stream, decoding error, or no sample at all.
     """
-    av = _av()
     chunks: list[np.ndarray] = []
-    with _open(path) as c:
-        if not c.streams.audio:
-            raise MediaError(path, "no_audio")
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        try:
-            for frame in c.decode(c.streams.audio[0]):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
-        except (av.error.FFmpegError, ValueError) as err:
-            raise MediaError(path, "corrupt", str(err)) from None
+    with _stream(path, "audio") as (c, stream):
+        resampler = _av().AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        for frame in c.decode(stream):
+            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
+        chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
     audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     if audio.size == 0:
         raise MediaError(path, "empty", "no decodable audio sample")
