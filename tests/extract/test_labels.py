@@ -81,3 +81,20 @@ def test_minilm_prompt_ensemble_is_semantic(monkeypatch: pytest.MonkeyPatch) -> 
     e = class_embeddings(["playing guitar", "playing piano", "dog barking"], "minilm", "clip_actions")
     assert e["playing guitar"].shape == (384,)
     assert e["playing guitar"] @ e["playing piano"] > e["playing guitar"] @ e["dog barking"] + 0.1
+
+
+def test_extract_labels_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lowshot.cli.main import main
+    from lowshot.data.av.embeddings import read_embedding_dict
+
+    (tmp_path / "c.txt").write_text("dog barking\nplaying guitar\n")
+    assert main(["extract-labels", str(tmp_path / "c.txt"), str(tmp_path / "e.npy"), "--encoder", "hash",
+                 "--prompts", "clip_actions", "--slot", "clip"]) == 0
+    table = read_embedding_dict(tmp_path / "e.npy", trust_pickle=False)
+    assert sorted(table) == ["dog barking", "playing guitar"] and table["dog barking"].shape == (512,)
+    assert abs(float(np.linalg.norm(table["dog barking"])) - 1) < 1e-5
+    assert main(["extract-labels", str(tmp_path / "c.txt"), str(tmp_path / "e.safetensors"), "--encoder", "hash"]) == 0
+    assert sorted(read_embedding_dict(tmp_path / "e.safetensors")) == ["dog barking", "playing guitar"]
+    (tmp_path / "d.txt").write_text("dog\nDog\n")
+    assert main(["extract-labels", str(tmp_path / "d.txt"), str(tmp_path / "x.npy")]) == 2
+    assert "duplicate class name 'Dog'" in capsys.readouterr().err

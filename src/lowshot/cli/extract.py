@@ -62,6 +62,26 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_extract_labels(args: argparse.Namespace) -> int:
+    """Class names -> embedding dict (released pickled ``.npy`` or ``.safetensors``)."""
+    from lowshot.data.av.datasets import TEXT_KINDS
+    from lowshot.data.av.embeddings import write_embedding_dict
+    from lowshot.extract.labels import class_embeddings, fit_slot, parse_class_list
+
+    path = Path(args.classes)
+    names = parse_class_list(path.read_text(encoding="utf-8"), str(path))
+    table = class_embeddings(names, args.encoder, args.prompts, args.model_dir, args.word_vectors,
+                             dim=TEXT_KINDS[args.slot][0] if args.slot else None)
+    if args.slot:
+        table = fit_slot(table, args.slot)
+    out = Path(args.out)
+    if out.suffix not in (".npy", ".safetensors"):
+        raise ConfigError(f"{out}: the output must end in .npy (released dict) or .safetensors (safe format)")
+    write_embedding_dict(out, table, pickled=out.suffix == ".npy")
+    print(f"{len(table)} class embeddings ({len(next(iter(table.values())))}-d) -> {out}")
+    return 0
+
+
 def cmd_extract_demo(args: argparse.Namespace) -> int:
     """Offline media -> extract -> train -> predict unseen clips (prints each step)."""
     from lowshot.extract.demo import run_demo
@@ -71,7 +91,16 @@ def cmd_extract_demo(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``extract INPUT OUT ...`` and ``extract-demo WORK`` to ``sub``."""
+    """Add ``extract INPUT OUT ...``, ``extract-labels`` and ``extract-demo WORK`` to ``sub``."""
+    lab = sub.add_parser("extract-labels", help="class-label embeddings (app. D prompt ensembles or word averages)")
+    lab.add_argument("classes", help="class names, one per line (or comma-separated)")
+    lab.add_argument("out", help="OUT.npy (released pickled dict) or OUT.safetensors (safe format)")
+    lab.add_argument("--encoder", default="minilm", help="minilm | glove | clip | clap | hash")
+    lab.add_argument("--prompts", default="name", help="clip_actions | clip_vggsound | clap_actions | clap_vggsound | name")
+    lab.add_argument("--model-dir", help="local CLIP/CLAP model directory (encoder clip/clap)")
+    lab.add_argument("--word-vectors", help="fastText/GloVe/word2vec text file (word averages instead of an encoder)")
+    lab.add_argument("--slot", choices=("fasttext", "clip", "clap"), help="zero-pad to a released slot's dimension")
+    lab.set_defaults(func=cmd_extract_labels)
     d = sub.add_parser("extract-demo", help="end-to-end demo on offline media: extract, train, predict unseen clips")
     d.add_argument("work", help="working folder (media, data, run); re-running reuses what is there")
     d.add_argument("--per-class", type=int, default=4, help="clips per class in the training / unseen stages")
