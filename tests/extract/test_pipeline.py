@@ -136,3 +136,13 @@ def test_two_workers_give_the_same_features(stage_tree: Path, tiny_ckpts: dict[s
     for k, f in one.features.items():
         for m in ("audio", "video"):
             assert np.allclose(f[m], two.features[k][m], atol=1e-5)
+
+
+def test_cache_key_follows_the_weights(tiny_ckpts: dict[str, Path], tmp_path: Path) -> None:
+    encs = {"audio": VGGishEncoder(tiny_ckpts["vggish"]), "video": C3DEncoder(tiny_ckpts["c3d"])}
+    spec = {"audio": ("av.vggish", str(tiny_ckpts["vggish"])), "video": ("av.c3d", str(tiny_ckpts["c3d"]))}
+    copy = tmp_path / "other.safetensors"
+    copy.write_bytes(tiny_ckpts["vggish"].read_bytes())
+    other = {**spec, "audio": ("av.vggish", str(copy))}
+    assert pipeline.cache_key(spec, encs) == pipeline.cache_key(dict(spec), encs)
+    assert pipeline.cache_key(spec, encs) != pipeline.cache_key(other, encs)  # other weights: no stale cache

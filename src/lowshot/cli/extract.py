@@ -29,14 +29,16 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from lowshot.utils.io import atomic_write_json
 
     out = Path(args.out)
+    for key in ("audio_weights", "video_weights", "text_model_dir", "word_vectors"):  # recorded for predict
+        if getattr(args, key):
+            setattr(args, key, str(Path(getattr(args, key)).resolve()))
     items = pipeline.scan_stage_tree(args.input)
     spec = {"audio": (args.audio, args.audio_weights), "video": (args.video, args.video_weights)}
     encoders = build_encoders(spec)
     feature_dir = args.feature_dir or pipeline.DEFAULT_DIRS[args.layout]
     if not args.safe:
         pipeline.check_family(args.layout, feature_dir, encoders["audio"], encoders["video"])  # type: ignore[arg-type]
-    names = {"audio": args.audio, "video": args.video}
-    cache = out / ".extract_cache" / pipeline.cache_key(names, encoders)  # type: ignore[arg-type]
+    cache = out / ".extract_cache" / pipeline.cache_key(spec, encoders)
     ext = pipeline.extract_all(items, encoders, cache, progress=not args.no_progress,  # type: ignore[arg-type]
                                workers=args.workers, build=functools.partial(build_encoders, spec))
     summary = {"videos": len(items), "extracted": len(ext.features), "skipped": ext.skipped,
@@ -51,8 +53,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
         tables[kind] = fit_slot(table, kind)
         text_info[kind] = {"encoder": enc, "prompts": prompts, "model_dir": args.text_model_dir, "word_vectors": wv,
                            "dim": len(next(iter(table.values())))}
-    info = {"encoders": {m: {"name": names[m], "weights": getattr(args, f"{m}_weights"), **encoders[m].describe()}  # type: ignore[attr-defined]
-                         for m in names}, "text": text_info, "layout": args.layout, "safe": args.safe}
+    info = {"encoders": {m: {"name": name, "weights": weights, **encoders[m].describe()} for m, (name, weights) in spec.items()},
+            "text": text_info, "layout": args.layout, "safe": args.safe}
     final = pipeline.write_output(out, args.dataset, feature_dir, args.layout, args.safe, items, ext,
                                   encoders, info, tables)  # type: ignore[arg-type]
     print(f"extracted {len(ext.features)}/{len(items)} videos ({len(ext.skipped)} skipped, see {out / pipeline.SUMMARY})")

@@ -124,9 +124,17 @@ def check_family(layout: str, feature_dir: str, audio: AVEncoder, video: AVEncod
             )
 
 
-def cache_key(names: dict[str, str], encoders: dict[str, AVEncoder]) -> str:
-    """Folder name of a video cache: the encoder names and descriptions, hashed."""
-    desc = json.dumps({m: [names[m], encoders[m].describe()] for m in sorted(encoders)}, sort_keys=True)
+def cache_key(spec: dict[str, tuple[str, str | None]], encoders: dict[str, AVEncoder]) -> str:
+    """Folder name of a video cache: encoder names, weights (path, size, mtime) and descriptions, hashed."""
+
+    def weights(path: str | None) -> list[object]:
+        if not path or not Path(path).exists():
+            return [path]
+        st = Path(path).stat()
+        return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
+
+    desc = json.dumps({m: [spec[m][0], weights(spec[m][1]), encoders[m].describe()] for m in sorted(encoders)},
+                      sort_keys=True)
     return hashlib.sha1(desc.encode()).hexdigest()[:12]
 
 
