@@ -11,11 +11,11 @@ pytest.importorskip("av", reason="PyAV (extra 'extract') is not installed")
 import torch
 
 from lowshot.cli.main import main
+from lowshot.cli.predict import load_predictor
 from lowshot.config.paper import load_paper_config
 from lowshot.errors import DataError
 from lowshot.extract import predict as predict_mod
 from lowshot.extract.base import save_checkpoint
-from lowshot.extract.predict import Predictor
 from lowshot.extract.vggish import VGGish, VGGishEncoder
 from lowshot.recipes.gzsl import run_gzsl
 
@@ -64,4 +64,4 @@ def test_predict_bad_input(trained: Path, stage_tree: Path, tiny_ckpts: dict[str
     real = predict_mod.build_encoder
     monkeypatch.setattr(predict_mod, "build_encoder", lambda n, w, m: other if m == "audio" else real(n, w, m))
     with pytest.raises(DataError, match="checkpoint takes 128-d audio features, but the encoder av.vggish gives 64-d"):
-        Predictor.from_run(trained / "run")
+        load_predictor(trained / "run")

@@ -6,14 +6,44 @@ import argparse
 import json
 from pathlib import Path
 
-from lowshot.errors import ConfigError
+from lowshot.errors import ConfigError, DataError
+
+
+def load_predictor(run_dir: str | Path, data_root: str | Path | None = None) -> object:
+    """A :class:`~lowshot.extract.predict.Predictor` for a finished GZSL run directory.
+
+    Args:
+        run_dir: written by ``lowshot reproduce`` / the gzsl recipe.
+        data_root: where the run's features live when its config has no ``data.root``.
+    """
+    import os
+
+    from lowshot.data.av.datasets import dataset_spec
+    from lowshot.extract.predict import Predictor
+    from lowshot.recipes.gzsl import load_final_method
+    from lowshot.utils.paths import ENV_DATA_ROOT, resolve_data_root
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise DataError(f"{run_dir}: not a run directory (no config.yaml)")
+    old = os.environ.get(ENV_DATA_ROOT)
+    if data_root is not None:  # read by load_final_method's data loader
+        os.environ[ENV_DATA_ROOT] = str(data_root)
+    try:
+        exp, method, bench = load_final_method(run_dir, purpose="predict")
+    finally:
+        if data_root is not None:
+            os.environ.pop(ENV_DATA_ROOT) if old is None else os.environ.update({ENV_DATA_ROOT: old})
+    root = resolve_data_root(data_root, exp.data.root, what="the run's features")
+    feature_dir = root / dataset_spec(exp.data.dataset).name / "features" / exp.data.feature_dir
+    return Predictor.from_method(method, bench, feature_dir, exp.data.text, run_dir)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Print a top-k table (or JSON) for every video of the given files / folders."""
     from lowshot.extract.labels import parse_class_list
     from lowshot.extract.pipeline import list_videos
-    from lowshot.extract.predict import Predictor, predict
+    from lowshot.extract.predict import predict
 
     if bool(args.classes) == bool(args.classes_file):
         raise ConfigError("give exactly one of --classes and --classes-file")
@@ -25,7 +55,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     videos = list_videos(args.videos)
     if not videos:
         raise ConfigError(f"no video files in {' '.join(args.videos)}")
-    predictor = Predictor.from_run(args.run, args.data_root)
+    predictor = load_predictor(args.run, args.data_root)
     results = predict(predictor, videos, classes, args.top_k, args.batch, args.temperature)
     if args.json:
         from lowshot.utils.io import atomic_write_json

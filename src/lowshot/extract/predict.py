@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lowshot.data.av.datasets import TEXT_KINDS, dataset_spec
+from lowshot.data.av.datasets import TEXT_KINDS
 from lowshot.data.av.featureset import FeatureSet, SequenceStore
 from lowshot.errors import DataError
 from lowshot.extract.av import build_encoder
@@ -44,43 +44,34 @@ class Predictor:
     temperature: float = 1.0
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, data_root: str | Path | None = None) -> Predictor:
-        """Load a finished run and the encoders recorded next to its features.
+    def from_method(cls, method: Any, bench: Any, feature_dir: Path, text_order: Sequence[str],
+                    where: str | Path) -> Predictor:
+        """A trained ``method`` (with its benchmark) and the encoders recorded in ``feature_dir``.
+
+        Args:
+            method: the trained GZSL method (``spec``, ``collate``, ``class_scores``).
+            bench: its benchmark (stage-1 validation data for the temperature).
+            feature_dir: the feature folder it was trained on (holds ``extract.json``).
+            text_order: class-embedding kinds concatenated in training (``data.text``).
+            where: the run, for messages.
 
         Raises:
             DataError: features not made by ``lowshot extract``, or encoders whose dimensions
                 differ from the checkpoint's inputs.
         """
-        import os
-
-        from lowshot.recipes.gzsl import load_final_method
-        from lowshot.utils.paths import resolve_data_root
-
-        run_dir = Path(run_dir)
-        if not (run_dir / "config.yaml").is_file():
-            raise DataError(f"{run_dir}: not a run directory (no config.yaml)")
-        old = os.environ.get("LOWSHOT_DATA_ROOT")
-        if data_root is not None:  # read by load_final_method's data loader
-            os.environ["LOWSHOT_DATA_ROOT"] = str(data_root)
-        try:
-            exp, method, bench = load_final_method(run_dir, purpose="predict")
-        finally:
-            if data_root is not None:
-                os.environ.pop("LOWSHOT_DATA_ROOT") if old is None else os.environ.update(LOWSHOT_DATA_ROOT=old)
-        root = resolve_data_root(data_root, exp.data.root, what="the run's features")
-        info = read_info(root / dataset_spec(exp.data.dataset).name / "features" / exp.data.feature_dir)
+        info = read_info(feature_dir)
         encs = {m: build_encoder(e["name"], e.get("weights"), m) for m, e in info["encoders"].items()}  # type: ignore[union-attr]
         spec = method.spec
         for m, want in (("audio", spec.audio_dim), ("video", spec.video_dim)):
             if encs[m].dim != want:
-                raise DataError(f"{run_dir}: the checkpoint takes {want}-d {m} features, but the encoder "
+                raise DataError(f"{where}: the checkpoint takes {want}-d {m} features, but the encoder "
                                 f"{info['encoders'][m]['name']} gives {encs[m].dim}-d")  # type: ignore[index]
-        missing = [k for k in exp.data.text if k not in info.get("text", {})]  # type: ignore[operator]
+        missing = [k for k in text_order if k not in info.get("text", {})]  # type: ignore[operator]
         if missing:
-            raise DataError(f"{run_dir}: the features' extract.json does not say how the {missing[0]} class "
+            raise DataError(f"{where}: the features' extract.json does not say how the {missing[0]} class "
                             "embeddings were made; predict needs it to embed new class names")
         method.eval()
-        return cls(method, encs, info["text"], tuple(exp.data.text), str(info["layout"]),  # type: ignore[arg-type]
+        return cls(method, encs, info["text"], tuple(text_order), str(info["layout"]),  # type: ignore[arg-type]
                    fit_temperature(method, bench))
 
     def class_matrix(self, names: Sequence[str]) -> torch.Tensor:
