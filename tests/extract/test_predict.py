@@ -65,3 +65,34 @@ def test_predict_bad_input(trained: Path, stage_tree: Path, tiny_ckpts: dict[str
     monkeypatch.setattr(predict_mod, "build_encoder", lambda n, w, m: other if m == "audio" else real(n, w, m))
     with pytest.raises(DataError, match="checkpoint takes 128-d audio features, but the encoder av.vggish gives 64-d"):
         load_predictor(trained / "run")
+
+
+def test_fit_temperature_recovers_a_known_temperature() -> None:
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from lowshot.data.av.featureset import FeatureSet
+    from lowshot.extract.predict import fit_temperature
+
+    rng = np.random.default_rng(0)
+    n, c = 4000, 4
+    z = (3 * rng.standard_normal((n, c))).astype(np.float32)
+    p = np.exp(z / 0.5 - (z / 0.5).max(1, keepdims=True))
+    y = np.array([rng.choice(c, p=row / row.sum()) for row in p])
+
+    class ScoresAsFeatures:  # collate returns the rows; class_scores returns them as scores
+        def collate(self, fs, idx, targets, train):  # noqa: ANN001, ANN201
+            return torch.from_numpy(np.asarray(fs.audio)[idx])
+
+        def class_scores(self, batch, emb):  # noqa: ANN001, ANN201
+            return batch
+
+    half = n // 2
+    splits = {name: FeatureSet(z[s], z[s], y[s], np.array([str(i) for i in range(len(y[s]))]))
+              for name, s in (("stage_1_val_seen", slice(0, half)), ("stage_1_val_unseen", slice(half, n)))}
+    bench = SimpleNamespace(splits=splits, class_embeddings=np.eye(c, dtype=np.float32),
+                            split_classes={"stage_1_train": np.arange(2), "stage_1_val_seen": np.arange(2),
+                                           "stage_1_val_unseen": np.arange(2, 4)})
+    t = fit_temperature(ScoresAsFeatures(), bench)
+    assert 0.4 <= t <= 0.63  # the grid point next to the true 0.5 (steps of x1.26)

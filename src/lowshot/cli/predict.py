@@ -16,11 +16,13 @@ def load_predictor(run_dir: str | Path, data_root: str | Path | None = None) -> 
         run_dir: written by ``lowshot reproduce`` / the gzsl recipe.
         data_root: where the run's features live when its config has no ``data.root``.
     """
+    import copy
     import os
 
     from lowshot.data.av.datasets import dataset_spec
     from lowshot.extract.predict import Predictor
     from lowshot.recipes.gzsl import load_final_method
+    from lowshot.utils.io import load_state
     from lowshot.utils.paths import ENV_DATA_ROOT, resolve_data_root
 
     run_dir = Path(run_dir)
@@ -36,7 +38,12 @@ def load_predictor(run_dir: str | Path, data_root: str | Path | None = None) -> 
             os.environ.pop(ENV_DATA_ROOT) if old is None else os.environ.update({ENV_DATA_ROOT: old})
     root = resolve_data_root(data_root, exp.data.root, what="the run's features")
     feature_dir = root / dataset_spec(exp.data.dataset).name / "features" / exp.data.feature_dir
-    return Predictor.from_method(method, bench, feature_dir, exp.data.text, run_dir)
+    best = run_dir / f"seed_{exp.train.seeds[0]}" / "checkpoints" / "stage1_best_model.safetensors"
+    calibration = None
+    if best.is_file():  # the stage-1 model never trained on the validation videos
+        calibration = copy.deepcopy(method)
+        calibration.load_state_dict(load_state(best))
+    return Predictor.from_method(method, bench, feature_dir, exp.data.text, run_dir, calibration)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -83,7 +90,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--classes-file", help="one class name per line")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--batch", type=int, default=16, help="videos per forward pass")
-    p.add_argument("--temperature", type=float, help="softmax temperature (default: fitted on the run's validation videos)")
+    p.add_argument("--temperature", type=float,
+                   help="softmax temperature (default: fitted with the stage-1 model on the validation videos)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--json", help="also write the results to this JSON file")
     p.add_argument("--data-root", help="data root of the run's features (else the run's data.root / $LOWSHOT_DATA_ROOT)")

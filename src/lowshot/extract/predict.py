@@ -7,9 +7,10 @@ same way, pooled as the feature layout is (time mean for ``averaged``/``vector``
 for ``temporal``), and scored against the embeddings of the classes the user gives
 (``method.class_scores``). Scores become probabilities by a softmax over the given classes
 with a temperature fitted on the run's stage-1 validation videos (temperature scaling: the
-value on a log grid with the least negative log-likelihood over the stage-1 classes).
-Caveat: the final model was trained on those videos in stage 2, so the fitted temperature
-errs on the confident side; ``--temperature`` overrides it.
+value on a log grid with the least negative log-likelihood over the stage-1 classes), scored by
+the stage-1 best model, which never trained on them (the final model did, in stage 2; it is
+used only when no stage-1 model is given). The validation videos also chose that stage-1
+model, so the temperature still errs on the confident side; ``--temperature`` overrides it.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Predictor:
 
     @classmethod
     def from_method(cls, method: Any, bench: Any, feature_dir: Path, text_order: Sequence[str],
-                    where: str | Path) -> Predictor:
+                    where: str | Path, calibration: Any = None) -> Predictor:
         """A trained ``method`` (with its benchmark) and the encoders recorded in ``feature_dir``.
 
         Args:
@@ -54,6 +55,7 @@ class Predictor:
             feature_dir: the feature folder it was trained on (holds ``extract.json``).
             text_order: class-embedding kinds concatenated in training (``data.text``).
             where: the run, for messages.
+            calibration: the stage-1 model that fits the temperature (None: ``method``).
 
         Raises:
             DataError: features not made by ``lowshot extract``, or encoders whose dimensions
@@ -72,7 +74,7 @@ class Predictor:
                             "embeddings were made; predict needs it to embed new class names")
         method.eval()
         return cls(method, encs, info["text"], tuple(text_order), str(info["layout"]),  # type: ignore[arg-type]
-                   fit_temperature(method, bench))
+                   fit_temperature(method if calibration is None else calibration.eval(), bench))
 
     def class_matrix(self, names: Sequence[str]) -> torch.Tensor:
         """``[C, D_w]`` embeddings of ``names`` made as at extraction, concatenated as in training."""
