@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "lowshot.cli.comm",  # comm demo ...
     "lowshot.cli.report",  # report ...
     "lowshot.cli.table",  # table <id>: a paper table over seeds
+    "lowshot.cli.extract",  # extract
+    "lowshot.cli.predict",  # predict
 )
 
 
