@@ -115,10 +115,9 @@ def run_demo(work: str | Path, per_class: int = 3, seconds: float = 2.0, epochs:
         "train.n_batches=5", "train.batch_size=8", f"train.seeds=[{seed}]", f"train.progress={str(progress).lower()}",
     ])
     run = work / "run"
-    summary = run_gzsl(config, run)
-    m = summary["metrics"]
-    print(f"[2/3] trained ClipClap-GZSL on {', '.join(SEEN)}: test S {m['S']['mean']:.1f} U {m['U']['mean']:.1f} "
-          f"HM {m['HM']['mean']:.1f} ZSL {m['ZSL']['mean']:.1f} (x100; tiny data) -> {run}")
+    m = run_gzsl(config, run).means()
+    print(f"[2/3] trained ClipClap-GZSL on {', '.join(SEEN)}: test S {m['S']:.1f} U {m['U']:.1f} "
+          f"HM {m['HM']:.1f} ZSL {m['ZSL']:.1f} (x100; tiny data) -> {run}")
     classes = list(SEEN + VAL_UNSEEN + TEST_UNSEEN)
     videos = list_videos([media / "stage_2_test_unseen"])
     preds = predict(load_predictor(run), videos, classes, top_k=3)
