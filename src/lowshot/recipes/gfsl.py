@@ -1,0 +1,195 @@
+"""Recipe ``gfsl``: one k-shot experiment config -> k-shot benchmark -> GFSL protocol per seed -> results.
+
+Runs any registered audio-visual method (``GZSLMethod``) through the protocol of
+:mod:`lowshot.protocols.gfsl` with the GZSL trainer. The data is either the released k-shot
+archives (``data.draws=released``), draws generated from the GZSL ``cls`` features
+(``data.draws=generated``, deterministic from ``data.draw_seed``), or, with
+``data.synthetic`` set, a synthetic tree written into the run directory in the released
+k-shot layout (``synthetic: kshot``) or the GZSL layout (``synthetic: cls_temporal`` with
+generated draws).
+
+Run directory: ``config.yaml`` (resolved config); ``result.json`` (mean ± std over seeds of B/N/HM/FSL);
+``seed_<s>/result.json`` (B̄, N̄, HM of the means, FSL̄, per-draw numbers, selected epochs,
+beta, LR-drop epochs) and ``seed_<s>/history.json``. A finished seed is skipped when the
+command is run again; an unfinished one restarts (no mid-seed resume).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from lowshot._registry import RECIPES
+from lowshot.config.paper import Provenance
+from lowshot.config.schema import check_range, from_dict, to_dict
+from lowshot.data.av.featureset import GZSLBenchmark
+from lowshot.data.av.fsl import GFSLBenchmark
+from lowshot.errors import ConfigError
+from lowshot.methods import av as _av_methods  # noqa: F401  (registers the methods)
+from lowshot.methods.base import GZSLMethod, method_of_family
+from lowshot.protocols.calibration import beta_grid
+from lowshot.protocols.gfsl import GFSLProtocol
+from lowshot.recipes.gzsl import input_spec
+from lowshot.recipes.gzsl_config import DataConfig, TrainConfig
+from lowshot.recipes.gzsl_trainer import MethodTrainer
+from lowshot.utils.io import atomic_write_json
+from lowshot.utils.paths import resolve_data_root
+from lowshot.utils.rundir import RunDir, check_run_dir
+from lowshot.utils.seed import resolve_device, seed_everything, seed_mean_std
+
+log = logging.getLogger(__name__)
+METRICS = ("B", "N", "HM", "FSL")
+
+
+@dataclass(frozen=True)
+class GFSLDataConfig(DataConfig):
+    """The GZSL data settings plus the k-shot ones.
+
+    Attributes:
+        shots: k (1, 5, 10, 20 released; others only with generated draws, with a warning).
+        draws: ``released`` (``<root>/<DS>/features/<k>-shot``) or ``generated`` (from the
+            GZSL ``cls`` features of ``feature_dir``, seed ``draw_seed``).
+        draw_seed: seed of generated draws.
+        synthetic: ``kshot`` (a synthetic released k-shot tree) or a GZSL preset
+            (``cls_temporal``, ``clipclap``; with ``draws=generated``).
+    """
+
+    shots: int = 5
+    draws: Literal["released", "generated"] = "released"
+    draw_seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("shots", self.shots, 1)
+        if self.synthetic == "kshot" and self.draws != "released":
+            raise ValueError("synthetic=kshot writes the released k-shot layout; use draws=released")
+
+
+@dataclass(frozen=True)
+class GFSLProtocolConfig:
+    """GFSL protocol settings (reference §3.3, §3.5, §6.2–6.3).
+
+    Attributes:
+        beta_grid: (start, stop, num) of the beta grid searched in the full phase (0:0.1:1).
+        epochs_fine_tune: stage-1 full-phase epochs (``train.epochs`` is the base phase).
+        beta_source: ``best_epoch`` or the published ``last_epoch``.
+        legacy_beta_zero_search_on_test: the published re-search of beta = 0 on test data.
+    """
+
+    beta_grid: tuple[float, float, int] = (0.0, 1.0, 11)
+    epochs_fine_tune: int = 20
+    beta_source: Literal["best_epoch", "last_epoch"] = "best_epoch"
+    legacy_beta_zero_search_on_test: bool = False
+
+    def __post_init__(self) -> None:
+        check_range("epochs_fine_tune", self.epochs_fine_tune, 1)
+        start, stop, num = self.beta_grid
+        check_range("beta_grid start", start, 0)
+        check_range("beta_grid stop", stop, start)
+        check_range("beta_grid num", num, 1)
+
+
+@dataclass(frozen=True)
+class GFSLExperimentConfig:
+    """A whole GFSL experiment; one YAML per paper setting (``recipe: gfsl``)."""
+
+    recipe: str
+    method: str
+    name: str = "experiment"
+    model: dict[str, Any] = field(default_factory=dict)
+    data: GFSLDataConfig = field(default_factory=GFSLDataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    protocol: GFSLProtocolConfig = field(default_factory=GFSLProtocolConfig)
+    provenance: Provenance = field(default_factory=Provenance)
+
+
+def parse_gfsl_experiment(config: dict[str, Any]) -> tuple[GFSLExperimentConfig, Any]:
+    """Validate a raw config: the experiment schema, then the method's model schema."""
+    name = str(config.get("name", "experiment"))
+    exp = from_dict(GFSLExperimentConfig, config, where=name)
+    method_cls = method_of_family(exp.method, GZSLMethod, "gfsl")
+    model_cfg = from_dict(method_cls.Config, exp.model, where=f"{name}.model")
+    return replace(exp, model=to_dict(model_cfg)), model_cfg
+
+
+def load_gfsl_benchmark(data: GFSLDataConfig, data_root: Path | None, run_dir: Path) -> GFSLBenchmark:
+    """The k-shot benchmark of ``data`` (released, generated draws, or synthetic in the run dir)."""
+    from lowshot.data.av import fsl
+    from lowshot.recipes.gzsl import load_benchmark
+
+    if data.synthetic == "kshot":
+        root = run_dir / "data"
+        fsl.write_synthetic_kshot(root, data.dataset, data.shots, data.synthetic_seed, data.synthetic_size)
+        return fsl.load_kshot_benchmark(root, data.dataset, data.shots, data.text, True, data.legacy_text_order)
+    if data.draws == "released":
+        if data.synthetic is not None:
+            raise ConfigError("data.synthetic with draws=released must be 'kshot'")
+        root = resolve_data_root(data_root, data.root, what="the GFSL benchmark")
+        return fsl.load_kshot_benchmark(root, data.dataset, data.shots, data.text, data.trust_pickle,
+                                        data.legacy_text_order)  # fmt: skip
+    gzsl = load_benchmark(replace(data, split="cls"), data_root, run_dir)
+    return fsl.gfsl_from_gzsl(gzsl, data.shots, data.draw_seed)
+
+
+def run_gfsl_seed(
+    exp: GFSLExperimentConfig, model_cfg: Any, bench: GFSLBenchmark, seed: int, out: Path
+) -> dict[str, Any]:
+    """Run the GFSL protocol for one seed (a finished seed in ``out`` is returned as is)."""
+    rd = RunDir(out)
+    done = rd.result()
+    if done is not None:
+        return done
+    method_cls = method_of_family(exp.method, GZSLMethod, "gfsl")
+    spec = input_spec(bench.phase(1, "base"))
+    device = resolve_device(exp.train.device, "train.device")
+
+    def make_method(stream: int) -> GZSLMethod:
+        seed_everything(seed + 1000 * stream)
+        return method_cls(model_cfg, spec)
+
+    def make_trainer(method: GZSLMethod, view: GZSLBenchmark, stream: int) -> MethodTrainer:
+        return MethodTrainer(method, view, 1, exp.train, seed * 100 + stream, device)
+
+    p = exp.protocol
+    protocol = GFSLProtocol(
+        exp.train.epochs, p.epochs_fine_tune, beta_grid(*p.beta_grid), p.beta_source,
+        p.legacy_beta_zero_search_on_test, on_epoch=rd.append_history,
+    ).fit(bench, make_method, make_trainer)  # fmt: skip
+    atomic_write_json(rd.path / "history.json", protocol.history_)
+    result = {"seed": seed, **protocol.summary()}
+    rd.write_result(result)
+    return result
+
+
+def run_gfsl(config: dict[str, Any], run_dir: Path, data_root: Path | None = None) -> dict[str, Any]:
+    """Run a GFSL experiment config end to end; returns (and writes) the aggregated result."""
+    exp, model_cfg = parse_gfsl_experiment(config)
+    resolve_device(exp.train.device, "train.device")
+    if exp.train.num_threads is not None:
+        import torch
+
+        torch.set_num_threads(exp.train.num_threads)
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir)
+    bench = load_gfsl_benchmark(exp.data, data_root, run_dir)
+    rd = RunDir(run_dir)
+    rd.write_config(exp)  # refuses another config once a run made progress
+    results = [run_gfsl_seed(exp, model_cfg, bench, s, rd.path / f"seed_{s}") for s in exp.train.seeds]
+    summary = {
+        "name": exp.name,
+        "method": exp.method,
+        "benchmark": bench.name,
+        "seeds": list(exp.train.seeds),
+        "metrics": seed_mean_std(results, METRICS),
+        "per_seed": [{k: r[k] for k in ("seed", *METRICS, "beta", "best_base_epoch", "best_full_epoch", "per_draw")}
+                     for r in results],  # fmt: skip
+        "expected": dict(exp.provenance.expected),
+        "provenance": to_dict(exp.provenance),
+    }
+    rd.write_result(summary)
+    return summary
+
+
+RECIPES.register("gfsl")(run_gfsl)
