@@ -17,7 +17,7 @@ command is run again; an unfinished one restarts (no mid-seed resume).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +29,7 @@ from lowshot.data.av.fsl import GFSLBenchmark
 from lowshot.errors import ConfigError
 from lowshot.methods import av as _av_methods  # noqa: F401  (registers the methods)
 from lowshot.methods.base import GZSLMethod, method_of_family
+from lowshot.methods.gfsl import GFSLInputSpec
 from lowshot.protocols.calibration import beta_grid
 from lowshot.protocols.gfsl import GFSLProtocol
 from lowshot.recipes.gzsl import input_spec
@@ -133,6 +134,34 @@ def load_gfsl_benchmark(data: GFSLDataConfig, data_root: Path | None, run_dir: P
     return fsl.gfsl_from_gzsl(gzsl, data.shots, data.draw_seed)
 
 
+def fit_gfsl(
+    method: str,
+    model_cfg: Any,
+    bench: GFSLBenchmark,
+    train: TrainConfig,
+    protocol: GFSLProtocolConfig,
+    seed: int,
+    on_epoch: Any = None,
+) -> GFSLProtocol:
+    """Run the GFSL protocol once: the named method, the GZSL trainer, per-phase seeds from ``seed``."""
+    method_cls = method_of_family(method, GZSLMethod, "gfsl")
+    spec = GFSLInputSpec(**asdict(input_spec(bench.phase(1, "base"))), num_classes=bench.num_classes)
+    device = resolve_device(train.device, "train.device")
+
+    def make_method(stream: int) -> GZSLMethod:
+        seed_everything(seed + 1000 * stream)
+        return method_cls(model_cfg, spec)
+
+    def make_trainer(m: GZSLMethod, view: GZSLBenchmark, stream: int) -> MethodTrainer:
+        return MethodTrainer(m, view, 1, train, seed * 100 + stream, device)
+
+    p = protocol
+    return GFSLProtocol(
+        train.epochs, p.epochs_fine_tune, beta_grid(*p.beta_grid), p.beta_source,
+        p.legacy_beta_zero_search_on_test, on_epoch=on_epoch,
+    ).fit(bench, make_method, make_trainer)  # fmt: skip
+
+
 def run_gfsl_seed(
     exp: GFSLExperimentConfig, model_cfg: Any, bench: GFSLBenchmark, seed: int, out: Path
 ) -> dict[str, Any]:
@@ -141,22 +170,7 @@ def run_gfsl_seed(
     done = rd.result()
     if done is not None:
         return done
-    method_cls = method_of_family(exp.method, GZSLMethod, "gfsl")
-    spec = input_spec(bench.phase(1, "base"))
-    device = resolve_device(exp.train.device, "train.device")
-
-    def make_method(stream: int) -> GZSLMethod:
-        seed_everything(seed + 1000 * stream)
-        return method_cls(model_cfg, spec)
-
-    def make_trainer(method: GZSLMethod, view: GZSLBenchmark, stream: int) -> MethodTrainer:
-        return MethodTrainer(method, view, 1, exp.train, seed * 100 + stream, device)
-
-    p = exp.protocol
-    protocol = GFSLProtocol(
-        exp.train.epochs, p.epochs_fine_tune, beta_grid(*p.beta_grid), p.beta_source,
-        p.legacy_beta_zero_search_on_test, on_epoch=rd.append_history,
-    ).fit(bench, make_method, make_trainer)  # fmt: skip
+    protocol = fit_gfsl(exp.method, model_cfg, bench, exp.train, exp.protocol, seed, rd.append_history)
     atomic_write_json(rd.path / "history.json", protocol.history_)
     result = {"seed": seed, **protocol.summary()}
     rd.write_result(result)
