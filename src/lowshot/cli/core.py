@@ -74,6 +74,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         from lowshot.cli.gzsl import print_result
 
         print_result(summary, run_dir)
+    elif config["recipe"] == "gfsl":
+        from lowshot.cli.gfsl import print_gfsl_result
+
+        print_gfsl_result(summary, run_dir)
     else:
         print(f"run directory: {run_dir}")
     return 0

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from av_tiny import tiny_spec
+from gfsl_tiny import TINY_AVDIFF
 
 from lowshot._registry import METHODS
 from lowshot.data.av.fsl import gfsl_from_gzsl
@@ -19,8 +20,7 @@ from lowshot.recipes.gzsl_config import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = dict(dim=32, encoder_hidden=32, decoder_hidden=32, dim_out=16, pos_dim=8, depth=2, attention_switch=1,
-            heads=2, dim_head=8, mlp_dim=32, diffusion_steps=20, generator_hidden=32, latent_generator=16)  # fmt: skip
+TINY = TINY_AVDIFF
 
 
 def _spec() -> GFSLInputSpec:
