@@ -26,7 +26,8 @@ ENTRIES = [
 
 
 def test_default_entries_resolve_from_the_paper_settings() -> None:
-    tcaf = resolve_entry("tcaf", "ucf", ["train.epochs=2"])
+    tcaf = resolve_entry("tcaf", "ucf", ["train.epochs=2", "tcaf:model.depth=1", "avdiff:model.attention_switch=0"])
+    assert tcaf.model.depth == 1
     assert tcaf.gzsl_betas == (0.0, 3.0, 16) and tcaf.protocol.epochs_fine_tune == 2 and tcaf.data.split == "cls"
     avdiff = resolve_entry("avdiff", "ucf")
     assert avdiff.gzsl_betas is None and avdiff.protocol.beta_grid == (0.0, 1.0, 11)

@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default="ucf", help="ucf | activitynet | vggsound")
     p.add_argument("--shots", type=int, nargs="+", default=[0, 1, 5, 10, 20])
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every setting, e.g. train.epochs=2")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every setting (train.epochs=2) or one method (tcaf:model.depth=1)")
     p.add_argument("--synthetic-size", type=float, help="run on synthetic data of this size instead of the released features")
     p.add_argument("--data-root", help="root of the released GZSL features (else $LOWSHOT_DATA_ROOT)")
     p.add_argument("--out", default="runs/lowshot_curve", help="output folder")

@@ -123,7 +123,8 @@ def load_gfsl_benchmark(data: GFSLDataConfig, data_root: Path | None, run_dir: P
     if data.synthetic == "kshot":
         root = run_dir / "data"
         fsl.write_synthetic_kshot(root, data.dataset, data.shots, data.synthetic_seed, data.synthetic_size)
-        return fsl.load_kshot_benchmark(root, data.dataset, data.shots, data.text, True, data.legacy_text_order)
+        return fsl.load_kshot_benchmark(root, data.dataset, data.shots, data.text, True, data.legacy_text_order,
+                                        check_table=False)  # fmt: skip
     if data.draws == "released":
         if data.synthetic is not None:
             raise ConfigError("data.synthetic with draws=released must be 'kshot'")

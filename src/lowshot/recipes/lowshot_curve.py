@@ -75,10 +75,24 @@ def synthetic_preset(data: DataConfig) -> str:
     return "cls_averaged" if data.feature_dir == "cls_features" else "cls_temporal"
 
 
+def method_overrides(method: str, overrides: list[str] | tuple[str, ...]) -> list[str]:
+    """The overrides that apply to ``method``: plain ``key=value`` ones and ``<method>:key=value`` ones."""
+    out = []
+    for item in overrides:
+        head, sep, rest = item.partition(":")
+        if sep and "=" not in head:
+            if head == method:
+                out.append(rest)
+        else:
+            out.append(item)
+    return out
+
+
 def resolve_entry(method: str, dataset: str, overrides: list[str] | tuple[str, ...] = ()) -> CurveEntry:
-    """A method's curve entry from its default paper setting (or a setting name) plus overrides."""
+    """A method's curve entry from its default paper setting (or a setting name) plus overrides
+    (``key=value`` for every method, ``<method>:key=value`` for one)."""
     setting = DEFAULT_SETTINGS.get(method, method).format(ds=dataset.lower())
-    raw = load_paper_config(setting, list(overrides))
+    raw = load_paper_config(setting, method_overrides(method, overrides))
     if raw["recipe"] == "gfsl":
         exp, model = parse_gfsl_experiment({**raw, "data": {**raw.get("data", {}), "synthetic": None, "draws": "generated"}})
         data = replace(_gzsl_data(exp.data), split="cls")
