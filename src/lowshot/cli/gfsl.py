@@ -21,12 +21,13 @@ def print_gfsl_result(summary: dict[str, Any], run_dir: Path | None) -> None:
 def cmd_curve(args: argparse.Namespace) -> int:
     """``lowshot-curve METHOD... --dataset DS``: table and plot of HM / novel accuracy against k."""
     from lowshot.recipes.lowshot_curve import run_curve
-    from lowshot.reports.lowshot_curve import aggregate_curve, curve_markdown
+    from lowshot.reports.lowshot_curve import aggregate_curve, curve_markdown, write_curve
 
     rows = run_curve(
         args.methods, args.dataset, Path(args.out), tuple(args.shots), tuple(args.seeds), args.set,
         args.synthetic_size, Path(args.data_root) if args.data_root else None,
     )  # fmt: skip
+    write_curve(rows, Path(args.out), f"{args.dataset}: HM and novel accuracy against shots")
     print(curve_markdown(aggregate_curve(rows)), end="")
     print(f"wrote {Path(args.out) / 'curve.csv'}, curve.md, curve.png")
     return 0

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from lowshot._registry import RECIPES
 from lowshot.config.paper import Provenance
-from lowshot.config.schema import check_range, from_dict, to_dict
+from lowshot.config.schema import check_range, to_dict
 from lowshot.data.av.featureset import GZSLBenchmark
 from lowshot.data.av.fsl import GFSLBenchmark
 from lowshot.errors import ConfigError
@@ -32,8 +32,8 @@ from lowshot.methods.base import GZSLMethod, method_of_family
 from lowshot.methods.gfsl import GFSLInputSpec
 from lowshot.protocols.calibration import beta_grid
 from lowshot.protocols.gfsl import GFSLProtocol
-from lowshot.recipes.gzsl import input_spec
-from lowshot.recipes.gzsl_config import DataConfig, TrainConfig
+from lowshot.recipes.gzsl import input_spec, parse_experiment
+from lowshot.recipes.gzsl_config import DataConfig, ProtocolConfig, TrainConfig
 from lowshot.recipes.gzsl_trainer import MethodTrainer
 from lowshot.utils.io import atomic_write_json
 from lowshot.utils.paths import resolve_data_root
@@ -86,10 +86,7 @@ class GFSLProtocolConfig:
 
     def __post_init__(self) -> None:
         check_range("epochs_fine_tune", self.epochs_fine_tune, 1)
-        start, stop, num = self.beta_grid
-        check_range("beta_grid start", start, 0)
-        check_range("beta_grid stop", stop, start)
-        check_range("beta_grid num", num, 1)
+        ProtocolConfig(beta_grid=self.beta_grid)  # the GZSL protocol's beta-grid checks
 
 
 @dataclass(frozen=True)
@@ -108,11 +105,7 @@ class GFSLExperimentConfig:
 
 def parse_gfsl_experiment(config: dict[str, Any]) -> tuple[GFSLExperimentConfig, Any]:
     """Validate a raw config: the experiment schema, then the method's model schema."""
-    name = str(config.get("name", "experiment"))
-    exp = from_dict(GFSLExperimentConfig, config, where=name)
-    method_cls = method_of_family(exp.method, GZSLMethod, "gfsl")
-    model_cfg = from_dict(method_cls.Config, exp.model, where=f"{name}.model")
-    return replace(exp, model=to_dict(model_cfg)), model_cfg
+    return parse_experiment(config, GFSLExperimentConfig, "gfsl")
 
 
 def load_gfsl_benchmark(data: GFSLDataConfig, data_root: Path | None, run_dir: Path) -> GFSLBenchmark:

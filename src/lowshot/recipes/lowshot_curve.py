@@ -154,7 +154,7 @@ def run_curve(
     synthetic_size: float | None = None,
     data_root: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the curve for ``methods`` and write ``curve.csv``, ``curve.md`` and ``curve.png`` under ``out``.
+    """Run the curve for ``methods`` (``lowshot.reports.lowshot_curve.write_curve`` writes its table and plot).
 
     Args:
         methods: registry names (default settings) or paper-setting names.
@@ -166,8 +166,6 @@ def run_curve(
         synthetic_size: generate synthetic data of this size (raised until the largest k fits).
         data_root: root of the released GZSL features otherwise.
     """
-    from lowshot.reports.lowshot_curve import write_curve
-
     out = Path(out)
     rows: list[dict[str, Any]] = []
     for name in methods:
@@ -178,5 +176,4 @@ def run_curve(
             data = replace(data, synthetic=synthetic_preset(data), synthetic_size=size)
         bench = load_benchmark(data, data_root, out / "data" / (data.synthetic or "released"))
         rows += curve_points(entry, bench, tuple(shots), tuple(seeds))
-    write_curve(rows, out, f"{dataset}: HM and novel accuracy against shots")
     return rows
