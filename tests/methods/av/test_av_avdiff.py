@@ -33,6 +33,8 @@ def test_registered_and_config_errors() -> None:
         AVDiffConfig(modalities="audio")
     with pytest.raises(ConfigError, match="attention_switch"):
         AVDiffConfig(depth=2, attention_switch=3)
+    with pytest.raises(ConfigError, match="model.attention is a TCaF setting"):
+        AVDiffConfig(attention="full")
     with pytest.raises(ConfigError, match="number of classes"):
         AVDiff(AVDiffConfig(**TINY), tiny_spec())
 

@@ -97,6 +97,11 @@ class AVDiffConfig(AVDiffNetConfig, TCaFConfig):
             raise ConfigError(f"avdiff: attention_switch must lie in 0..depth={self.depth}, got {self.attention_switch}")
         if self.readout != "class_token":
             raise ConfigError("avdiff: the fused feature is the class token (readout='class_token')")
+        unused = {"attention": "cross", "objective": "ce_reg_rec", "margin": 1.0,
+                  "legacy_eval_integer_timesteps": False, "legacy_train_integer_time_pass": False}  # fmt: skip
+        for key, default in unused.items():
+            if getattr(self, key) != default:
+                raise ConfigError(f"avdiff: model.{key} is a TCaF setting that AV-Diff does not use (see fusion)")
 
 
 @METHODS.register("avdiff")
