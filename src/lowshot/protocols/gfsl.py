@@ -63,16 +63,6 @@ class PhaseAware(Protocol):
         """
 
 
-class GFSLMethod(Protocol):
-    """What the protocol needs from a method besides training (every ``GZSLMethod`` has it)."""
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """Weights (``nn.Module.state_dict``)."""
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> Any:
-        """Load weights (``nn.Module.load_state_dict``)."""
-
-
 #: ``(method, phase view, stream) -> trainer``; ``stream`` separates the sampler RNG of phases
 MakeTrainer = Callable[[Any, GZSLBenchmark, int], EpochTrainer]
 #: ``(stream) -> a freshly initialised method``

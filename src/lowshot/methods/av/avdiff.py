@@ -204,7 +204,8 @@ class AVDiff(TCaF):
         return self.net.ddpm.sample(self.net.eps_model, cond, self.config.dim_out)
 
     def after_step(self, batch: Batch, class_embeddings: torch.Tensor) -> None:
-        """No published extra pass for AV-Diff (TCaF's legacy integer-time pass does not apply)."""
+        """No published extra pass for AV-Diff (TCaF's legacy integer-time pass does not apply);
+        ``batch`` ``[B, T, D]`` sequences, ``class_embeddings`` ``[C_train, D_w]``."""
 
     def embed(self, batch: Batch, return_attention: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``c_o`` ``[B, d_out]`` (and no attention maps)."""
