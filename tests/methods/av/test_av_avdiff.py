@@ -85,3 +85,33 @@ def test_gfsl_learns_novel_classes_above_chance(tiny_temporal, seed: int) -> Non
     chance_novel = 100 / 6  # FSL: 6 stage-2 novel classes
     assert out["FSL"] > 2 * chance_novel, out
     assert out["N"] > 100 / 20, out
+
+
+def test_wgan_losses_update_only_their_own_side() -> None:
+    from lowshot.losses.wgan import wgan_gp_losses
+    from lowshot.models.av.avdiff import ConditionedMLP
+
+    torch.manual_seed(0)
+    gen, critic = ConditionedMLP(4, 3, 8, 4), ConditionedMLP(4, 3, 8, 1)
+    cond, real = torch.randn(16, 3), torch.randn(16, 4)
+    d_loss, g_loss = wgan_gp_losses(critic, real, gen(torch.randn(16, 4), cond), cond)
+    g_loss.backward(retain_graph=True)
+    assert all(p.grad is None for p in critic.parameters()) and all(p.grad is not None for p in gen.parameters())
+    gen.zero_grad(set_to_none=True)
+    d_loss.backward()
+    assert all(p.grad is None for p in gen.parameters()) and all(p.grad is not None for p in critic.parameters())
+
+
+def test_wgan_generator_variant_trains_and_generates(tiny_temporal) -> None:
+    torch.manual_seed(0)
+    m = AVDiff(AVDiffConfig(**{**TINY, "generator": "wgan"}), _spec())
+    assert not hasattr(m.net, "ddpm")
+    view = gfsl_from_gzsl(tiny_temporal, 2).phase(1, "full")
+    train, classes = view.stage_train(1), view.train_classes(1)
+    m.start_phase("full", classes, np.arange(10, 14))
+    idx = np.flatnonzero(train.labels >= 8)
+    batch = m.collate(train, idx, np.searchsorted(classes, train.labels[idx]), True)
+    out = m.training_loss(batch, torch.as_tensor(tiny_temporal.class_embeddings[classes]))
+    assert set(out["loss_terms"]) == {"ce", "critic", "generator", "ce_generated"}
+    out["loss"].backward()
+    assert all(p.grad is not None for p in m.net.gan_g.parameters())

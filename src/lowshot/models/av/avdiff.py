@@ -35,6 +35,8 @@ class AVDiffNetConfig(TCaFNetConfig):
         diffusion_steps: ``T``. beta_start / beta_end: the linear schedule.
         generator_hidden / latent_generator: hidden widths of epsilon_theta.
         diffusion_dropout: dropout of epsilon_theta (``diffusion_dropout_value``).
+        generator: ``diffusion`` (the DDPM) or ``wgan`` (Table 4.4's AV-GAN: a conditional
+            WGAN-GP generator and critic with ``generator_hidden`` units, noise of ``dim_out``).
     """
 
     depth: int = 4
@@ -50,6 +52,23 @@ class AVDiffNetConfig(TCaFNetConfig):
     generator_hidden: int = 128
     latent_generator: int = 64
     diffusion_dropout: float = 0.0
+    generator: Literal["diffusion", "wgan"] = "diffusion"
+
+
+class ConditionedMLP(nn.Module):
+    """``f([x ; c])``: Linear -> LeakyReLU(0.2) -> Linear on the concatenation of ``x`` and a condition.
+
+    Args:
+        d_x / d_c: sizes of ``x`` and ``c``. hidden: hidden width. d_out: output size.
+    """
+
+    def __init__(self, d_x: int, d_c: int, hidden: int, d_out: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_x + d_c, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, d_out))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """``[N, d_x]``, ``[N, d_c]`` -> ``[N, d_out]``."""
+        return self.net(torch.cat([x, c], dim=1))
 
 
 @MODELS.register("avdiff")
@@ -74,10 +93,19 @@ class AVDiffNet(nn.Module):
         for unused in ("d_o", "w_proj", "d_w"):  # TCaF's label-space heads; AV-Diff classifies instead
             delattr(self.fusion, unused)
         self.classifier = nn.Linear(cfg.dim_out, num_classes)  # CL_net
-        self.ddpm = LinearDDPM(cfg.diffusion_steps, cfg.beta_start, cfg.beta_end)
-        self.eps_model = NoisePredictor(
-            cfg.dim_out, cond_dim, cfg.generator_hidden, cfg.latent_generator, cfg.diffusion_dropout
-        )
+        if cfg.generator == "diffusion":
+            self.ddpm = LinearDDPM(cfg.diffusion_steps, cfg.beta_start, cfg.beta_end)
+            self.eps_model = NoisePredictor(
+                cfg.dim_out, cond_dim, cfg.generator_hidden, cfg.latent_generator, cfg.diffusion_dropout
+            )
+        else:  # Table 4.4: G(z ; w) and D(x ; w), as in TSL's feature GAN [re-implemented]
+            self.gan_g = ConditionedMLP(cfg.dim_out, cond_dim, cfg.generator_hidden, cfg.dim_out)
+            self.gan_d = ConditionedMLP(cfg.dim_out, cond_dim, cfg.generator_hidden, 1)
+
+    def gan_generate(self, cond: torch.Tensor) -> torch.Tensor:
+        """WGAN generator: ``[N, D_w]`` conditioning -> ``[N, d_out]`` features (fresh noise)."""
+        z = torch.randn(cond.shape[0], self.classifier.in_features, device=cond.device, dtype=cond.dtype)
+        return self.gan_g(z, cond)
 
     def fusion_modules(self) -> list[nn.Module]:
         """The parts frozen in the full phase: encoders, token projections, embeddings, class token, transformer."""
