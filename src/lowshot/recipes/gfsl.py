@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lowshot._registry import RECIPES
-from lowshot.config.paper import Provenance
 from lowshot.config.schema import check_range, to_dict
 from lowshot.data.av.featureset import GZSLBenchmark
 from lowshot.data.av.fsl import GFSLBenchmark
@@ -33,7 +32,7 @@ from lowshot.methods.gfsl import GFSLInputSpec
 from lowshot.protocols.calibration import beta_grid
 from lowshot.protocols.gfsl import GFSLProtocol
 from lowshot.recipes.gzsl import input_spec, parse_experiment
-from lowshot.recipes.gzsl_config import DataConfig, ProtocolConfig, TrainConfig
+from lowshot.recipes.gzsl_config import DataConfig, ExperimentConfig, ProtocolConfig, TrainConfig
 from lowshot.recipes.gzsl_trainer import MethodTrainer
 from lowshot.utils.io import atomic_write_json
 from lowshot.utils.paths import resolve_data_root
@@ -90,17 +89,11 @@ class GFSLProtocolConfig:
 
 
 @dataclass(frozen=True)
-class GFSLExperimentConfig:
-    """A whole GFSL experiment; one YAML per paper setting (``recipe: gfsl``)."""
+class GFSLExperimentConfig(ExperimentConfig):
+    """A whole GFSL experiment (``recipe: gfsl``): the GZSL experiment with k-shot data and the GFSL protocol."""
 
-    recipe: str
-    method: str
-    name: str = "experiment"
-    model: dict[str, Any] = field(default_factory=dict)
     data: GFSLDataConfig = field(default_factory=GFSLDataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
     protocol: GFSLProtocolConfig = field(default_factory=GFSLProtocolConfig)
-    provenance: Provenance = field(default_factory=Provenance)
 
 
 def parse_gfsl_experiment(config: dict[str, Any]) -> tuple[GFSLExperimentConfig, Any]:
