@@ -7,7 +7,8 @@ Stage 1:
    and the best epoch kept (its weights carry into the full phase);
 2. **full phase** — ``epochs_full`` epochs on B1 + the N1 shots, the fusion frozen (methods
    implementing :class:`PhaseAware`); the epoch with the best validation HM (at its best beta
-   of the grid) is selected; the LR-drop epochs of both phases are recorded.
+   of the grid) is selected; the LR-drop epochs of both phases are recorded (the base phase's
+   scheduler steps on validation base accuracy, the full phase's on validation HM).
 
 Stage 2: a fresh model runs the base phase for ``best_base + 1`` epochs on the four stage-1
 folders (B2), then one fine-tune per draw for ``best_full + 1`` epochs on B2 + that draw's N2

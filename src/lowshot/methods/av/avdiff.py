@@ -24,6 +24,10 @@ switch, off by default, or listed here):
   are TCaF's switches (``input_norm="legacy_tcaf"``, ``legacy_bn_over_padding``,
   ``legacy_audio_len``, ``legacy_window_relative_time``; §6.5, §6.7); the time embedding sees
   seconds in training and evaluation (as published for AV-Diff);
+* the stage-1 base phase steps its LR scheduler on validation base accuracy (its selection
+  metric) and stage 2 replays those drops as well as the full phase's [the reference
+  documents the replay for the fine-tunes only]; ActivityNet's stage-1 validation crop of 30
+  steps is not reproduced (evaluation crops to ``eval_maxlen``);
 * batches: the published fine-tune zips one base and one novel loader (two optimiser steps
   per iteration); here each step draws one class-balanced batch from base + novel samples
   (the GZSL trainer's sampler) and generates one feature per real novel sample in it.
