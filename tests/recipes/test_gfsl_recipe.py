@@ -29,8 +29,9 @@ def test_settings_run_end_to_end(setting: str, tmp_path_factory: pytest.TempPath
     config = load_paper_config(setting, SMALL)
     run = tmp_path_factory.mktemp("gfsl") / "run"
     summary = load_recipe("gfsl")(config, run)
-    assert set(summary["metrics"]) == {"B", "N", "HM", "FSL"}
-    (seed,) = summary["per_seed"]
-    assert len(seed["per_draw"]) == 3 and summary["benchmark"].endswith("-FSL/1-shot")
+    assert set(summary["metrics"]) == {"B", "N", "HM", "FSL"} and summary["family"] == "av_gfsl"
+    assert summary["metrics"]["HM"]["per_seed"] == {"42": summary["per_seed"]["42"]["HM"]}
+    assert len(summary["extra"]["per_seed"]["42"]["per_draw"]) == 3
+    assert summary["extra"]["benchmark"] == "UCF-FSL/1-shot" and summary["legacy"] == []
     assert (run / "seed_42" / "history.json").is_file() and (Path(run) / "config.yaml").is_file()
     assert load_recipe("gfsl")(config, run) == summary  # a finished run is not redone

@@ -11,7 +11,7 @@ def print_gfsl_result(summary: dict[str, Any], run_dir: Path | None) -> None:
     """One line of mean ± std B / N / HM / FSL (x100) and the published numbers if any."""
     m = summary["metrics"]
     got = "  ".join(f"{k} {m[k]['mean']:.2f} ± {m[k]['std']:.2f}" for k in ("B", "N", "HM", "FSL") if k in m)
-    print(f"{summary['name']} ({summary['benchmark']}): {got}")
+    print(f"{summary['setting']} ({summary['extra']['benchmark']}): {got}")
     if summary.get("expected"):
         print("published: " + "  ".join(f"{k} {v:.2f}" for k, v in summary["expected"].items()))
     if run_dir is not None:

@@ -178,17 +178,35 @@ def run_gfsl(config: dict[str, Any], run_dir: Path, data_root: Path | None = Non
     rd = RunDir(run_dir)
     rd.write_config(exp)  # refuses another config once a run made progress
     results = [run_gfsl_seed(exp, model_cfg, bench, s, rd.path / f"seed_{s}") for s in exp.train.seeds]
+    stats = seed_mean_std(results, METRICS)
+    cfg = to_dict(exp)
+    # the shape of the one result schema (utils/results.py on main: family av_gfsl, unit x100)
     summary = {
-        "name": exp.name,
+        "schema": 1,
+        "setting": exp.name,
+        "family": "av_gfsl",
         "method": exp.method,
-        "benchmark": bench.name,
         "seeds": list(exp.train.seeds),
-        "metrics": seed_mean_std(results, METRICS),
-        "per_seed": [{k: r[k] for k in ("seed", *METRICS, "beta", "best_base_epoch", "best_full_epoch", "per_draw")}
-                     for r in results],  # fmt: skip
+        "unit": "x100",
+        "per_seed": {str(r["seed"]): {k: r[k] for k in METRICS} for r in results},
+        "metrics": {k: {**stats[k], "per_seed": {str(r["seed"]): r[k] for r in results}} for k in METRICS},
+        "selection": "stage 1: base phase by val base accuracy, full phase by val HM; beta of the "
+        f"{exp.protocol.beta_source.replace('_', ' ')}; B, N, FSL means over 3 draws, HM of the means",
+        "legacy": [k for k, on in (("protocol.beta_source=last_epoch", exp.protocol.beta_source == "last_epoch"),
+                                   ("protocol.legacy_beta_zero_search_on_test",
+                                    exp.protocol.legacy_beta_zero_search_on_test)) if on]
+        + [f"model.{k}" for k, v in cfg["model"].items() if k.startswith("legacy_") and v is True]
+        + [f"data.{k}" for k, v in cfg["data"].items() if k.startswith("legacy_") and v is True]
+        + (["model.input_norm=legacy_tcaf"] if cfg["model"].get("input_norm") == "legacy_tcaf" else []),
         "expected": dict(exp.provenance.expected),
         "provenance": to_dict(exp.provenance),
-    }
+        "extra": {
+            "benchmark": bench.name,
+            "per_seed": {str(r["seed"]): {k: r[k] for k in ("beta", "best_base_epoch", "best_full_epoch",
+                                                              "base_lr_drop_epochs", "full_lr_drop_epochs", "per_draw")}
+                         for r in results},
+        },
+    }  # fmt: skip
     rd.write_result(summary)
     return summary
 
