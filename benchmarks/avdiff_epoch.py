@@ -11,6 +11,10 @@ stage 1 run through the real trainer (:class:`~lowshot.recipes.gzsl_trainer.Meth
   for its novel samples); the share of the time spent generating is measured by timing
   :meth:`AVDiff.generate`.
 
+The compute floor is the analytic matmul FLOPs of a batch (:func:`model_gflop_per_batch`)
+divided by the measured single-thread GEMM throughput per CPU second (:func:`matmul_gflops`);
+compare it with the CPU seconds per epoch.
+
 Usage::
 
     python benchmarks/avdiff_epoch.py                 # 30 timed batches per phase, extrapolated to 300
@@ -34,6 +38,41 @@ import torch
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def matmul_gflops(seconds: float = 1.0) -> float:
+    """Measured single-thread float32 GEMM throughput (the shapes of the C3D encoder) in GFLOP
+    per CPU second (process time, so that other processes on a shared machine do not count)."""
+    a, b = torch.randn(704, 4096), torch.randn(4096, 512)
+    a @ b  # warm-up
+    n, t0 = 0, time.process_time()
+    while time.process_time() - t0 < seconds:
+        a @ b
+        n += 1
+    return 2 * 704 * 4096 * 512 * n / (time.process_time() - t0) / 1e9
+
+
+def model_gflop_per_batch(cfg: Any, spec: Any, batch: int, t_a: float, t_v: float, novel: float, phase: str) -> float:
+    """Analytic matmul GFLOP of one training batch (backward = 2 x forward for trained parts).
+
+    Args:
+        cfg: the AV-Diff config. spec: its input spec. batch: samples per batch.
+        t_a / t_v: mean audio / video steps. novel: mean novel samples per batch (full phase).
+        phase: ``base`` (everything trains) or ``full`` (fusion forward only, plus generation).
+    """
+    d, h = cfg.dim, cfg.encoder_hidden
+    inner = cfg.heads * cfg.dim_head
+    n_tok = 1 + t_a + t_v
+    enc = t_a * (spec.audio_dim * h + h * d) + t_v * (spec.video_dim * h + h * d) + (t_a + t_v) * (d + cfg.pos_dim) * d
+    layer = n_tok * (d * 3 * inner + inner * d + 2 * d * cfg.mlp_dim + 2 * n_tok * inner)
+    fusion = 2 * (enc + cfg.depth * layer)  # forward FLOPs per sample
+    eps = 2 * ((cfg.dim_out + 1 + spec.text_dim) * cfg.generator_hidden + cfg.generator_hidden * cfg.latent_generator
+               + cfg.latent_generator * cfg.dim_out)  # fmt: skip
+    heads = 2 * (d * cfg.decoder_hidden + cfg.decoder_hidden * cfg.dim_out) + eps
+    trained = fusion + heads if phase == "base" else heads
+    frozen = 0 if phase == "base" else fusion
+    generation = novel * cfg.diffusion_steps * eps if phase == "full" else 0
+    return (batch * (3 * trained + frozen) + generation) / 1e9
 
 
 def run(batches: int, size: float, dataset: str = "UCF") -> list[dict[str, Any]]:
@@ -80,6 +119,7 @@ def run(batches: int, size: float, dataset: str = "UCF") -> list[dict[str, Any]]
 
     method.generate = timed_generate  # type: ignore[method-assign]
     rows = []
+    gemm = matmul_gflops()
     full_batches = int(raw["train"]["n_batches"])
     for phase in ("base", "full"):
         view = views[phase]
@@ -92,12 +132,16 @@ def run(batches: int, size: float, dataset: str = "UCF") -> list[dict[str, Any]]
         t0, c0 = time.perf_counter(), time.process_time()
         trainer.train_epoch(1)
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        store = view.stage_train(1)
+        flop = model_gflop_per_batch(cfg, spec, train.batch_size, float(store.audio.lengths.mean()),
+                                     float(store.video.lengths.mean()), gen["samples"] / batches, phase)  # fmt: skip
         rows.append({
             "phase": phase, "batches_timed": batches, "batch_size": train.batch_size,
             "ms_per_batch": 1000 * seconds / batches, "s_per_epoch": seconds / batches * full_batches,
             "cpu_s_per_epoch": cpu / batches * full_batches, "generation_share": gen["s"] / seconds,
             "reverse_chains": gen["calls"], "generated_per_batch": gen["samples"] / batches,
             "diffusion_steps": cfg.diffusion_steps, "peak_rss_mb": _peak_rss_mb(), "load_average": list(os.getloadavg()),
+            "model_gflop_per_batch": flop, "matmul_gflops": gemm, "floor_cpu_s_per_epoch": flop / gemm * full_batches,
         })  # fmt: skip
     return rows
 
@@ -111,10 +155,12 @@ def main() -> None:
     p.add_argument("--json", help="also write the rows to this file")
     args = p.parse_args()
     rows = run(args.batches, args.size, args.dataset)
-    print("| phase | ms/batch | s/epoch (300 batches) | CPU s/epoch | generation share | chains | generated/batch | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| phase | ms/batch | s/epoch (300 batches) | CPU s/epoch | floor CPU s/epoch | generation share | chains | "
+          "generated/batch | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['phase']} | {r['ms_per_batch']:.0f} | {r['s_per_epoch']:.0f} | {r['cpu_s_per_epoch']:.0f} | "
+              f"{r['floor_cpu_s_per_epoch']:.0f} ({r['model_gflop_per_batch']:.1f} GFLOP/batch at {r['matmul_gflops']:.0f} GFLOP/s) | "
               f"{100 * r['generation_share']:.0f} % | {r['reverse_chains']} | {r['generated_per_batch']:.1f} | {r['peak_rss_mb']:.0f} |")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
