@@ -17,6 +17,7 @@ from lowshot.errors import ConfigError
 #: recipe name -> module that registers it
 RECIPE_MODULES = {
     "gzsl": "lowshot.recipes.gzsl",
+    "gfsl": "lowshot.recipes.gfsl",
     "adverbs": "lowshot.recipes.adverbs",
     "comm": "lowshot.recipes.comm",
 }

@@ -20,6 +20,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
     Returns:
         Exit status 0.
     """
+    if args.kshot is not None:
+        from lowshot.data.av.fsl import write_synthetic_kshot
+
+        path = write_synthetic_kshot(args.out, args.dataset, args.kshot, args.seed, args.size)
+        print(f"wrote {path}")
+        print(f"load it with: load_kshot_benchmark('{args.out}', '{args.dataset}', {args.kshot})")
+        return 0
     from lowshot.data.av.synth import write_synthetic
 
     path = write_synthetic(
@@ -112,6 +119,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--embeddings", help="a fastText dict file whose vectors are the class semantics"
     )
     p.add_argument("--trust-pickle", action="store_true", help=TRUST_HELP)
+    p.add_argument(
+        "--kshot", type=int, metavar="K",
+        help="write the released k-shot GFSL layout (<DS>/features/<K>-shot, three draws) instead",
+    )  # fmt: skip
     p.set_defaults(func=cmd_synth)
 
     p = dsub.add_parser(

@@ -17,6 +17,7 @@ from lowshot.errors import LowshotError
 COMMAND_MODULES = (
     "lowshot.cli.core",  # list, show
     "lowshot.cli.gzsl",  # demo, train, reproduce
+    "lowshot.cli.gfsl",  # lowshot-curve
     "lowshot.cli.data",  # data convert / synth / inspect
     "lowshot.cli.adverbs",  # adverbs ...
     "lowshot.cli.comm",  # comm demo ...

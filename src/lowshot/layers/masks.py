@@ -119,3 +119,26 @@ def zero_value_key_padding(x: torch.Tensor) -> torch.Tensor:
         ``[B, T]`` bool, True where ``x[:, t, 0] != 0``.
     """
     return x[..., 0] != 0
+
+
+def hybrid_schedule(depth: int, switch: int, fusion: str = "hybrid") -> tuple[Pattern, ...]:
+    """Per-layer patterns of AV-Diff's fusion variants (thesis §4.4.1, Table 4.3).
+
+    Args:
+        depth: number of layers ``L``.
+        switch: ``Z``, the number of leading self-attention layers (``hybrid`` only).
+        fusion: ``hybrid`` (Z ``self`` layers, then ``full``), ``alternate`` (``self``,
+            ``full``, ``self``, ...), or one pattern for every layer (``full``, ``self``, ``cross``).
+
+    Returns:
+        ``depth`` patterns, e.g. ``("self", "self", "full", "full")`` for ``(4, 2)``.
+    """
+    if not 0 <= switch <= depth:
+        raise ValueError(f"the attention switch Z={switch} must lie in 0..{depth} (the number of layers)")
+    if fusion == "hybrid":
+        return ("self",) * switch + ("full",) * (depth - switch)
+    if fusion == "alternate":
+        return tuple("self" if i % 2 == 0 else "full" for i in range(depth))  # type: ignore[misc]
+    if fusion in PATTERNS:
+        return (fusion,) * depth  # type: ignore[return-value]
+    raise ValueError(f"unknown fusion {fusion!r}; expected hybrid, alternate or one of {PATTERNS}")

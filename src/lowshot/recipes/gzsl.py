@@ -45,11 +45,12 @@ METRICS = ("S", "U", "HM", "ZSL")
 SELECTION = "validation HM (two-stage: epoch and beta on val, refit on train+val)"
 
 
-def parse_experiment(config: dict[str, Any]) -> tuple[ExperimentConfig, Any]:
-    """Validate a raw config: the experiment schema, then the method's model schema."""
+def parse_experiment(config: dict[str, Any], schema: type = ExperimentConfig, recipe: str = "gzsl") -> tuple[Any, Any]:
+    """Validate a raw config: the experiment schema (``schema``, of recipe ``recipe``), then the
+    method's model schema."""
     name = str(config.get("name", "experiment"))
-    exp = from_dict(ExperimentConfig, config, where=name)
-    method_cls = method_of_family(exp.method, GZSLMethod, "gzsl")
+    exp = from_dict(schema, config, where=name)
+    method_cls = method_of_family(exp.method, GZSLMethod, recipe)
     model_cfg = from_dict(method_cls.Config, exp.model, where=f"{name}.model")
     return replace(exp, model=to_dict(model_cfg)), model_cfg
 

@@ -40,7 +40,7 @@ RESULT_FILE = "result.json"
 FAMILIES = ("av_gzsl", "av_gfsl", "adverbs", "comm")
 UNITS = ("x100", "fraction")
 #: leaf config keys whose value (not a ``legacy_`` prefix) selects published behaviour
-LEGACY_VALUES: dict[str, tuple[str, ...]] = {"selection": ("best_per_metric",)}
+LEGACY_VALUES: dict[str, tuple[str, ...]] = {"selection": ("best_per_metric",), "beta_source": ("last_epoch",)}
 
 
 class RunNotReadable(LowshotError):
@@ -95,7 +95,7 @@ def legacy_options(config: Mapping[str, Any], prefix: str = "") -> tuple[str, ..
     A key counts when its name starts with ``legacy_`` and its value is true, when its string
     value starts with ``legacy`` (``protocol.stage2_scheduler: legacy_val_on_train``,
     ``model.input_norm: legacy_tcaf``), or when it is a :data:`LEGACY_VALUES` entry
-    (``protocol.selection: best_per_metric``).
+    (``protocol.selection: best_per_metric``, ``protocol.beta_source: last_epoch``).
     """
     out: list[str] = []
     for key, value in config.items():

@@ -1,0 +1,74 @@
+"""DDPM schedule: closed-form forward noising, epsilon-prediction loss, one batched reverse chain; hybrid schedules."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lowshot.layers.diffusion import LinearDDPM, NoisePredictor
+from lowshot.layers.masks import AUDIO, GLOBAL, VIDEO, hybrid_schedule, layer_masks
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_linear_schedule_values() -> None:
+    d = LinearDDPM(200)
+    assert d.betas[0].item() == pytest.approx(1e-4) and d.betas[-1].item() == pytest.approx(0.02)
+    assert torch.allclose(d.alpha_bars, torch.cumprod(1 - torch.linspace(1e-4, 0.02, 200, dtype=torch.float64), 0).float())
+
+
+def test_closed_form_matches_the_step_by_step_forward_process() -> None:
+    g = torch.Generator().manual_seed(0)
+    d, t, n = LinearDDPM(50), 29, 40000
+    x0 = torch.full((n, 2), 1.5)
+    x = x0.clone()
+    for s in range(t + 1):  # q(x_s | x_{s-1}) = N(sqrt(1 - beta_s) x_{s-1}, beta_s I), Eq. 4.6
+        x = (1 - d.betas[s]).sqrt() * x + d.betas[s].sqrt() * torch.randn(x.shape, generator=g)
+    closed = d.q_sample(x0, torch.full((n,), t), torch.randn(x.shape, generator=g))
+    ab = d.alpha_bars[t]
+    for sample in (x, closed):
+        assert sample.mean().item() == pytest.approx(ab.sqrt().item() * 1.5, abs=0.02)
+        assert sample.var().item() == pytest.approx((1 - ab).item(), abs=0.02)
+
+
+def test_epsilon_loss_is_the_mse_of_the_predicted_noise() -> None:
+    d = LinearDDPM(100)
+    x0, cond = torch.randn(64, 8), torch.randn(64, 3)
+
+    def oracle(x_t, c, t):  # recovers the noise exactly from x_t and x0 (closed form inverted)
+        ab = d.alpha_bars[t].unsqueeze(-1)
+        return (x_t - ab.sqrt() * x0) / (1 - ab).sqrt()
+
+    assert d.loss(oracle, x0, cond, torch.Generator().manual_seed(1)).item() < 1e-8
+    zero = d.loss(lambda x_t, c, t: torch.zeros_like(x_t), x0, cond, torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(1)
+    torch.randint(0, 100, (64,), generator=g)
+    noise = torch.randn(64, 8, generator=g)  # the same draws the loss made
+    assert zero.item() == pytest.approx(noise.pow(2).mean().item(), rel=1e-6)
+
+
+def test_reverse_chain_is_one_batched_chain_of_T_calls() -> None:
+    d = LinearDDPM(30)
+    model = NoisePredictor(dim=6, cond_dim=4, hidden=16, latent=8)
+    calls = []
+
+    def counted(x_t, c, t):
+        calls.append((x_t.shape, int(t[0]), bool((t == t[0]).all())))
+        return model(x_t, c, t)
+
+    out = d.sample(counted, torch.randn(17, 4), 6)
+    assert out.shape == (17, 6) and torch.isfinite(out).all()
+    assert len(calls) == 30 and all(shape == (17, 6) and same for shape, _, same in calls)
+    assert [t for _, t, _ in calls] == list(range(29, -1, -1))
+
+
+def test_hybrid_schedule_through_the_mask_function() -> None:
+    assert hybrid_schedule(4, 2) == ("self", "self", "full", "full")
+    assert hybrid_schedule(4, 2, "alternate") == ("self", "full", "self", "full")
+    assert hybrid_schedule(3, 0, "cross") == ("cross",) * 3
+    with pytest.raises(ValueError, match="Z=5"):
+        hybrid_schedule(4, 5)
+    ids = torch.tensor([GLOBAL, AUDIO, AUDIO, VIDEO])
+    masks = layer_masks(ids, None, hybrid_schedule(3, 1))
+    assert not masks[0][0, 1, 3] and masks[0][0, 1, 2] and masks[0][0, 0, 3]  # self: audio sees audio + cls only
+    assert masks[1][0, 1, 3] and masks[2] is masks[1]  # full afterwards, shared tensor

@@ -1,0 +1,117 @@
+"""AV-Diff: registration, config errors, phases (freezing, generation), and learning on tiny GFSL data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from av_tiny import tiny_spec
+from gfsl_tiny import TINY_AVDIFF
+
+from lowshot._registry import METHODS
+from lowshot.data.av.fsl import gfsl_from_gzsl
+from lowshot.errors import ConfigError
+from lowshot.methods.av.avdiff import AVDiff, AVDiffConfig
+from lowshot.methods.gfsl import GFSLInputSpec
+from lowshot.recipes.gfsl import GFSLProtocolConfig, fit_gfsl
+from lowshot.recipes.gzsl_config import TrainConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY = TINY_AVDIFF
+
+
+def _spec() -> GFSLInputSpec:
+    from dataclasses import asdict
+
+    return GFSLInputSpec(**asdict(tiny_spec()), num_classes=20)
+
+
+def test_registered_and_config_errors() -> None:
+    assert METHODS.get("avdiff") is AVDiff
+    with pytest.raises(ConfigError, match="fusion='full'"):
+        AVDiffConfig(modalities="audio")
+    with pytest.raises(ConfigError, match="attention_switch"):
+        AVDiffConfig(depth=2, attention_switch=3)
+    with pytest.raises(ConfigError, match="model.attention is a TCaF setting"):
+        AVDiffConfig(attention="full")
+    with pytest.raises(ConfigError, match="number of classes"):
+        AVDiff(AVDiffConfig(**TINY), tiny_spec())
+
+
+def test_hybrid_schedule_reaches_the_transformer() -> None:
+    m = AVDiff(AVDiffConfig(**{**TINY, "depth": 4, "attention_switch": 2}), _spec())
+    assert m.net.fusion.patterns == ("self", "self", "full", "full")
+    m = AVDiff(AVDiffConfig(**{**TINY, "fusion": "alternate", "depth": 3}), _spec())
+    assert m.net.fusion.patterns == ("self", "full", "self")
+
+
+def test_full_phase_freezes_fusion_and_generates_for_novel_samples(tiny_temporal) -> None:
+    torch.manual_seed(0)
+    m = AVDiff(AVDiffConfig(**TINY), _spec())
+    fs = tiny_temporal.splits["stage_1_train"]
+    base = np.arange(10)
+    m.start_phase("base", base, np.zeros(0, np.int64))
+    idx = np.arange(0, len(fs), 8)
+    batch = m.collate(fs, idx, fs.labels[idx], True)
+    emb = torch.as_tensor(tiny_temporal.class_embeddings[base])
+    out = m.training_loss(batch, emb)
+    assert set(out["loss_terms"]) == {"ce", "diffusion"}
+    assert all(p.requires_grad for p in m.net.fusion_parameters())
+    # full phase: classes 0..9 base + 10..13 novel, novel samples in the batch get generated twins
+    view = gfsl_from_gzsl(tiny_temporal, 2).phase(1, "full")
+    train, classes = view.stage_train(1), view.train_classes(1)
+    m.start_phase("full", classes, np.arange(10, 14))
+    assert not any(p.requires_grad for p in m.net.fusion_parameters())
+    assert all(p.requires_grad for p in m.net.classifier.parameters())
+    idx = np.flatnonzero(train.labels >= 8)
+    batch = m.collate(train, idx, np.searchsorted(classes, train.labels[idx]), True)
+    out = m.training_loss(batch, torch.as_tensor(tiny_temporal.class_embeddings[classes]))
+    assert set(out["loss_terms"]) == {"ce", "diffusion", "ce_generated"}
+    out["loss"].backward()
+    assert m.net.fusion.transformer.layers[0].attn.to_qkv.weight.grad is None
+    scores = m.class_scores(batch, torch.as_tensor(tiny_temporal.class_embeddings))
+    assert scores.shape == (len(idx), 20)
+    assert torch.allclose(scores.sum(1), torch.ones(len(idx))) and (scores[:, 14:] == 0).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gfsl_learns_novel_classes_above_chance(tiny_temporal, seed: int) -> None:
+    bench = gfsl_from_gzsl(tiny_temporal, 2, seed=seed)
+    train = TrainConfig(epochs=4, batch_size=32, n_batches=8, lr=3e-3, device="cpu", seeds=(seed,), progress=False)
+    proto = fit_gfsl("avdiff", AVDiffConfig(**TINY), bench, train, GFSLProtocolConfig(epochs_fine_tune=4), seed)
+    out = proto.summary()
+    chance_novel = 100 / 6  # FSL: 6 stage-2 novel classes
+    assert out["FSL"] > 2 * chance_novel, out
+    assert out["N"] > 100 / 20, out
+
+
+def test_wgan_losses_update_only_their_own_side() -> None:
+    from lowshot.losses.wgan import wgan_gp_losses
+    from lowshot.models.av.avdiff import ConditionedMLP
+
+    torch.manual_seed(0)
+    gen, critic = ConditionedMLP(4, 3, 8, 4), ConditionedMLP(4, 3, 8, 1)
+    cond, real = torch.randn(16, 3), torch.randn(16, 4)
+    d_loss, g_loss = wgan_gp_losses(critic, real, gen(torch.randn(16, 4), cond), cond)
+    g_loss.backward(retain_graph=True)
+    assert all(p.grad is None for p in critic.parameters()) and all(p.grad is not None for p in gen.parameters())
+    gen.zero_grad(set_to_none=True)
+    d_loss.backward()
+    assert all(p.grad is None for p in gen.parameters()) and all(p.grad is not None for p in critic.parameters())
+
+
+def test_wgan_generator_variant_trains_and_generates(tiny_temporal) -> None:
+    torch.manual_seed(0)
+    m = AVDiff(AVDiffConfig(**{**TINY, "generator": "wgan"}), _spec())
+    assert not hasattr(m.net, "ddpm")
+    view = gfsl_from_gzsl(tiny_temporal, 2).phase(1, "full")
+    train, classes = view.stage_train(1), view.train_classes(1)
+    m.start_phase("full", classes, np.arange(10, 14))
+    idx = np.flatnonzero(train.labels >= 8)
+    batch = m.collate(train, idx, np.searchsorted(classes, train.labels[idx]), True)
+    out = m.training_loss(batch, torch.as_tensor(tiny_temporal.class_embeddings[classes]))
+    assert set(out["loss_terms"]) == {"ce", "critic", "generator", "ce_generated"}
+    out["loss"].backward()
+    assert all(p.grad is not None for p in m.net.gan_g.parameters())

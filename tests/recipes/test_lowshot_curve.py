@@ -1,0 +1,50 @@
+"""The low-shot curve on tiny data: one class partition from k = 0 to k > 0, novel accuracy above chance, table and plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from gfsl_tiny import TINY_AVDIFF
+
+from lowshot.methods.av.avdiff import AVDiffConfig
+from lowshot.methods.av.tcaf import TCaFConfig
+from lowshot.recipes.gfsl import GFSLProtocolConfig
+from lowshot.recipes.gzsl_config import DataConfig, TrainConfig
+from lowshot.recipes.lowshot_curve import CurveEntry, curve_points, resolve_entry
+from lowshot.reports.lowshot_curve import aggregate_curve, write_curve
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TRAIN = TrainConfig(epochs=4, batch_size=32, n_batches=8, lr=3e-3, device="cpu", progress=False)
+TCAF = TCaFConfig(dim=32, encoder_hidden=32, decoder_hidden=32, dim_out=16, pos_dim=8, depth=2, heads=2, dim_head=8, mlp_dim=32)
+ENTRIES = [
+    CurveEntry("tcaf", "tcaf", TCAF, DataConfig(), TRAIN, GFSLProtocolConfig(beta_grid=(0.0, 3.0, 16), epochs_fine_tune=4),
+               (0.0, 3.0, 16)),
+    CurveEntry("avdiff", "avdiff", AVDiffConfig(**TINY_AVDIFF), DataConfig(), TRAIN, GFSLProtocolConfig(epochs_fine_tune=4), None),
+]  # fmt: skip
+
+
+def test_default_entries_resolve_from_the_paper_settings() -> None:
+    tcaf = resolve_entry("tcaf", "ucf", ["train.epochs=2", "tcaf:model.depth=1", "avdiff:model.attention_switch=0"])
+    assert tcaf.model.depth == 1
+    assert tcaf.gzsl_betas == (0.0, 3.0, 16) and tcaf.protocol.epochs_fine_tune == 2 and tcaf.data.split == "cls"
+    avdiff = resolve_entry("avdiff", "ucf")
+    assert avdiff.gzsl_betas is None and avdiff.protocol.beta_grid == (0.0, 1.0, 11)
+    assert avdiff.data.synthetic is None and avdiff.data.feature_dir == "cls_features_non_averaged"
+    assert resolve_entry("clipclap", "ucf").data.text == ("clip", "clap")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_novel_accuracy_above_chance_at_every_k(tiny_temporal, tmp_path: Path, seed: int) -> None:
+    rows = []
+    for entry in ENTRIES:
+        rows += curve_points(entry, tiny_temporal, (0, 1, 5), (seed,))
+    chance = 100 / 20  # N: novel test samples, predictions over all 20 classes
+    assert {(r["method"], r["k"]) for r in rows} == {("tcaf", 0), ("tcaf", 1), ("tcaf", 5), ("avdiff", 1), ("avdiff", 5)}
+    for r in rows:
+        assert r["N"] > 2 * chance, r
+    write_curve(rows, tmp_path, "tiny")
+    assert (tmp_path / "curve.png").stat().st_size > 0
+    assert (tmp_path / "curve.md").read_text().count("\n") == 2 + len(aggregate_curve(rows))
