@@ -36,8 +36,8 @@ TINY = {
     "mbt": {**T, "fusion_layer": 0, "bottlenecks": 2},
     "zorro": {**T, "fusion_tokens": 4},
     "hip": {k: v for k, v in T.items() if k != "depth"} | {"groups": (2, 1), "latents": 4},
-    "sldg": T,
-    "tsl": {**T, "classifier_hidden": 32, "gan_hidden": 32, "noise_dim": 8, "segment_seconds": 2.0},
+    "sldg": {"dim": 32, "encoder_hidden": 32, "decoder_hidden": 32, "dim_out": 16},
+    "tsl": {"classifier_hidden": 32, "gan_hidden": 32, "noise_dim": 8, "segment_seconds": 2.0},
     "protogan": {"classifier_hidden": 32, "gan_hidden": 32, "noise_dim": 8},
     "avca": {"dim": 32, "encoder_hidden": 32, "decoder_hidden": 32, "dim_out": 16, "heads": 2, "dim_head": 8,
              "mlp_dim": 32, "gfsl_classifier": True},
@@ -74,6 +74,8 @@ def test_registered_and_need_the_number_of_classes() -> None:
         HiPConfig(groups=(3, 2))
     with pytest.raises(ConfigError, match="model.objective is a TCaF setting"):
         ZorroConfig(objective="reg")
+    with pytest.raises(ConfigError, match="model.depth is a TCaF setting"):
+        HiPConfig(depth=2)
 
 
 @torch.no_grad()

@@ -17,8 +17,8 @@ Shapes: ``B`` samples, ``C`` all classes, ``C_p`` classes of the current phase, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -138,20 +138,25 @@ class GFSLClassifier(GZSLMethod):
         return self.head.scatter(self.probs(batch), class_embeddings.shape[0])
 
 
-#: TCaF settings the token baselines do not use, with their defaults (a changed value is a config error)
-UNUSED_TCAF_KEYS = {"attention": "cross", "readout": "class_token", "objective": "ce_reg_rec", "margin": 1.0,
-                    "legacy_eval_integer_timesteps": False, "legacy_train_integer_time_pass": False}  # fmt: skip
+#: TCaF settings no token baseline uses (a value other than TCaF's default is a config error)
+UNUSED_TCAF_KEYS = ("attention", "readout", "objective", "margin", "legacy_eval_integer_timesteps",
+                    "legacy_train_integer_time_pass", "additional_dropout")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class TemporalGFSLConfig(TCaFConfig):
     """TCaF's input and token settings (sizes, dropouts, time/modality embeddings, sequence
-    policy, input normalisation); the TCaF-only keys of :data:`UNUSED_TCAF_KEYS` are rejected."""
+    policy, input normalisation). The keys of :data:`UNUSED_TCAF_KEYS` and a baseline's own
+    ``ignored`` keys must keep TCaF's defaults (a changed value would silently do nothing)."""
+
+    #: further TCaF keys this baseline does not use
+    ignored: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for key, default in UNUSED_TCAF_KEYS.items():
-            if getattr(self, key) != default:
+        defaults = {f.name: f.default for f in fields(TCaFConfig)}
+        for key in (*UNUSED_TCAF_KEYS, *self.ignored):
+            if getattr(self, key) != defaults[key]:
                 raise ConfigError(f"model.{key} is a TCaF setting that this GFSL baseline does not use")
 
 

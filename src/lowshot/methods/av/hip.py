@@ -60,6 +60,8 @@ class HiPConfig(TemporalGFSLConfig):
         self_layers: group-local self-attention layers among the latents of each level.
     """
 
+    ignored = ("depth",)
+
     groups: tuple[int, ...] = (4, 2, 1)
     latents: int = 8
     self_layers: int = 1

@@ -56,6 +56,10 @@ class SLDGConfig(TemporalGFSLConfig):
         sigma_init: initial width of each Gaussian (relative time).
     """
 
+    #: SLDG uses the per-step encoders, O_proj and ``transformer_dropout`` (after the fusion layer)
+    ignored = ("depth", "heads", "dim_head", "mlp_dim", "feed_forward", "token_dropout", "pos_dim",
+               "fourier_scale", "time_embedding", "modality_embedding")  # fmt: skip
+
     gaussians: int = 3
     sigma_init: float = 0.25
 

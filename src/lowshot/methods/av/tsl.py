@@ -73,6 +73,11 @@ class TSLConfig(TemporalGFSLConfig):
         generate: in the full phase, train the classifier on one generated feature per real novel segment.
     """
 
+    #: TSL works on the input features: of TCaF's keys it uses the input policy and ``decoder_dropout``
+    ignored = ("dim", "encoder_hidden", "decoder_hidden", "dim_out", "pos_dim", "depth", "heads", "dim_head",
+               "mlp_dim", "fourier_scale", "embedding_dropout", "token_dropout", "transformer_dropout",
+               "time_embedding", "modality_embedding", "feed_forward")  # fmt: skip
+
     segment_seconds: float = 5.12
     classifier_hidden: int = 512
     noise_dim: int = 64
