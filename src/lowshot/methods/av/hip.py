@@ -5,21 +5,22 @@ R. Arandjelovic, M. Botvinick, O. Vinyals, K. Simonyan, A. Zisserman, A. Jaegle,
 Perceiver", arXiv:2202.10890, 2022; thesis §4.3.3 ("we implement HiP in a similar way" as the
 Perceiver of TCaF's App. B.1.2: TCaF inputs, embeddings and time/modality embeddings).
 
-Re-implemented from the paper and the thesis paragraph; no upstream parity reference
-(reference §6.9). The token sequence (audio and video steps, TCaF tokens) is cut into
-``groups[0]`` groups along time (step ``t`` of a modality with ``T`` valid steps is in group
-``floor(G t / T)``, so each group holds the same stretch of both modalities). Every level
-``l`` has ``latents`` learnt latent tokens per group: they attend to their own group's tokens
-(one layer over ``[latents; tokens]`` whose mask is the ``self`` pattern of
+Re-implemented from Carreira et al. (arXiv 2022) and the thesis paragraph;
+no upstream parity reference (reference §6.9). The token sequence (audio and video steps, TCaF
+tokens) is cut into ``groups[0]`` groups along time (step ``t`` of a modality with ``T`` valid
+steps is in group ``floor(G t / T)``, so each group holds the same stretch of both modalities).
+Every level ``l`` has ``latents`` learnt latent tokens per group: they attend to their own
+group's tokens (one layer over ``[latents; tokens]`` whose mask is the ``self`` pattern of
 :func:`~lowshot.layers.masks.attention_mask` with the group index as modality id, so no
-information crosses groups), then ``self_layers`` layers of group-local self-attention among
-the latents. The next level merges ``groups[l-1] / groups[l]`` neighbouring groups and reads
-the previous latents as its tokens. The class score is the classifier on O_proj of the mean
-of the last level's latents.
+information crosses groups), then ``self_layers`` layers of group-local self-attention among the
+latents. The next level merges ``groups[l-1] / groups[l]`` neighbouring groups and reads the
+previous latents as its tokens. The class score is the classifier on O_proj of the mean of the
+last level's latents.
 
-Differences from the paper: no masked-autoencoding pre-training and no decoder levels
-(classification only); latent cross-attention keys include the latents themselves (one
-transformer layer over ``[latents; tokens]``).
+Differences from the published code: no code was released (reference §6.9). Differences from the
+paper: no masked-autoencoding pre-training and no decoder levels (classification only); latent
+cross-attention keys include the latents themselves (one transformer layer over ``[latents;
+tokens]``).
 """
 
 from __future__ import annotations

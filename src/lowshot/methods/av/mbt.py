@@ -4,16 +4,18 @@ Reference: A. Nagrani, S. Yang, A. Arnab, A. Jansen, C. Schmid, C. Sun, "Attenti
 for Multimodal Fusion", NeurIPS 2021; adapted to audio-visual GFSL in thesis §4.3.3 (one
 transformer per modality; the two exchange information only through bottleneck tokens).
 
-Re-implemented from the paper and the thesis paragraph; no upstream parity reference (the
-AV-Diff repository has only a flag for it, reference §6.9). Inputs and tokens are TCaF's
-(per-step encoders, Fourier time and modality embeddings). Layers ``0 .. fusion_layer-1`` are
-unimodal (``[cls_m, tokens_m]``); from ``fusion_layer`` on each modality's layer attends over
-``[cls_m, tokens_m, z]`` and the shared bottleneck ``z`` is the mean of the two updated copies
-(MBT Eqs. 8-9). Each modality has its own layer weights. The class score averages the logits
-of the two class tokens (``O_proj`` then one classifier), as MBT averages its two heads.
+Re-implemented from Nagrani et al. (NeurIPS 2021) and the thesis paragraph;
+no upstream parity reference (the AV-Diff repository has only a flag for it, reference §6.9).
+Inputs and tokens are TCaF's (per-step encoders, Fourier time and modality embeddings). Layers
+``0 .. fusion_layer-1`` are unimodal (``[cls_m, tokens_m]``); from ``fusion_layer`` on each
+modality's layer attends over ``[cls_m, tokens_m, z]`` and the shared bottleneck ``z`` is the
+mean of the two updated copies (MBT Eqs. 8-9). Each modality has its own layer weights. The
+class score averages the logits of the two class tokens (``O_proj`` then one classifier), as MBT
+averages its two heads.
 
-Differences from the paper: no ViT/AST patch tokens (pre-extracted VGGish / C3D steps are the
-tokens); trained from scratch with CE through the GFSL protocol (no ImageNet initialisation).
+Differences from the published code: no code was released (reference §6.9). Differences from the
+paper: no ViT/AST patch tokens (pre-extracted VGGish / C3D steps are the tokens); trained from
+scratch with CE through the GFSL protocol (no ImageNet initialisation).
 """
 
 from __future__ import annotations

@@ -5,20 +5,21 @@ Learning for Action Recognition", ICCV Workshops 2019 ([118] of the thesis); ada
 §4.3.3: a GAN conditioned on class prototypes (the mean feature of a class's videos), with
 the visual and audio features concatenated.
 
-Re-implemented from the paper and the thesis paragraph; no upstream parity reference
-(reference §6.9). A video is ``x = [mean audio ; mean video]`` (time-averaged inputs, TCaF's
-per-family input normalisation). The prototype ``p_c`` of a class is the mean ``x`` of its
-training samples seen so far (running sums over the training batches, kept in the state so
-stage 2 starts from the base prototypes; novel prototypes come from their k shots). A
-conditional GAN (the Class Prototype Transfer Network: generator ``G([z ; p_c])``,
+Re-implemented from Dwivedi et al. (ICCV-W 2019) and the thesis paragraph;
+no upstream parity reference (reference §6.9). A video is ``x = [mean audio ; mean video]``
+(time-averaged inputs, TCaF's per-family input normalisation). The prototype ``p_c`` of a class
+is the mean ``x`` of its training samples seen so far (running sums over the training batches,
+kept in the state so stage 2 starts from the base prototypes; novel prototypes come from their k
+shots). A conditional GAN (the Class Prototype Transfer Network: generator ``G([z ; p_c])``,
 discriminator ``D([x ; p_c])``, binary cross-entropy) learns to generate features of a class
 from its prototype; the generator also gets a classification loss through the (frozen)
-classifier. The classifier (an MLP) trains with CE on real features and, in the full phase,
-on one generated feature per real novel sample.
+classifier. The classifier (an MLP) trains with CE on real features and, in the full phase, on
+one generated feature per real novel sample.
 
-Differences from the paper: one optimiser step updates discriminator, generator and
-classifier (the generator's terms run through detached copies of D and the classifier);
-C3D-only inputs are replaced by audio ⊕ video.
+Differences from the published code: no code was released (reference §6.9). Differences from the
+paper: one optimiser step updates discriminator, generator and classifier (the generator's terms
+run through detached copies of D and the classifier); C3D-only inputs are replaced by audio ⊕
+video.
 """
 
 from __future__ import annotations

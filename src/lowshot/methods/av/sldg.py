@@ -5,17 +5,18 @@ based on video contents", WACV 2020 ([30] of the thesis); adapted in thesis §4.
 two-stream video few-shot learner whose frame features are weighted by normal distributions
 over time, with the optical-flow stream replaced by audio.
 
-Re-implemented from the thesis paragraph and the principle of the paper; no upstream parity
-reference (reference §6.9). Per modality, the per-step features go through TCaF's per-step
-encoder (``A_enc`` / ``V_enc``, no time or modality code: the Gaussians carry the time);
-``gaussians`` normal densities over the relative position ``u_t = (t + 0.5) / T`` of the
-valid steps, with learnt centres ``mu_k`` (initialised evenly in (0, 1)) and widths
-``sigma_k``, each normalised over the valid steps, pool the steps into ``K`` vectors
-(``sum_t w_kt phi_t``). The K pooled vectors of both modalities are concatenated, projected
-to ``dim`` and through O_proj, and classified (CE; probability scores).
+Re-implemented from Bo et al. (WACV 2020) and the thesis paragraph; no upstream parity reference
+(reference §6.9). Per modality, the per-step features go through TCaF's per-step encoder
+(``A_enc`` / ``V_enc``, no time or modality code: the Gaussians carry the time); ``gaussians``
+normal densities over the relative position ``u_t = (t + 0.5) / T`` of the valid steps, with
+learnt centres ``mu_k`` (initialised evenly in (0, 1)) and widths ``sigma_k``, each normalised
+over the valid steps, pool the steps into ``K`` vectors (``sum_t w_kt phi_t``). The K pooled
+vectors of both modalities are concatenated, projected to ``dim`` and through O_proj, and
+classified (CE; probability scores).
 
-Differences from the paper: the exact SLDG segment sampling and its few-shot head are not
-reproduced (not in the thesis); the stream fusion is concatenation before one classifier.
+Differences from the published code: no code was released (reference §6.9). Differences from the
+paper: the exact SLDG segment sampling and its few-shot head are not reproduced (not in the
+thesis); the stream fusion is concatenation before one classifier.
 """
 
 from __future__ import annotations

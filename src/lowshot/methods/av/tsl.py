@@ -6,20 +6,21 @@ Few-Shot Video Classification with Video Retrieval and Feature Generation", IEEE
 are averaged over the video, and a GAN that generates features of the novel classes; audio
 and visual features are concatenated.
 
-Re-implemented from the paper and the thesis paragraph; no upstream parity reference
-(reference §6.9). A video is cut into segments of ``segment_seconds`` (by the time of each
-step); a segment's feature is ``[mean audio ; mean video]`` of its steps (TCaF's input
-normalisation; a segment without audio steps takes the video's mean audio). The classifier
-(an MLP) is trained with CE on every segment, with the video's label; a video's score is the
-mean of its segments' softmax probabilities. A conditional WGAN-GP (f-CLSWGAN, which TSL
-uses) generates segment features from the class-label embedding ``w`` and noise; the
-generator also gets a classification loss through the (frozen) classifier. In the full phase
-the classifier also trains on one generated feature per real novel segment (the retrieval
-of extra novel videos of TSL is not part of the benchmark and is not used).
+Re-implemented from Xian et al. (TPAMI 2021) and the thesis paragraph;
+no upstream parity reference (reference §6.9). A video is cut into segments of
+``segment_seconds`` (by the time of each step); a segment's feature is ``[mean audio ; mean
+video]`` of its steps (TCaF's input normalisation; a segment without audio steps takes the
+video's mean audio). The classifier (an MLP) is trained with CE on every segment, with the
+video's label; a video's score is the mean of its segments' softmax probabilities. A conditional
+WGAN-GP (f-CLSWGAN, which TSL uses) generates segment features from the class-label embedding
+``w`` and noise; the generator also gets a classification loss through the (frozen) classifier.
+In the full phase the classifier also trains on one generated feature per real novel segment
+(the retrieval of extra novel videos of TSL is not part of the benchmark and is not used).
 
-Differences from the paper: one optimiser step updates critic, generator and classifier
-together (the generator's adversarial and classification terms run through detached copies
-of the critic and classifier); no pre-trained R(2+1)D backbone or video retrieval.
+Differences from the published code: no code was released (reference §6.9). Differences from the
+paper: one optimiser step updates critic, generator and classifier together (the generator's
+adversarial and classification terms run through detached copies of the critic and classifier);
+no pre-trained R(2+1)D backbone or video retrieval.
 """
 
 from __future__ import annotations

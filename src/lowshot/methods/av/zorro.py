@@ -5,16 +5,17 @@ A. Miech, L. Smaira, R. Hemsley, A. Zisserman, "Zorro: the masked multimodal tra
 arXiv:2301.09595, 2023; adapted in thesis §4.3.3 ("a classifier on top of the averaged
 bottleneck attention tokens").
 
-Re-implemented from the paper and the thesis paragraph; no upstream parity reference
-(reference §6.9). One transformer over ``[audio tokens, video tokens, fusion tokens]`` whose
-mask keeps the two unimodal streams unimodal (audio attends to audio only, video to video
-only: the ``self`` pattern of :func:`~lowshot.layers.masks.attention_mask`) while the fusion
-tokens attend to every valid token (the ``full`` pattern's rows). The classifier reads the
-mean of the output fusion tokens through O_proj. Inputs and tokens are TCaF's.
+Re-implemented from Recasens et al. (arXiv 2023) and the thesis paragraph;
+no upstream parity reference (reference §6.9). One transformer over ``[audio tokens, video
+tokens, fusion tokens]`` whose mask keeps the two unimodal streams unimodal (audio attends to
+audio only, video to video only: the ``self`` pattern of
+:func:`~lowshot.layers.masks.attention_mask`) while the fusion tokens attend to every valid
+token (the ``full`` pattern's rows). The classifier reads the mean of the output fusion tokens
+through O_proj. Inputs and tokens are TCaF's.
 
-Differences from the paper: no self-supervised pre-training and no unimodal heads (the
-thesis adaptation classifies the averaged fusion tokens only); the tokens are pre-extracted
-VGGish / C3D steps, not patches.
+Differences from the published code: no code was released (reference §6.9). Differences from the
+paper: no self-supervised pre-training and no unimodal heads (the thesis adaptation classifies
+the averaged fusion tokens only); the tokens are pre-extracted VGGish / C3D steps, not patches.
 """
 
 from __future__ import annotations
