@@ -40,7 +40,9 @@ class MBTConfig(TemporalGFSLConfig):
 
     Attributes:
         bottlenecks: number of bottleneck tokens ``B_fsn`` (MBT: 4).
-        fusion_layer: first layer with bottleneck exchange ``L_f`` (``depth``: no fusion until the heads).
+        fusion_layer: first layer with bottleneck exchange ``L_f``. A bottleneck written by layer
+            ``l`` is read by layer ``l + 1``, so ``L_f >= depth - 1`` lets no information cross
+            between the modalities (unimodal streams whose logits are averaged).
     """
 
     bottlenecks: int = 4
