@@ -10,7 +10,7 @@
   token-based baselines (MBT, Zorro, HiP, SLDG, TSL);
 * :func:`detached_call` — a module run with frozen copies of its parameters (the generator's
   adversarial term of the GAN baselines, so that one optimiser step updates D and G with
-  their own losses).
+  their own losses), and the conditional generator / critic MLPs of ProtoGan and TSL.
 
 Shapes: ``B`` samples, ``C`` all classes, ``C_p`` classes of the current phase, ``D`` token dim.
 """
