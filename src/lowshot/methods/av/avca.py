@@ -38,6 +38,11 @@ all-legacy setting land within the published seed range on HM and U; with 6 vide
 * inputs are the raw released features (as published; no normalisation);
 * class-label embeddings are attached by class name (``data.legacy_text_order`` reproduces
   the published misalignment, reference §6.1).
+
+As a GFSL baseline (thesis §4.3.3, Table 4.2: "a classifier on the video output"),
+``gfsl_classifier=true`` adds a linear classifier on theta_v trained with CE (added to the AVCA
+loss) over the classes of the current GFSL phase, and scores are its softmax probabilities
+(re-implemented from the thesis paragraph; the AV-Diff repository has only a flag, reference §6.9).
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from lowshot.data.av.featureset import FeatureSet, SequenceStore
 from lowshot.data.av.sequences import gather_windows
 from lowshot.errors import ConfigError
 from lowshot.losses.triplet import sample_negatives, triplet
+from lowshot.methods.av.gfsl_head import PhaseClasses, num_classes_of
 from lowshot.methods.base import GZSLMethod, InputSpec, dense_rows, label_tensors
 from lowshot.models.av.avca import AVCANet, AVCANetConfig
 
@@ -95,6 +101,8 @@ class AVCAConfig(AVCANetConfig):
             reconstructed features into the real ones.
         legacy_fixed_position: keep the position embedding at its random initialisation (the
             published optimiser does not include it).
+        gfsl_classifier: GFSL baseline (§4.3.3): a classifier on theta_v (CE over the phase's
+            classes added to the loss), probability scores; needs recipe gfsl.
     """
 
     margin: float = 1.0
@@ -107,12 +115,15 @@ class AVCAConfig(AVCANetConfig):
     legacy_negatives: bool = False
     legacy_bn_passes: bool = False
     legacy_fixed_position: bool = False
+    gfsl_classifier: bool = False
 
     def __post_init__(self) -> None:
         if self.drop_loss != "none" and self.drop_loss not in OBJECTIVE_TERMS[self.objective]:
             raise ConfigError(
                 f"avca: drop_loss={self.drop_loss!r} is not a term of objective={self.objective!r}"
             )
+        if self.gfsl_classifier and (self.branches == "audio" or self.eval_output not in ("auto", "video")):
+            raise ConfigError("avca: gfsl_classifier classifies theta_v; it needs the video branch and eval_output video")
         if self.inputs != "both" and (self.branches != self.inputs or self.fusion != "none"):
             raise ConfigError(
                 f"avca: inputs={self.inputs!r} (single modality) needs branches={self.inputs!r} "
@@ -160,6 +171,14 @@ class AVCA(GZSLMethod):
             train_position=not c.legacy_fixed_position,
         )
         self.eval_output = c.resolved_eval_output()
+        if c.gfsl_classifier:  # GFSL baseline: classifier on theta_v (thesis §4.3.3)
+            self.head = PhaseClasses(c.dim_out, num_classes_of(spec, "avca with gfsl_classifier"))
+            self.score_kind = "probability"
+
+    def start_phase(self, phase: str, train_classes: np.ndarray, novel_classes: np.ndarray) -> None:
+        """GFSL phase hook: restrict the ``gfsl_classifier`` to ``train_classes`` ``[C_p]`` (no-op without it)."""
+        if self.config.gfsl_classifier:
+            self.head.start(train_classes)
 
     def collate(
         self,
@@ -181,7 +200,7 @@ class AVCA(GZSLMethod):
             neg, neg_targets = _published_negatives(features.labels, idx, targets, generator)
             idx, targets = np.concatenate([idx, neg]), np.concatenate([targets, neg_targets])
         labels, tgt = label_tensors(features, idx, targets)
-        return Batch(_averaged(features.audio, idx), _averaged(features.video, idx), labels, tgt)
+        return Batch(averaged_rows(features.audio, idx), averaged_rows(features.video, idx), labels, tgt)
 
     def training_loss(
         self, batch: Batch, class_embeddings: torch.Tensor
@@ -239,8 +258,12 @@ class AVCA(GZSLMethod):
             terms["l_r"] = terms["l_r"] + F.mse_loss(recon[mod], phi) + F.mse_loss(theta, theta_w)
         if c.legacy_bn_passes and self.training:
             self._published_bn_passes(batch, n, w, theta_w_neg, recon)
-        kept = [terms[k] for k in OBJECTIVE_TERMS[c.objective] if k != c.drop_loss]
-        # Eq. 2.4 (or Eq. 2.6 alone), minus the ablated term
+        used = OBJECTIVE_TERMS[c.objective]
+        if c.gfsl_classifier:
+            terms["ce"] = self.head.ce(self.head(out.theta["video"]), batch.labels[:n])
+            used = (*used, "ce")
+        kept = [terms[k] for k in used if k != c.drop_loss]
+        # Eq. 2.4 (or Eq. 2.6 alone), minus the ablated term, plus CE with the GFSL classifier
         return {"loss": torch.stack(kept).sum(), "loss_terms": terms}
 
     @torch.no_grad()
@@ -278,6 +301,8 @@ class AVCA(GZSLMethod):
             ``[B, C]`` scores ``-||theta - theta_w(c)||_2`` of ``eval_output`` (higher is better).
         """
         out = self.net(batch.audio, batch.video)
+        if self.config.gfsl_classifier:  # probabilities of the classifier on theta_v
+            return self.head.scatter(self.head(out.theta["video"]).softmax(-1), class_embeddings.shape[0])
         theta_w = self.net.embed_labels(class_embeddings)  # [C, k_proj]
         dist = {mod: torch.cdist(theta, theta_w) for mod, theta in out.theta.items()}  # [B, C]
         kind = self.eval_output
@@ -322,7 +347,7 @@ def _published_negatives(
     return neg, pick + offset[0]
 
 
-def _averaged(features: np.ndarray | SequenceStore, idx: np.ndarray) -> torch.Tensor:
+def averaged_rows(features: np.ndarray | SequenceStore, idx: np.ndarray) -> torch.Tensor:
     """``[B, D]`` rows of dense features, or time-averaged temporal ones."""
     if not isinstance(features, SequenceStore):
         return dense_rows(features, idx)
