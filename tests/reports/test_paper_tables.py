@@ -136,7 +136,7 @@ def test_renderers_put_published_beside_ours_mark_legacy_rows_and_list_problems(
 def test_a_mistyped_setting_of_an_existing_method_gets_a_suggestion(tmp_path: Path) -> None:
     data = yaml.safe_load(yaml.safe_dump(GOOD))
     data["rows"] = [{"label": "TCaF", "settings": {"ucf": "tcaf.ucf_clss"}},
-                    {"label": "Perceiver", "settings": {"ucf": "perceiver.ucf_cls"}}]
+                    {"label": "Future", "settings": {"ucf": "future_method.ucf_cls"}}]
     path = tmp_path / "t.yaml"
     path.write_text(yaml.safe_dump(data))
     spec = load_table(str(path))
