@@ -142,6 +142,7 @@ class World:
     """
 
     offline = True  # renders its own scenes and pretrains its own speaker: no data root
+    games = ("rei", "res")
 
     def __init__(self, cfg: WorldConfig, seed: int = 0, game: str = "rei") -> None:
         from lowshot.comm.tiny import tiny_causal_lm, word_tokenizer
