@@ -3,6 +3,8 @@ LoRA targeting and swapping, pi_0 via disabled adapters, one update of each algo
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -168,3 +170,35 @@ def test_recipe_on_clevr_layout_with_local_tiny_llava(tmp_path):
     res = comm_recipe(config, tmp_path / "run", tmp_path / "data")
     assert [c["interactions"] for c in res["runs"][0]["curve"]] == [0, 3, 6]
     assert (tmp_path / "run" / "checkpoints" / "kto-grayscale-s0" / "last.safetensors").exists()
+
+
+def _same_rollouts(pol, episodes, cfg: SamplingConfig, seed: int, **kw) -> None:
+    """Sampling with and without the KV cache from one seed: the same tokens and log-probs."""
+    rolls = []
+    for use_cache in (True, False):
+        torch.manual_seed(seed)
+        rolls.append(pol.sample(episodes, replace(cfg, use_cache=use_cache), **kw))
+    cached, full = rolls
+    assert torch.equal(cached.tokens, full.tokens) and torch.equal(cached.mask, full.mask)
+    assert cached.texts == full.texts
+    assert torch.allclose(cached.logprobs, full.logprobs, atol=1e-4)
+    assert torch.allclose(cached.full_logprobs, full.full_logprobs, atol=1e-4)
+    if full.action_masks is not None:
+        assert torch.equal(cached.action_masks, full.action_masks)
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_kv_cache_generation_gives_the_same_tokens(name, episodes):
+    mllm, pol = _policy(name)
+    pol.add_adapter("adapted")
+    with torch.no_grad():  # a trained-looking adapter (B != 0), so that pi != pi_0
+        for n, p in pol.model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.5)
+    pol.eos_id = -1  # random weights: generate the full length (no early EOS)
+    cfg = SamplingConfig(max_new_tokens=6)
+    _same_rollouts(pol, episodes, replace(cfg, do_sample=False), 0)
+    for seed in (0, 1):
+        _same_rollouts(pol, episodes, cfg, seed)
+    _same_rollouts(pol, episodes, cfg, 2, mask_adapter=pol.snapshot(), mask_top_p=0.9, min_tokens_to_keep=2)
+    assert pol.describe(episodes, 6) == pol.describe(episodes, 6, use_cache=False)

@@ -28,7 +28,7 @@ from lowshot.comm import mllm as _mllm  # noqa: F401  (registers the MLLM agent 
 # importing transformers/peft is deferred to run time (the comm extra is optional)
 from lowshot.comm.adapt import AlgoConfig, LoopConfig, check_on_policy
 from lowshot.comm.agents import agent_family
-from lowshot.comm.policy import LoraSpec
+from lowshot.comm.policy import ComputeConfig, LoraSpec
 from lowshot.comm.world import WorldConfig
 from lowshot.config.paper import Provenance
 from lowshot.config.schema import from_dict, to_dict
@@ -99,7 +99,8 @@ class CommConfig:
         listeners: weaknesses of the pixel listeners, one adapter each.
         algorithms: algorithm name -> its hyperparameters (per model scale).
         seeds: one pretrained speaker per seed.
-        loop: the online schedule.
+        loop: the online schedule (``loop.sampling.use_cache``: KV-cache generation).
+        compute: bf16 autocast and gradient checkpointing of the speaker (large models on GPU).
         world_config: the offline world.
         provenance: paper, figure and expected numbers.
     """
@@ -117,6 +118,7 @@ class CommConfig:
     algorithms: dict[str, AlgoConfig] = field(default_factory=lambda: {"kto": AlgoConfig(name="kto")})
     seeds: tuple[int, ...] = (0, 1)
     loop: LoopConfig = field(default_factory=LoopConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
     world_config: WorldConfig = field(default_factory=WorldConfig)
     provenance: Provenance = field(default_factory=Provenance)
 
@@ -227,7 +229,7 @@ def run_world(cfg: CommConfig, run_dir: Path | None = None, log: Any = print) ->
         log(f"[seed {seed}] speaker pretrained in {time.perf_counter() - t0:.1f}s")
         # one model in memory; each (algorithm, listener) gets its own adapter, which starts
         # at pi_0 (LoRA B = 0) and is swapped in without reloading anything
-        policy = world.policy()
+        policy = world.policy(cfg.compute)
         for algo_name, algo in cfg.algorithms.items():
             for weakness in cfg.listeners:
                 adapter = f"{algo_name}-{weakness}"
@@ -334,7 +336,7 @@ def run_dataset(cfg: CommConfig, run_dir: Path | None, data_root: Path | None,
         listener_cfg, _resolve(cfg.listener.path, data_root), segments=rules.segments)
     speaker = MLLMSpeaker(sp)
     policy = SpeakerPolicy(sp.model, sp.tokenizer, speaker.encode_res if rules.segments else speaker.encode_rei,
-                           cfg.lora, sp.family.pass_position_ids)
+                           cfg.lora, sp.family.pass_position_ids, cfg.compute)
     loop = replace(cfg.loop, eval_max_new_tokens=cfg.speaker.max_new_tokens)
     runs: list[dict[str, Any]] = []
     references: dict[str, dict[str, float]] = {}
