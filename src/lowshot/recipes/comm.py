@@ -96,6 +96,10 @@ class CommConfig:
             the pixel listeners.
         data: dataset location and splits.
         test_episodes: held-out episodes for dataset worlds (thesis: 300).
+        gt_speakers: instead of adapting, evaluate these ground-truth speakers
+            (:data:`~lowshot.comm.gt_speaker.ABLATIONS`: ``all``, ``no_color``, ``only_shape``,
+            ...) with each listener weakness on the held-out REI episodes of a world with scene
+            annotations (CLEVR; thesis Figs. 7.3 / F.1).
         listeners: weaknesses of the pixel listeners, one adapter each.
         algorithms: algorithm name -> its hyperparameters (per model scale).
         seeds: one pretrained speaker per seed.
@@ -113,6 +117,7 @@ class CommConfig:
     listener: AgentConfig = field(default_factory=lambda: AgentConfig(family="pixel"))
     data: CommDataConfig = field(default_factory=CommDataConfig)
     test_episodes: int = 300
+    gt_speakers: tuple[str, ...] = ()
     lora: LoraSpec = field(default_factory=lambda: LoraSpec(r=64, alpha=128.0))
     listeners: tuple[str, ...] = ("grayscale", "normal")
     algorithms: dict[str, AlgoConfig] = field(default_factory=lambda: {"kto": AlgoConfig(name="kto")})
@@ -164,6 +169,15 @@ def load_config(mapping: dict[str, Any]) -> CommConfig:
         raise ConfigError(f"{where}: speaker.family: the synthetic world trains its own tiny_lm speaker, "
                           f"not '{cfg.speaker.family}'")
     rules = game_rules(cfg.game, where)
+    if cfg.gt_speakers:
+        from lowshot.comm.gt_speaker import ABLATIONS
+
+        unknown = [g for g in cfg.gt_speakers if g not in ABLATIONS]
+        if unknown:
+            raise ConfigError(f"{where}: gt_speakers: unknown {unknown} (known: {', '.join(ABLATIONS)})")
+        if world.offline or rules.segments:
+            raise ConfigError(f"{where}: gt_speakers evaluate REI on a dataset world with scenes (clevr); "
+                              "the synthetic world's GT table is `lowshot comm gt`")
     if cfg.game not in world.games:
         raise ConfigError(f"{where}: world '{cfg.world}' does not play game '{cfg.game}' "
                           f"(it plays: {', '.join(world.games)})")
@@ -373,11 +387,59 @@ def run_dataset(cfg: CommConfig, run_dir: Path | None, data_root: Path | None,
     return result
 
 
+def run_gt(cfg: CommConfig, run_dir: Path | None, data_root: Path | None,
+           log: Any = print) -> dict[str, Any]:
+    """Success of the GT speakers ``cfg.gt_speakers`` with each listener weakness on the
+    held-out REI episodes of a dataset world with scene annotations (thesis Figs. 7.3 / F.1).
+
+    Returns:
+        ``{"gt_table": {speaker: {weakness: mean success over seeds}}, "runs": [...]}``.
+    """
+    import numpy as np
+
+    from lowshot.comm.agents import Weakened
+    from lowshot.comm.games import evaluate_rei
+    from lowshot.comm.gt_speaker import ABLATIONS, GTSpeaker
+    from lowshot.comm.perception import make_weakness
+    from lowshot.errors import DataError
+    from lowshot.utils.paths import resolve_data_root
+    from lowshot.utils.rundir import RunDir
+
+    data_root = resolve_data_root(data_root, cfg.data.root, what=f"world '{cfg.world}'")
+    rd = RunDir(run_dir) if run_dir is not None else None
+    if rd is not None:
+        rd.write_config(cfg)
+    rules = game_rules(cfg.game, cfg.name)
+    pool = _pool(cfg, data_root, "test")
+    if not all(it.scene is not None for it in pool):
+        raise DataError(f"{cfg.name}: GT speakers need scene annotations; world '{cfg.world}' has none")
+    base = agent_family(cfg.listener.family, "listener", cfg.name).listener(
+        cfg.listener, _resolve(cfg.listener.path, data_root), segments=False)
+    runs = []
+    for seed in cfg.seeds:
+        eps = rules.sample(pool, cfg.test_episodes, np.random.default_rng(10_000 + seed))
+        for weakness in cfg.listeners:
+            listener = Weakened(base, make_weakness(weakness, cfg.world_config.blur_radius))
+            for name in cfg.gt_speakers:
+                m = evaluate_rei(GTSpeaker(types=ABLATIONS[name]).describe, listener, eps, batch_size=8)
+                runs.append({"seed": seed, "speaker": name, "listener": weakness, **m})
+                log(f"[seed {seed}] GT speaker {name:12s} {weakness:9s} success {m['success_rate']:.3f}")
+    table = {name: {w: float(np.mean([r["success_rate"] for r in runs if r["speaker"] == name
+                                      and r["listener"] == w])) for w in cfg.listeners}
+             for name in cfg.gt_speakers}
+    result = {"name": cfg.name, "gt_table": table, "runs": runs, "config": to_dict(cfg)}
+    if rd is not None:
+        rd.write_result(result)
+    return result
+
+
 def run_config(cfg: CommConfig, run_dir: Path | None, data_root: Path | None = None) -> dict[str, Any]:
-    """Run a validated config: the synthetic world (:func:`run_world`) or a dataset world
-    (:func:`run_dataset`)."""
+    """Run a validated config: the synthetic world (:func:`run_world`), GT-speaker evaluations
+    (:func:`run_gt`) or adaptation on a dataset world (:func:`run_dataset`)."""
     if comm_world(cfg.world, cfg.name).offline:
         return run_world(cfg, run_dir)
+    if cfg.gt_speakers:
+        return run_gt(cfg, run_dir, data_root)
     return run_dataset(cfg, run_dir, data_root)
 
 
@@ -387,5 +449,5 @@ def comm_recipe(config: dict[str, Any], run_dir: Path, data_root: Path | None = 
     return run_config(load_config(config), Path(run_dir), data_root)
 
 
-__all__ = ["AgentConfig", "CommConfig", "CommDataConfig", "load_config", "run_config", "run_world", "run_dataset", "human_reference",
+__all__ = ["AgentConfig", "CommConfig", "CommDataConfig", "load_config", "run_config", "run_world", "run_dataset", "run_gt", "human_reference",
            "summarise", "comm_recipe"]
