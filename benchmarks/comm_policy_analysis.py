@@ -7,7 +7,10 @@ held-out episodes are analysed:
 * ``shape``: share of descriptions that name the shape;
 * ``valid``: share whose named attribute tells target and confounder apart;
 * ``shape|useless``: P(names the shape) on episodes where the shapes are the same;
-* ``success``: held-out success with the evaluation listener.
+* ``success``: held-out success with the evaluation listener;
+
+and, before adapting, the warmed-up speaker's first word with colour removed
+(:func:`first_word_probe`).
 
 References on the same episodes and listener: the GT speaker with every attribute the listener
 perceives (no colour) without a budget, and with the budget (its first distinguishing
@@ -56,6 +59,25 @@ def _analyse(world, describe, listener) -> dict[str, float]:
     }
 
 
+def first_word_probe(world) -> dict[str, float]:
+    """pi_0's first word with colour removed (where adaptation moves colour's mass): the share
+    of its mass on a distinguishing attribute, and how often its argmax distinguishes."""
+    from lowshot.comm.gt_speaker import distinguishing_values
+
+    eps = world.test_episodes
+    enc = world.encode(eps)
+    pos = (enc["attention_mask"].cumsum(-1) - 1).clamp_min(0)
+    with torch.no_grad():
+        logits = world.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                             position_ids=pos).logits[:, -1]
+    types = ["shape", "size", "material"]
+    p = logits[:, [world.tokenizer.convert_tokens_to_ids(t) for t in types]].softmax(-1)
+    dist = [distinguishing_values(e.target.scene, e.confounder.scene) for e in eps]
+    return {"valid_mass": float(np.mean([sum(float(p[k, j]) for j, t in enumerate(types) if t in d)
+                                         for k, d in enumerate(dist)])),
+            "argmax_valid": float(np.mean([types[int(p[k].argmax())] in d for k, d in enumerate(dist)]))}
+
+
 def main() -> None:
     warnings.filterwarnings("ignore")
     ap = argparse.ArgumentParser()
@@ -63,6 +85,7 @@ def main() -> None:
     ap.add_argument("--interactions", type=int, default=900)
     ap.add_argument("--listener", default="grayscale")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    ap.add_argument("--sft-steps", type=int, default=None, help="warm-up steps (comm.demo: 300)")
     args = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -72,12 +95,14 @@ def main() -> None:
     from lowshot.config.paper import load_paper_config
     from lowshot.recipes.comm import load_config
 
-    cfg = load_config(load_paper_config("comm.demo"))
+    over = [f"world_config.speaker.sft_steps={args.sft_steps}"] if args.sft_steps else []
+    cfg = load_config(load_paper_config("comm.demo", over))
     loop = replace(cfg.loop, interactions=args.interactions,
                    sampling=replace(cfg.loop.sampling, max_new_tokens=2 * cfg.world_config.budget),
                    eval_max_new_tokens=2 * cfg.world_config.budget)
     cols = ("shape", "color", "valid", "shape|useless", "success")
-    print(f"listener {args.listener}, {args.interactions} interactions, 300 held-out episodes")
+    print(f"listener {args.listener}, {args.interactions} interactions, 300 held-out episodes, "
+          f"warm-up {cfg.world_config.speaker.sft_steps} steps")
     print(f"{'seed':4s} {'speaker':26s} " + " ".join(f"{c:>13s}" for c in cols))
     for seed in args.seeds:
         world = World(cfg.world_config, seed)
@@ -104,6 +129,9 @@ def main() -> None:
                 continue
             m = _analyse(world, describe, listener)
             print(f"{seed:<4d} {name:26s} " + " ".join(f"{m[c]:13.3f}" for c in cols))
+        probe = first_word_probe(world)
+        print(f"{seed:<4d} pi_0 without colour: {probe['valid_mass']:.3f} of its mass on a distinguishing "
+              f"attribute, argmax distinguishing {probe['argmax_valid']:.3f}")
         policy = world.policy()
         m = _analyse(world, lambda e, p=policy, k=k: p.describe(e, k), listener)
         print(f"{seed:<4d} {'warmed-up speaker':26s} " + " ".join(f"{m[c]:13.3f}" for c in cols))
