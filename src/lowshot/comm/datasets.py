@@ -8,7 +8,8 @@
   ``LOC_synset_mapping.txt`` for names -> REI items labelled by class.
 * RefCOCO / RefCOCO+ / RefCOCOg / RefCLEF (``lichengunc/refer`` layout): ``refs(<by>).p``
   (a Python pickle: read only with ``trust_pickle=True``) + ``instances.json`` -> RES items
-  (one per image: the referred objects' boxes, masks and human expressions).
+  (one per image: the referred objects' boxes, masks and human expressions); registered as
+  the RES world ``refcoco`` (``data.dataset`` picks RefCOCO / RefCOCO+ / RefCOCOg / RefCLEF).
 
 Masks are decoded without pycocotools: polygons are filled with PIL; RLE (RefCLEF) is
 decoded here (COCO's compressed string format and uncompressed counts).
@@ -209,7 +210,7 @@ def load_refs(path: str | Path, trust_pickle: bool = False) -> list[dict[str, An
     if not trust_pickle:
         raise UntrustedPickleError(
             f"{path} is a pickle, which can execute code when loaded; pass trust_pickle=True "
-            "(CLI/config: trust_pickle: true) only for files from a source you trust")
+            "(comm config: data.trust_pickle=true) only for files from a source you trust")
     with open(path, "rb") as fh:
         try:
             return pickle.load(fh)
