@@ -3,6 +3,8 @@ LoRA targeting and swapping, pi_0 via disabled adapters, one update of each algo
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -134,25 +136,31 @@ def test_missing_model_is_a_clear_error(tmp_path):
         load_mllm("lava", tmp_path)
 
 
-def test_recipe_on_clevr_layout_with_local_tiny_llava(tmp_path):
-    """The dataset path of the recipe: CLEVR files + an MLLM speaker loaded from a local dir."""
+def _clevr_layout(root, n: int = 4, seed: int = 0) -> None:
+    """``root/CLEVR_v1.0`` with ``n`` rendered 2-object scenes per split (train, val)."""
     import json
 
     from lowshot.comm.render import render, sample_scene, scene_to_clevr
-    from lowshot.recipes.comm import comm_recipe
 
-    rng = np.random.default_rng(0)
-    root = tmp_path / "data" / "CLEVR_v1.0"
+    rng = np.random.default_rng(seed)
+    root = root / "CLEVR_v1.0"
     for split in ("train", "val"):
         scenes = []
         (root / "images" / split).mkdir(parents=True)
-        for i in range(4):
+        for i in range(n):
             s = sample_scene(rng, n_objects=2, width=96, height=64)
             entry = scene_to_clevr(s, split, i)
             render(s).save(root / "images" / split / entry["image_filename"])
             scenes.append(entry)
         (root / "scenes").mkdir(exist_ok=True)
         (root / "scenes" / f"CLEVR_{split}_scenes.json").write_text(json.dumps({"scenes": scenes}))
+
+
+def test_recipe_on_clevr_layout_with_local_tiny_llava(tmp_path):
+    """The dataset path of the recipe: CLEVR files + an MLLM speaker loaded from a local dir."""
+    from lowshot.recipes.comm import comm_recipe
+
+    _clevr_layout(tmp_path / "data")
     model, proc = tiny_llava(WORDS)
     model.save_pretrained(tmp_path / "data" / "tiny-llava")
     proc.save_pretrained(tmp_path / "data" / "tiny-llava")
@@ -168,3 +176,58 @@ def test_recipe_on_clevr_layout_with_local_tiny_llava(tmp_path):
     res = comm_recipe(config, tmp_path / "run", tmp_path / "data")
     assert [c["interactions"] for c in res.extra["runs"][0]["curve"]] == [0, 3, 6]
     assert (tmp_path / "run" / "checkpoints" / "kto-grayscale-s0" / "last.safetensors").exists()
+
+
+def _same_rollouts(pol, episodes, cfg: SamplingConfig, seed: int, **kw) -> None:
+    """Sampling with and without the KV cache from one seed: the same tokens and log-probs."""
+    rolls = []
+    for use_cache in (True, False):
+        torch.manual_seed(seed)
+        rolls.append(pol.sample(episodes, replace(cfg, use_cache=use_cache), **kw))
+    cached, full = rolls
+    assert torch.equal(cached.tokens, full.tokens) and torch.equal(cached.mask, full.mask)
+    assert cached.texts == full.texts
+    assert torch.allclose(cached.logprobs, full.logprobs, atol=1e-4)
+    assert torch.allclose(cached.full_logprobs, full.full_logprobs, atol=1e-4)
+    if full.action_masks is not None:
+        assert torch.equal(cached.action_masks, full.action_masks)
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_kv_cache_generation_gives_the_same_tokens(name, episodes):
+    mllm, pol = _policy(name)
+    pol.add_adapter("adapted")
+    with torch.no_grad():  # a trained-looking adapter (B != 0), so that pi != pi_0
+        for n, p in pol.model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.5)
+    pol.eos_id = -1  # random weights: generate the full length (no early EOS)
+    cfg = SamplingConfig(max_new_tokens=6)
+    _same_rollouts(pol, episodes, replace(cfg, do_sample=False), 0)
+    for seed in (0, 1):
+        _same_rollouts(pol, episodes, cfg, seed)
+    _same_rollouts(pol, episodes, cfg, 2, mask_adapter=pol.snapshot(), mask_top_p=0.9, min_tokens_to_keep=2)
+    assert pol.describe(episodes, 6) == pol.describe(episodes, 6, use_cache=False)
+
+
+def test_gt_speaker_settings_and_missing_weights_on_clevr(tmp_path, capsys):
+    """Figs. 7.3 / F.1 as settings: GT speakers read by a listener of each weakness (a pixel
+    listener stands in for the MLLM); the MLLM settings name the missing weights in one line."""
+    import json
+
+    from lowshot.cli.main import main
+
+    _clevr_layout(tmp_path / "data", n=30)
+    args = ["--data-root", str(tmp_path / "data")]
+    rc = main(["comm", "run", "clevr_gt_llava7b", "listener.family=pixel", "listener.path=", "test_episodes=60",
+               "listeners=[normal,grayscale]", *args, "--json", str(tmp_path / "gt.json")])
+    assert rc == 0
+    metrics = json.loads((tmp_path / "gt.json").read_text())["metrics"]
+    success = {tuple(k.split("/")[1:3]): m["mean"] for k, m in metrics.items()}
+    assert {s for s, _ in success} == {"all", "no_color", "no_shape", "no_size", "no_material"}
+    assert success["all", "normal"] >= 0.9  # every distinguishing value: the normal listener finds it
+    assert success["all", "grayscale"] < success["all", "normal"]  # colour words mislead the colour-blind
+    capsys.readouterr()
+    assert main(["comm", "run", "clevr_llava13b", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "models/llava-1.5-7b-hf" in err and "not available offline" in err  # the speaker, loaded first and "\n" not in err

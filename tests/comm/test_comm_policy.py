@@ -13,7 +13,7 @@ pytest.importorskip("peft")
 
 from lowshot.comm.adapt import AlgoConfig, ppo_update  # noqa: E402
 from lowshot.comm.games import sample_rei_episodes  # noqa: E402
-from lowshot.comm.policy import SamplingConfig  # noqa: E402
+from lowshot.comm.policy import ComputeConfig, SamplingConfig, SpeakerPolicy  # noqa: E402
 from lowshot.comm.world import SpeakerLMConfig, World, WorldConfig  # noqa: E402
 
 
@@ -179,3 +179,49 @@ def test_adding_the_first_adapter_prints_no_deprecation_warning(world):
         warnings.simplefilter("always")
         world.policy().add_adapter("w")
     assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]
+
+
+def _grads(compute: ComputeConfig) -> tuple[dict[str, torch.Tensor], torch.Tensor, bool]:
+    """LoRA gradients of the summed log-probs of a seeded rollout under ``compute``."""
+    w = World(WorldConfig.tiny(), seed=3)
+    pol = SpeakerPolicy(w.model, w.tokenizer, w.encode, w.cfg.lora, compute=compute)
+    pol.add_adapter("adapted")
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for n, p in pol.model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.5)
+    roll = pol.sample(_episodes(w), SamplingConfig(max_new_tokens=2))
+    pol.model.train()
+    lp, _ = pol.logprobs(roll)
+    lp.sum().backward()
+    grads = {n: p.grad.clone() for n, p in pol.model.named_parameters() if p.grad is not None}
+    return grads, lp.detach(), bool(w.model.is_activation_checkpointing)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    plain, lp, off = _grads(ComputeConfig())
+    ckpt, lp_ckpt, on = _grads(ComputeConfig(gradient_checkpointing=True))
+    assert on and not off
+    assert torch.equal(lp, lp_ckpt) and set(plain) == set(ckpt) and len(plain) > 0
+    for n in plain:
+        assert torch.allclose(plain[n], ckpt[n], atol=1e-6), n
+
+
+def test_bf16_autocast_runs_and_stays_close_to_float32():
+    w = World(WorldConfig.tiny(), seed=3)
+    pol = SpeakerPolicy(w.model, w.tokenizer, w.encode, w.cfg.lora, compute=ComputeConfig(precision="bfloat16"))
+    pol.add_adapter("adapted")
+    torch.manual_seed(0)
+    roll = pol.sample(_episodes(w), SamplingConfig(max_new_tokens=2))  # sampling under autocast
+    lp16, _ = pol.logprobs(roll)
+    lp16.sum().backward()
+    pol.compute = ComputeConfig()
+    lp32, _ = pol.logprobs(roll)
+    assert lp16.dtype == torch.float32 and torch.isfinite(lp16).all()
+    assert not torch.equal(lp16, lp32)  # autocast really ran the matmuls in bf16
+    assert torch.allclose(lp16, lp32, atol=0.1)
+    grads = [p.grad for p in pol.trainable_parameters() if p.grad is not None]
+    assert grads and all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
+    with pytest.raises(ValueError, match="precision"):
+        ComputeConfig(precision="fp8")

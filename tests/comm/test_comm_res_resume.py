@@ -123,7 +123,7 @@ def test_res_kto_needs_the_iou_threshold():
     bad["algorithms"] = {"kto": {"lr": 1e-3}}
     with pytest.raises(ConfigError, match="IoU >= 0.5"):
         load_config(bad)
-    with pytest.raises(ConfigError, match="synthetic"):
+    with pytest.raises(ConfigError, match="world 'clevr' does not play game 'res'"):
         load_config({**_config("ppo"), "world": "clevr"})
     with pytest.raises(ConfigError, match="listener.mask_decoder"):
         load_config({**_config("ppo"), "listener": {"family": "paligemma", "path": "x"}})

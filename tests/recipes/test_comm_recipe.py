@@ -47,7 +47,7 @@ def test_unknown_world_is_refused_with_a_suggestion():
 
 
 def test_registered_worlds_decide_what_a_world_needs():
-    with pytest.raises(ConfigError, match="game 'res' runs in the synthetic world only"):
+    with pytest.raises(ConfigError, match=r"world 'cub' does not play game 'res' \(it plays: rei\)"):
         load_config({"name": "x", "world": "cub", "game": "res",
                      "algorithms": {"kto": {"binary_ge": True, "desirable_threshold": 0.5}}})
 

@@ -1,4 +1,4 @@
-"""``lowshot comm ...``: the offline adaptation demo and GT-speaker tables."""
+"""``lowshot comm ...``: the offline adaptation demo, any comm setting (``run``), GT-speaker tables."""
 
 from __future__ import annotations
 
@@ -42,6 +42,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run any comm setting (``comm.<setting>`` or a YAML file), e.g. RES on RefCOCO.
+
+    Dataset worlds read ``--data-root``; with ``--run-dir`` an interrupted run resumes.
+    """
+    import torch
+
+    from lowshot.config.paper import load_paper_config
+    from lowshot.recipes.comm import load_config, run_config
+
+    torch.set_num_threads(max(1, args.threads))
+    name = args.setting if args.setting.endswith((".yaml", ".yml")) else f"comm.{args.setting.removeprefix('comm.')}"
+    cfg = load_config(load_paper_config(name, args.overrides))
+    res = run_config(cfg, Path(args.run_dir) if args.run_dir else None,
+                     Path(args.data_root) if args.data_root else None)
+    from lowshot.reports.tables import result_rows, to_markdown
+
+    print(to_markdown(result_rows(res)), end="")
+    for k, v in res.extra.get("human_reference", {}).items():
+        print(f"human expressions {k:14s} mIoU {v['miou']:.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res.to_dict(), indent=1))
+    return 0
+
+
 def cmd_gt(args: argparse.Namespace) -> int:
     """Success of the GT speaker and its ablations per listener weakness (Fig. 7.3 analogue)."""
     from lowshot.comm.gt_speaker import ABLATIONS
@@ -56,7 +81,7 @@ def cmd_gt(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``comm`` command (``demo``, ``gt``) to ``sub``."""
+    """Add the ``comm`` command (``demo``, ``run``, ``gt``) to ``sub``."""
     p = sub.add_parser("comm", help="communicating agents: offline adaptation demo, GT tables")
     csub = p.add_subparsers(dest="comm_command", required=True, metavar="SUBCOMMAND")
     d = csub.add_parser("demo", help="adapt a tiny speaker to colour-blind / normal listeners")
@@ -69,6 +94,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--threads", type=int, default=1, help="torch threads (tiny models: 1 is fastest)")
     d.add_argument("--json", help="also write the result (without config) to this JSON file")
     d.set_defaults(func=cmd_demo)
+    r = csub.add_parser("run", help="run a comm setting (synthetic world or a dataset, REI or RES)")
+    r.add_argument("setting", help="comm.<setting> (e.g. refcoco_paligemma) or a YAML file")
+    r.add_argument("overrides", nargs="*", help="key=value overrides of the setting")
+    r.add_argument("--data-root", help="dataset worlds: the data root (models resolve against it too)")
+    r.add_argument("--run-dir", help="write config, history, checkpoints and result here; "
+                                     "re-running with the same dir resumes")
+    r.add_argument("--threads", type=int, default=1, help="torch threads")
+    r.add_argument("--json", help="also write the result (without config) to this JSON file")
+    r.set_defaults(func=cmd_run)
     g = csub.add_parser("gt", help="GT speaker and attribute ablations per listener weakness")
     g.add_argument("--listeners", nargs="+", default=["normal", "grayscale", "blur"])
     g.add_argument("--budget", type=int, default=None, help="at most this many words")

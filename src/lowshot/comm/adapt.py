@@ -362,7 +362,7 @@ def adapt(policy: SpeakerPolicy, game: Game, algo: AlgoConfig, loop: LoopConfig,
     chain = CheckpointChain(checkpoint_dir, STATE_CHAIN) if checkpoint_dir is not None else None
 
     def describe(eps: Sequence[Any]) -> list[str]:
-        return policy.describe(eps, loop.eval_max_new_tokens)
+        return policy.describe(eps, loop.eval_max_new_tokens, loop.sampling.use_cache)
 
     t0 = time.perf_counter()
     curve: list[dict[str, float]] = []

@@ -8,7 +8,8 @@
   ``LOC_synset_mapping.txt`` for names -> REI items labelled by class.
 * RefCOCO / RefCOCO+ / RefCOCOg / RefCLEF (``lichengunc/refer`` layout): ``refs(<by>).p``
   (a Python pickle: read only with ``trust_pickle=True``) + ``instances.json`` -> RES items
-  (one per image: the referred objects' boxes, masks and human expressions).
+  (one per image: the referred objects' boxes, masks and human expressions); registered as
+  the RES world ``refcoco`` (``data.dataset`` picks RefCOCO / RefCOCO+ / RefCOCOg / RefCLEF).
 
 Masks are decoded without pycocotools: polygons are filled with PIL; RLE (RefCLEF) is
 decoded here (COCO's compressed string format and uncompressed counts).
@@ -119,25 +120,34 @@ def read_image_folder(root: str | Path, synset_file: str | Path | None = None) -
 
 # ---------------------------------------------------------------------------- dataset worlds
 class DatasetWorld:
-    """A released REI dataset as a world (registered in :data:`lowshot._registry.WORLDS`).
+    """A released dataset as a world (registered in :data:`lowshot._registry.WORLDS`).
 
     Args:
-        read: ``(base, split, synset_file | None) -> items`` for one split.
+        read: ``(base, split, options) -> items`` for one split; ``options`` holds the
+            resolved data options of a config (``synset_file``, ``image_dir`` as paths or
+            None, ``dataset``, ``split_by``, ``trust_pickle``).
+        games: the games its items serve (``rei``: :class:`ImageItem` pools, ``res``:
+            :class:`RESItem` pools).
+        splits: ``(train, test)`` split names used when a config leaves them empty.
     """
 
     offline = False  # needs the data root and an MLLM speaker
 
-    def __init__(self, read: Any) -> None:
+    def __init__(self, read: Any, games: tuple[str, ...] = ("rei",),
+                 splits: tuple[str, str] = ("train", "val")) -> None:
         self.read = read
+        self.games = games
+        self.splits = splits
 
-    def pool(self, base: Path, split: str, synset_file: Path | None = None) -> list[ImageItem]:
-        """The REI items of ``split`` under ``base`` (the dataset folder)."""
-        return self.read(base, split, synset_file)
+    def pool(self, base: Path, split: str, options: dict[str, Any] | None = None) -> list[Any]:
+        """The items of ``split`` under ``base`` (the dataset folder)."""
+        return self.read(base, split, options or {})
 
 
-WORLDS.register("clevr")(DatasetWorld(lambda base, split, _syn: read_clevr(base, split)))
-WORLDS.register("cub")(DatasetWorld(lambda base, split, _syn: read_cub(base, split)))
-WORLDS.register("imagenet")(DatasetWorld(lambda base, split, syn: read_image_folder(base / split, syn)))
+WORLDS.register("clevr")(DatasetWorld(lambda base, split, _o: read_clevr(base, split)))
+WORLDS.register("cub")(DatasetWorld(lambda base, split, _o: read_cub(base, split), splits=("train", "test")))
+WORLDS.register("imagenet")(DatasetWorld(
+    lambda base, split, o: read_image_folder(base / split, o.get("synset_file"))))
 
 
 # ---------------------------------------------------------------------------- RefCOCO
@@ -200,7 +210,7 @@ def load_refs(path: str | Path, trust_pickle: bool = False) -> list[dict[str, An
     if not trust_pickle:
         raise UntrustedPickleError(
             f"{path} is a pickle, which can execute code when loaded; pass trust_pickle=True "
-            "(CLI/config: trust_pickle: true) only for files from a source you trust")
+            "(comm config: data.trust_pickle=true) only for files from a source you trust")
     with open(path, "rb") as fh:
         try:
             return pickle.load(fh)
@@ -253,3 +263,9 @@ def read_refcoco(data_root: str | Path, dataset: str = "refcoco", split_by: str 
 
         items.append(RESItem(str(image_id), _loader(image_dir / im["file_name"]), boxes, masks, exprs))
     return items
+
+
+WORLDS.register("refcoco")(DatasetWorld(
+    lambda base, split, o: read_refcoco(base, o.get("dataset") or "refcoco", o.get("split_by") or "unc", split,
+                                        o.get("image_dir"), bool(o.get("trust_pickle"))),
+    games=("res",), splits=("train", "val")))

@@ -4,10 +4,12 @@ Citation: thesis §7.3.1 / Fig. 7.2 (LoRA on all linear layers of the LLM, visio
 one adapter set per listener). What differs from published code (none exists): the
 reference policy pi_0 is the same model with its adapter disabled (LoRA B starts at 0), so
 no second copy is held; the NLPO mask policy is a *snapshot adapter* (a copied LoRA state
-under another adapter name), not a deep copy of the model; sampling is a plain loop
-without KV cache (each step re-runs the whole sequence), which lets NLPO apply its
-top-p mask from another adapter at every step and keeps one code path for text LMs and
-MLLMs. It is slower than ``generate`` for long outputs on large models.
+under another adapter name), not a deep copy of the model; sampling is our own token loop
+(not ``generate``), so that NLPO can apply the top-p mask of another adapter at every step
+and text LMs and MLLMs share one code path. It keeps a KV cache per adapter (the prompt
+with its images is encoded once, then each step feeds one token; ``SamplingConfig.use_cache``,
+on by default, gives the same tokens as re-running the whole sequence every step). Optional
+bf16 autocast and gradient checkpointing (:class:`ComputeConfig`) are for large speakers.
 
 Shapes: ``B`` episodes, ``P`` prompt tokens (left-padded), ``T`` completion tokens
 (right-padded), ``V`` vocabulary, ``H`` hidden size.
@@ -15,6 +17,7 @@ Shapes: ``B`` episodes, ``P`` prompt tokens (left-padded), ``T`` completion toke
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -45,12 +48,32 @@ class LoraSpec:
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    """Generation settings (not given in the thesis; project choices)."""
+    """Generation settings (not given in the thesis; project choices).
+
+    ``use_cache``: keep the keys/values of the prompt and of the tokens generated so far, so
+    that each step runs one token through the model (false: re-run the whole sequence each
+    step; same tokens, for checking)."""
 
     max_new_tokens: int = 32
     temperature: float = 1.0
     top_p: float = 1.0
     do_sample: bool = True
+    use_cache: bool = True
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    """How a (large) speaker runs: ``precision`` ``float32`` or ``bfloat16`` (autocast of
+    every forward pass; LoRA weights and the optimiser stay float32) and
+    ``gradient_checkpointing`` (recompute activations in the backward pass: less memory, one
+    more forward per update; same gradients)."""
+
+    precision: str = "float32"
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("float32", "bfloat16"):
+            raise ValueError(f"compute.precision must be float32 or bfloat16, got {self.precision!r}")
 
 
 @dataclass
@@ -102,11 +125,13 @@ class SpeakerPolicy(nn.Module):
         pass_position_ids: pass position ids computed from the attention mask (so left
             padding does not shift positions); off for models that compute their own
             (Qwen2-VL's multimodal RoPE).
+        compute: bf16 autocast and gradient checkpointing.
     """
 
     def __init__(self, model: nn.Module, tokenizer: Any,
                  encode: Callable[[Sequence[Any]], dict[str, Tensor]],
-                 lora: LoraSpec | None = LoraSpec(), pass_position_ids: bool = True) -> None:
+                 lora: LoraSpec | None = LoraSpec(), pass_position_ids: bool = True,
+                 compute: ComputeConfig | None = None) -> None:
         super().__init__()
         self.base = model
         self.model: nn.Module = model
@@ -125,6 +150,16 @@ class SpeakerPolicy(nn.Module):
         # special tokens other than EOS (image placeholders, pad, bos) are never generated
         banned = sorted(set(getattr(tokenizer, "all_special_ids", [])) - {self.eos_id})
         self.register_buffer("banned_ids", torch.tensor(banned, dtype=torch.long), persistent=False)
+        self.compute = compute = compute or ComputeConfig()
+        if compute.gradient_checkpointing:
+            enable = getattr(model, "activation_checkpointing_enable", None)
+            if enable is not None:
+                enable({"use_reentrant": False})
+            else:  # transformers < 5.x
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        params = inspect.signature(model.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._logits_to_keep = "logits_to_keep" in params
 
     # ------------------------------------------------------------------ adapters
     @property
@@ -236,25 +271,42 @@ class SpeakerPolicy(nn.Module):
             self.use(active)
 
     # ------------------------------------------------------------------ forward
-    def _forward(self, inputs: dict[str, Tensor], tokens: Tensor, mask: Tensor,
-                 hidden: bool = False) -> tuple[Tensor, Tensor | None]:
-        """Logits for completion positions 0..T (``[B, T+1, V]``) and last hidden states ``[B, T+1, H]``."""
-        ids = torch.cat([inputs["input_ids"], tokens], 1)
-        att = torch.cat([inputs["attention_mask"], mask.to(inputs["attention_mask"].dtype)], 1)
+    def _autocast(self) -> Any:
+        """bf16 autocast on the model's device when ``compute.precision`` asks for it."""
+        if self.compute.precision == "bfloat16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return torch.autocast(self.device.type, enabled=False)
+
+    def _extras(self, inputs: dict[str, Tensor], tokens: Tensor) -> dict[str, Tensor]:
+        """Model inputs other than ids and mask, extended over the completion ``tokens``."""
         extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
         if "token_type_ids" in extra:  # PaliGemma: completion tokens are the suffix (type 1)
             extra["token_type_ids"] = torch.cat([extra["token_type_ids"], torch.ones_like(tokens)], 1)
         if "mm_token_type_ids" in extra:  # Qwen2-VL: completion tokens are text (type 0)
             mm = extra["mm_token_type_ids"]
             extra["mm_token_type_ids"] = torch.cat([mm, torch.zeros_like(tokens, dtype=mm.dtype)], 1)
-        if self.pass_position_ids:
-            extra["position_ids"] = (att.long().cumsum(-1) - 1).clamp_min(0)
-        out = self.model(input_ids=ids, attention_mask=att, use_cache=False,
-                         output_hidden_states=hidden, **extra)
-        P, T = inputs["input_ids"].shape[1], tokens.shape[1]
-        logits = out.logits[:, P - 1:P + T].float()
+        return extra
+
+    def _ban(self, logits: Tensor) -> Tensor:
+        """Float32 ``logits`` with the never-generated special tokens at -inf."""
+        logits = logits.float()
         if self.banned_ids.numel():
             logits = logits.index_fill(-1, self.banned_ids.to(logits.device), float("-inf"))
+        return logits
+
+    def _forward(self, inputs: dict[str, Tensor], tokens: Tensor, mask: Tensor,
+                 hidden: bool = False) -> tuple[Tensor, Tensor | None]:
+        """Logits for completion positions 0..T (``[B, T+1, V]``) and last hidden states ``[B, T+1, H]``."""
+        ids = torch.cat([inputs["input_ids"], tokens], 1)
+        att = torch.cat([inputs["attention_mask"], mask.to(inputs["attention_mask"].dtype)], 1)
+        extra = self._extras(inputs, tokens)
+        if self.pass_position_ids:
+            extra["position_ids"] = (att.long().cumsum(-1) - 1).clamp_min(0)
+        with self._autocast():
+            out = self.model(input_ids=ids, attention_mask=att, use_cache=False,
+                             output_hidden_states=hidden, **extra)
+        P, T = inputs["input_ids"].shape[1], tokens.shape[1]
+        logits = self._ban(out.logits[:, P - 1:P + T])
         hs = out.hidden_states[-1][:, P - 1:P + T] if hidden else None
         return logits, hs
 
@@ -286,12 +338,14 @@ class SpeakerPolicy(nn.Module):
         lps: list[Tensor] = []
         full_lps: list[Tensor] = []
         keep_ids = torch.tensor([self.eos_id], device=dev)
+        decoder = _Decoder(self, inputs, cfg.use_cache)
+        nucleus_decoder = _Decoder(self, inputs, cfg.use_cache) if mask_adapter is not None else None
         for _ in range(cfg.max_new_tokens):
-            full = self._forward(inputs, tokens, mask)[0][:, -1].float()
+            full = decoder.next_logits(tokens, mask)
             logits = full
             if mask_adapter is not None:
                 with self.using(mask_adapter):
-                    ml = self._forward(inputs, tokens, mask)[0][:, -1]
+                    ml = nucleus_decoder.next_logits(tokens, mask)
                 am = nucleus_mask(ml, mask_top_p, min_tokens_to_keep, keep_ids)
                 amasks.append(am)
                 logits = logits.masked_fill(~am, float("-inf"))
@@ -334,9 +388,67 @@ class SpeakerPolicy(nn.Module):
             v = head(hs[:, :-1].float()).squeeze(-1)
         return lp, v
 
-    def describe(self, episodes: Sequence[Any], max_new_tokens: int = 32) -> list[str]:
+    def describe(self, episodes: Sequence[Any], max_new_tokens: int = 32, use_cache: bool = True) -> list[str]:
         """Greedy descriptions (evaluation)."""
-        return self.sample(episodes, SamplingConfig(max_new_tokens=max_new_tokens, do_sample=False)).texts
+        return self.sample(episodes, SamplingConfig(max_new_tokens=max_new_tokens, do_sample=False,
+                                                    use_cache=use_cache)).texts
+
+
+class _Decoder:
+    """Next-token logits ``[B, V]`` of the active adapter over a growing completion.
+
+    With ``use_cache`` the first call encodes the prompt (images included) and keeps the
+    keys/values; each later call runs only the newest token, at the position the attention
+    mask gives it (for models with their own multimodal RoPE, Qwen2-VL, the text position plus
+    the model's stored ``rope_deltas``). Without it every call re-runs the whole sequence.
+    One decoder per adapter: NLPO's mask policy keeps its own cache.
+    """
+
+    def __init__(self, policy: SpeakerPolicy, inputs: dict[str, Tensor], use_cache: bool) -> None:
+        self.policy, self.inputs, self.use_cache = policy, inputs, use_cache
+        self.cache: Any = None
+        self.fed = 0  # completion tokens already in the cache
+
+    def next_logits(self, tokens: Tensor, mask: Tensor) -> Tensor:
+        """Logits of the token after ``tokens`` (``[B, T]``, ``mask`` ``[B, T]``): ``[B, V]``."""
+        pol = self.policy
+        if not self.use_cache:
+            return pol._forward(self.inputs, tokens, mask)[0][:, -1]
+        att = torch.cat([self.inputs["attention_mask"], mask.to(self.inputs["attention_mask"].dtype)], 1)
+        if self.cache is None:
+            if tokens.shape[1]:
+                raise ValueError("a cached decoder starts before the first completion token")
+            ids, kw = self.inputs["input_ids"], self._prompt_inputs(att)
+        else:
+            if tokens.shape[1] != self.fed + 1:
+                raise ValueError("a cached decoder is fed one token per call")
+            ids, kw = tokens[:, -1:], self._step_inputs(att, tokens)
+            kw[pol._cache_arg] = self.cache
+        if pol._logits_to_keep:
+            kw["logits_to_keep"] = 1
+        with pol._autocast():
+            out = pol.model(input_ids=ids, attention_mask=att, use_cache=True, **kw)
+        self.cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+        self.fed = tokens.shape[1]
+        return pol._ban(out.logits[:, -1])
+
+    def _prompt_inputs(self, att: Tensor) -> dict[str, Tensor]:
+        kw = {k: v for k, v in self.inputs.items() if k not in ("input_ids", "attention_mask")}
+        if self.policy.pass_position_ids:
+            kw["position_ids"] = (att.long().cumsum(-1) - 1).clamp_min(0)
+        return kw
+
+    def _step_inputs(self, att: Tensor, tokens: Tensor) -> dict[str, Tensor]:
+        extra = self.policy._extras(self.inputs, tokens[:, -1:])
+        kw = {k: extra[k][:, -1:] for k in ("token_type_ids", "mm_token_type_ids") if k in extra}
+        pos = (att.long().cumsum(-1) - 1).clamp_min(0)[:, -1:]
+        if self.policy.pass_position_ids:
+            kw["position_ids"] = pos
+        else:
+            deltas = getattr(getattr(self.policy.base, "model", None), "rope_deltas", None)
+            if deltas is not None:
+                kw["position_ids"] = pos[None] + deltas.to(pos.device)
+        return kw
 
 
 def _choose(logits: Tensor, cfg: SamplingConfig) -> tuple[Tensor, Tensor]:

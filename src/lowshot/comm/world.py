@@ -33,7 +33,7 @@ from lowshot.comm.games import GAMES, evaluate_rei
 from lowshot.comm.gt_speaker import GTSpeaker
 from lowshot.comm.listeners import PixelListener
 from lowshot.comm.perception import make_weakness
-from lowshot.comm.policy import LoraSpec, SpeakerPolicy
+from lowshot.comm.policy import ComputeConfig, LoraSpec, SpeakerPolicy
 from lowshot.comm.render import SceneObject, render, sample_scene
 
 PROMPT_WORDS = ("target", "other", "and", "say")
@@ -142,6 +142,7 @@ class World:
     """
 
     offline = True  # renders its own scenes and pretrains its own speaker: no data root
+    games = ("rei", "res")
 
     def __init__(self, cfg: WorldConfig, seed: int = 0, game: str = "rei") -> None:
         from lowshot.comm.tiny import tiny_causal_lm, word_tokenizer
@@ -223,9 +224,10 @@ class World:
         self.model.eval()
         return losses
 
-    def policy(self) -> SpeakerPolicy:
+    def policy(self, compute: ComputeConfig | None = None) -> SpeakerPolicy:
         """Wrap the (pretrained) speaker LM for adaptation (LoRA adapters added per listener)."""
-        return SpeakerPolicy(self.model, self.tokenizer, self.encode, self.cfg.lora)
+        return SpeakerPolicy(self.model, self.tokenizer, self.encode, self.cfg.lora,
+                             compute=compute or ComputeConfig())
 
     # -------------------------------------------------------------- listeners and games
     def truncate(self, messages: Sequence[str]) -> list[str]:
