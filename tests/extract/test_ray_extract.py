@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("av", reason="PyAV (extra 'extract') is not installed")
-ray = pytest.importorskip("ray", reason="Ray (extra 'scale') is not installed")
-
 from lowshot.extract import pipeline
 from lowshot.extract.av import build_encoders
+
+pytest.importorskip("av", reason="PyAV (extra 'extract') is not installed")
+ray = pytest.importorskip("ray", reason="Ray (extra 'scale') is not installed")
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
 
