@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "lowshot.cli.report",  # report ...
     "lowshot.cli.extract",  # extract
     "lowshot.cli.predict",  # predict
+    "lowshot.cli.sweep",  # sweep (Ray tasks with --ray)
 )
 
 

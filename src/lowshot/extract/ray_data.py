@@ -24,29 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from lowshot.errors import DataError
 from lowshot.extract.base import AVEncoder
 from lowshot.extract.media import MediaError, decode_audio, decode_video
+from lowshot.utils.distributed import ray_connect
 from lowshot.utils.io import atomic_path
-
-
-def _ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise DataError("--ray needs Ray: pip install 'lowshot[scale]'") from None
-    return ray
-
-
-def connect(address: str, workers: int) -> None:
-    """Join the Ray cluster at ``address`` (``local``: start one on this machine with ``workers`` CPUs)."""
-    ray = _ray()
-    if ray.is_initialized():
-        return
-    if address == "local":
-        ray.init(num_cpus=max(workers, 1) + 1, include_dashboard=False, log_to_driver=False)
-    else:
-        ray.init(address=address, log_to_driver=False)
 
 
 def _decode(batch: dict[str, np.ndarray], rates: dict[str, float]) -> dict[str, np.ndarray]:
@@ -105,8 +86,7 @@ def extract_to_cache(
     """
     if not todo:
         return
-    ray = _ray()
-    connect(address, workers)
+    ray = ray_connect(address, max(workers, 1) + 1)
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
     rates = {m: float(enc.rate) for m, enc in encoders.items()}
     rows = [{"path": str(p), "file": str(f)} for p, f in todo]

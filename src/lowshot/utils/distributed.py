@@ -77,6 +77,23 @@ def main_first() -> Iterator[None]:
         barrier()
 
 
+def ray_connect(address: str, num_cpus: int | None = None) -> Any:
+    """The ``ray`` module, connected to the cluster at ``address`` (``local``: start one here with
+    ``num_cpus``); DataError naming the extra when Ray is not installed."""
+    try:
+        import ray
+    except ImportError:
+        from lowshot.errors import DataError
+
+        raise DataError("Ray is not installed: pip install 'lowshot[scale]'") from None
+    if not ray.is_initialized():
+        if address == "local":
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, log_to_driver=False)
+    return ray
+
+
 def shard_batch(batch: Batch) -> Batch:
     """This rank's contiguous slice of ``batch`` (the batch itself in one process).
 
