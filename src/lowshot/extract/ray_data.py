@@ -93,7 +93,7 @@ def extract_to_cache(
     ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), 4 * max(workers, 1)))
     ds = ds.map_batches(functools.partial(_decode, rates=rates), batch_size=1, batch_format="numpy")
     ds = ds.map_batches(_EncodeActor, fn_constructor_args=(build,), batch_size=1, batch_format="numpy",
-                        concurrency=max(workers, 1), num_gpus=gpus)  # fmt: skip
+                        compute=ray.data.ActorPoolStrategy(size=max(workers, 1)), num_gpus=gpus)  # fmt: skip
     for batch in ds.iter_batches(batch_size=1, batch_format="numpy"):
         if on_done is not None:
             on_done(len(batch["file"]))
