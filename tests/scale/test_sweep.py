@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lowshot.cli.main import main
+from lowshot.errors import ConfigError
 from lowshot.recipes.sweep import plan, sweep
 
 TINY = ["train.epochs=1", "train.n_batches=2", "train.batch_size=16", "train.progress=false",
@@ -36,6 +37,13 @@ def test_sweep_runs_once_collects_after_and_respects_claims(tmp_path: Path, one_
     assert [s for s, _ in second] == ["done", "done", "ran"]  # finished runs collected, stale lock taken over
     assert all(_mtimes(tmp_path)[p] == t for p, t in before.items())  # nothing rerun
     assert second[0][1] == first[0][1]
+
+
+def test_unknown_setting_fails_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ConfigError, match="no.such"):
+        plan([SETTING, "no.such"], [0], tmp_path)
+    assert main(["sweep", "no.such", "--runs", str(tmp_path)]) == 2
+    assert "no.such" in capsys.readouterr().err and not any(tmp_path.iterdir())
 
 
 @pytest.mark.slow

@@ -47,7 +47,15 @@ class Job:
 
 
 def plan(settings: Sequence[str], seeds: Sequence[int], runs: str | Path, overrides: Sequence[str] = ()) -> list[Job]:
-    """Every (setting, seed) job, run directory ``runs/<setting>/seed_<seed>``."""
+    """Every (setting, seed) job, run directory ``runs/<setting>/seed_<seed>``.
+
+    Raises:
+        ConfigError: an unknown setting or a bad override (checked here, before anything is submitted).
+    """
+    from lowshot.config.paper import load_paper_config
+
+    for setting in settings:
+        load_paper_config(setting, list(overrides))
     return [Job(s, int(seed), Path(runs) / s / f"seed_{seed}", tuple(overrides)) for s in settings for seed in seeds]
 
 
