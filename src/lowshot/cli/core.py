@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import yaml
 
@@ -70,6 +71,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     recipe = load_recipe(config["recipe"])
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / config["name"]
     summary = recipe(config, run_dir, Path(args.data_root) if args.data_root else None)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return 0
     if config["recipe"] == "gzsl":
         from lowshot.cli.gzsl import print_result
 

@@ -41,7 +41,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
         pipeline.check_family(args.layout, feature_dir, encoders["audio"], encoders["video"])  # type: ignore[arg-type]
     cache = out / ".extract_cache" / pipeline.cache_key(spec, encoders)
     ext = pipeline.extract_all(items, encoders, cache, progress=not args.no_progress,  # type: ignore[arg-type]
-                               workers=args.workers, build=functools.partial(build_encoders, spec))
+                               workers=args.workers, build=functools.partial(build_encoders, spec), ray=args.ray)
     summary = {"videos": len(items), "extracted": len(ext.features), "skipped": ext.skipped,
                "seconds": {k: round(v, 3) for k, v in ext.timing.items()}}
     atomic_write_json(out / pipeline.SUMMARY, summary)
@@ -173,5 +173,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--text-model-dir", help="local CLIP/CLAP model directory for text=clip/clap")
     p.add_argument("--word-vectors", help="fastText/GloVe/word2vec text file for the fasttext slot")
     p.add_argument("--workers", type=int, default=1, help="processes encoding videos in parallel (1 thread each)")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run as a Ray Data pipeline (extra 'scale') on a cluster ADDRESS, or on this machine "
+                   "without one ('local'); --workers encoder actors (one GPU each when there are GPUs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_extract)

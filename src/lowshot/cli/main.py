@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "lowshot.cli.table",  # table <id>: a paper table over seeds
     "lowshot.cli.extract",  # extract
     "lowshot.cli.predict",  # predict
+    "lowshot.cli.sweep",  # sweep (Ray tasks with --ray)
 )
 
 

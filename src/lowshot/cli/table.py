@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lowshot.errors import DataError, LowshotError
+from lowshot.recipes.sweep import Job, finished, run_job
 from lowshot.reports.paper_tables import (
     RENDERERS,
     PlannedCell,
@@ -25,14 +26,9 @@ from lowshot.reports.paper_tables import (
     plan_table,
     select,
 )
-from lowshot.utils.results import RunNotReadable, RunResult, has_result, read_result
+from lowshot.utils.results import RunResult
 
 DEFAULT_SEEDS = (42, 43, 44)
-
-
-def seed_override(config: dict, seed: int) -> str:
-    """The override that runs one seed: ``train.seeds=[s]`` (GZSL, GFSL, adverbs) or ``seeds=[s]`` (comm)."""
-    return f"train.seeds=[{seed}]" if "train" in config or config.get("recipe") != "comm" else f"seeds=[{seed}]"
 
 
 def run_dir(out: Path, setting: str, seed: int) -> Path:
@@ -40,25 +36,10 @@ def run_dir(out: Path, setting: str, seed: int) -> Path:
     return out / setting / f"seed_{seed}"
 
 
-def finished(path: Path) -> RunResult | None:
-    """The result of a finished run dir, or None (absent, unfinished, or not a readable result)."""
-    if not has_result(path):
-        return None
-    try:
-        return read_result(path)
-    except (RunNotReadable, LowshotError):
-        return None  # e.g. a seed record left by a kill between the seed's and the run's result
-
-
-def run_one(setting: str, seed: int, overrides: Sequence[str], path: Path, data_root: Path | None) -> RunResult:
-    """Run ``setting`` for ``seed`` into ``path`` through its recipe; returns its result."""
-    from lowshot.catalog import load_recipe
-    from lowshot.config.paper import load_paper_config
-
-    base = load_paper_config(setting, list(overrides))
-    config = load_paper_config(setting, [*overrides, seed_override(base, seed)])
-    load_recipe(config["recipe"])(config, path, data_root)
-    return read_result(path)
+def run_one(setting: str, seed: int, overrides: Sequence[str], path: Path, data_root: Path | None) -> RunResult | None:
+    """Collect or run ``setting`` for ``seed`` in ``path`` (the sweep's job: claimed by a lock
+    file, so two processes never run it twice); None while another process holds it."""
+    return run_job(Job(setting, seed, path, tuple(overrides)), data_root)[1]
 
 
 def collect(cells: Sequence[PlannedCell], seeds: Sequence[int], out: Path, overrides: Sequence[str],
@@ -90,6 +71,8 @@ def collect(cells: Sequence[PlannedCell], seeds: Sequence[int], out: Path, overr
                 log(f"[{c.setting} seed {seed}] collected from {path}")
             if res is not None:
                 got.append(res)
+            elif run and why is None:
+                why = "being run by another process (lock file)"
         if got:
             results[(c.row, c.column)] = cell_result(got)
         missing = [s for s in seeds if finished(run_dir(out, c.setting, s)) is None]

@@ -212,6 +212,7 @@ def extract_all(
     on_video: Callable[[VideoItem], None] | None = None,
     workers: int = 1,
     build: Callable[[], dict[str, AVEncoder]] | None = None,
+    ray: str | None = None,
 ) -> Extraction:
     """Features of every item, from ``cache`` when there, else decoded + encoded and cached atomically.
 
@@ -222,7 +223,9 @@ def extract_all(
         progress: show a tqdm bar with ETA (on stderr).
         on_video: called after each newly encoded video (tests kill a run with it).
         workers: processes encoding videos in parallel (each builds its own encoders, one thread each).
-        build: picklable callable returning the encoders (needed when ``workers > 1``).
+        build: picklable callable returning the encoders (needed when ``workers > 1`` or ``ray``).
+        ray: run the Ray Data pipeline (:mod:`lowshot.extract.ray_data`) on this cluster address
+            (``local``: a Ray instance on this machine) with ``workers`` encoder actors.
     """
     from tqdm import tqdm
 
@@ -240,7 +243,13 @@ def extract_all(
             on_video(item)
 
     try:
-        if workers > 1 and len(todo) > 1:
+        if ray is not None:
+            from lowshot.extract.ray_data import extract_to_cache
+
+            if build is None:
+                raise ValueError("ray needs a picklable `build` callable for the encoders")
+            extract_to_cache([(i.path, cache_file(cache, i)) for i in todo], encoders, build, ray, workers, bar.update)
+        elif workers > 1 and len(todo) > 1:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor, as_completed
 

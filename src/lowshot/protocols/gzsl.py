@@ -37,6 +37,7 @@ from lowshot.protocols.calibration import (
     gzsl_scores_over_grid,
 )
 from lowshot.utils.checkpoint import CheckpointChain
+from lowshot.utils.distributed import is_main
 from lowshot.utils.io import save_state
 
 log = logging.getLogger(__name__)
@@ -222,7 +223,7 @@ class TwoStageProtocol:
 
     @staticmethod
     def _commit(chain: CheckpointChain | None, trainer: EpochTrainer, state: dict[str, Any]) -> None:
-        if chain is not None:
+        if chain is not None and is_main():  # under torchrun only rank 0 writes
             chain.commit(state["epoch"], trainer.state(), {k: v for k, v in state.items() if k != "epoch"})
 
     # ----------------------------------------------------------------- stages
@@ -241,7 +242,7 @@ class TwoStageProtocol:
                 state["lr_drops"].append(epoch)
             if state["best_hm"] is None or ev.hm > state["best_hm"]:  # None = not set; 0 is a value
                 state.update(best_epoch=epoch, best_hm=ev.hm, beta=ev.beta)
-                if self.checkpoint_dir is not None:
+                if self.checkpoint_dir is not None and is_main():
                     save_state(self.checkpoint_dir / "stage1_best_model.safetensors", trainer.model_state())
             state["epoch"] = epoch
             self._commit(chain, trainer, state)
@@ -277,7 +278,7 @@ class TwoStageProtocol:
         trainer2 = make_trainer(2)
         s2 = self._stage2(benchmark, trainer2, s1)
         test = evaluate_gzsl(benchmark, 2, trainer2.scores, beta=s1["beta"])
-        if self.checkpoint_dir is not None:
+        if self.checkpoint_dir is not None and is_main():
             save_state(self.checkpoint_dir / "final_model.safetensors", trainer2.model_state())
         self.best_epoch_ = int(s1["best_epoch"])
         self.beta_ = float(s1["beta"])

@@ -32,6 +32,7 @@ from lowshot.protocols.calibration import beta_grid
 from lowshot.protocols.gzsl import TwoStageProtocol
 from lowshot.recipes.gzsl_config import DataConfig, ExperimentConfig
 from lowshot.recipes.gzsl_trainer import MethodTrainer
+from lowshot.utils import distributed
 from lowshot.utils.fingerprint import Fingerprint, array_hash, files_by_hash, files_by_size
 from lowshot.utils.io import atomic_write_json
 from lowshot.utils.paths import resolve_data_root
@@ -140,9 +141,11 @@ def run_seed(
         return MethodTrainer(method_cls(model_cfg, spec), benchmark, stage, exp.train, seed, device)
 
     writer = _tensorboard(out) if exp.train.tensorboard else None
-    bar = _progress(exp, seed)
+    bar = _progress(exp, seed) if distributed.is_main() else None
 
     def on_epoch(record: dict[str, Any]) -> None:
+        if not distributed.is_main():  # under torchrun only rank 0 writes
+            return
         rd.append_history(record)
         if writer is not None:
             for k, v in record.items():
@@ -163,9 +166,10 @@ def run_seed(
         bar.close()
     if writer is not None:
         writer.close()
-    atomic_write_json(rd.path / "history.json", protocol.history_)
     result = {"seed": seed, **protocol.summary()}
-    rd.write_result(result)
+    if distributed.is_main():
+        atomic_write_json(rd.path / "history.json", protocol.history_)
+        rd.write_result(result)
     return result
 
 
@@ -180,18 +184,21 @@ def run_gzsl(config: dict[str, Any], run_dir: Path, data_root: Path | None = Non
 
         torch.set_num_threads(exp.train.num_threads)
     run_dir = Path(run_dir)
-    check_run_dir(run_dir)
-    created = not run_dir.exists()
-    try:
-        root = benchmark_root(exp.data, data_root, run_dir)
-        benchmark = load_benchmark(exp.data, data_root, run_dir)
-        fingerprint = data_fingerprint(exp.data, root, benchmark)
-    except BaseException:
-        if created:  # a run that could not start leaves no run dir behind
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-    rd = RunDir(run_dir)
-    rd.write_config(exp, fingerprint, root)  # refuses another config or other data once a run made progress
+    distributed.init_from_env()  # under torchrun: join the process group (DDP training)
+    with distributed.main_first():  # rank 0 creates the run dir (and any generated data) first
+        check_run_dir(run_dir)
+        created = not run_dir.exists()
+        try:
+            root = benchmark_root(exp.data, data_root, run_dir)
+            benchmark = load_benchmark(exp.data, data_root, run_dir)
+            fingerprint = data_fingerprint(exp.data, root, benchmark)
+        except BaseException:
+            if created and distributed.is_main():  # a run that could not start leaves no run dir behind
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        rd = RunDir(run_dir)
+        if distributed.is_main():
+            rd.write_config(exp, fingerprint, root)  # refuses another config or other data once a run made progress
     results = [run_seed(exp, model_cfg, benchmark, s, rd.path / f"seed_{s}") for s in exp.train.seeds]
     result = make_result(
         setting=exp.name,
@@ -211,7 +218,8 @@ def run_gzsl(config: dict[str, Any], run_dir: Path, data_root: Path | None = Non
             "selected": {str(r["seed"]): {"best_epoch": r["best_epoch"], "beta": r["beta"]} for r in results},
         },
     )
-    write_result(rd.path, result)
+    if distributed.is_main():
+        write_result(rd.path, result)
     return result
 
 

@@ -17,6 +17,7 @@ from lowshot.errors import DataError
 from lowshot.methods.base import GZSLMethod
 from lowshot.protocols.gzsl import scores_in_batches
 from lowshot.recipes.gzsl_config import TrainConfig
+from lowshot.utils import distributed
 from lowshot.utils.io import pack_state, unpack_state
 
 
@@ -73,6 +74,7 @@ class MethodTrainer:
         embeddings = torch.as_tensor(np.asarray(benchmark.class_embeddings, np.float32), device=device)
         self.class_embeddings = embeddings  # [C, D_w]
         self.train_embeddings = embeddings[torch.as_tensor(classes, device=device)]  # [C_train, D_w]
+        self.loss_fn = distributed.training_loss_fn(self.method, device)  # DDP under torchrun
         self.optimizer, self.scheduler = self.method.build_optimizer(config)
         self.rng = np.random.default_rng([seed, stage])
 
@@ -88,15 +90,16 @@ class MethodTrainer:
         batches = epoch_indices(self.train_set.labels, cfg.n_batches, cfg.batch_size, cfg.sampler, self.rng)
         sums: dict[str, torch.Tensor] = {}
         for idx in batches:
-            batch = self.method.collate(self.train_set, idx, self.targets[idx], True, self.rng).to(self.device)
-            out = self.method.training_loss(batch, self.train_embeddings)
+            batch = self.method.collate(self.train_set, idx, self.targets[idx], True, self.rng)
+            batch = distributed.shard_batch(batch).to(self.device)  # this rank's slice (all of it in one process)
+            out = self.loss_fn(batch, self.train_embeddings)
             self.optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
             self.optimizer.step()
             self.method.after_step(batch, self.train_embeddings)
             for k, v in {**out["loss_terms"], "loss": out["loss"]}.items():
                 sums[k] = sums.get(k, 0.0) + v.detach()
-        return {k: float(v) / len(batches) for k, v in sums.items()}
+        return {k: float(v) / len(batches) for k, v in distributed.mean_over_ranks(sums).items()}
 
     def scores(self, features: FeatureSet) -> np.ndarray:
         """``[N, C]`` float32 evaluation-mode scores of ``features`` over all benchmark classes."""
