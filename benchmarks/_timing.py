@@ -1,0 +1,88 @@
+"""Shared timing helpers of the benchmark scripts: interleaved medians, load, matmul floor.
+
+Every A/B comparison runs its variants interleaved in the same process (one round = each
+variant once), so that a busy shared machine slows them alike; the median over rounds is
+reported with the load average seen during the run.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterable
+
+import torch
+
+
+def machine() -> str:
+    """One line: CPU / GPU, torch version and threads."""
+    dev = (
+        torch.cuda.get_device_name()
+        if torch.cuda.is_available()
+        else (platform.processor() or platform.machine())
+    )
+    return f"{dev}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages, e.g. ``"9.1 / 8.7 / 6.0"``."""
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def sync() -> None:
+    """Wait for queued GPU work (no-op on CPU)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def interleaved_medians(
+    variants: dict[str, Callable[[], object]], rounds: int = 5, warmup: int = 1
+) -> dict[str, float]:
+    """Median seconds of each variant over ``rounds`` interleaved rounds (after ``warmup``)."""
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for r in range(warmup + rounds):
+        for name, fn in variants.items():
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            if r >= warmup:
+                times[name].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def matmul_throughput(
+    shapes: Iterable[tuple[int, int, int]],
+    dtype: torch.dtype,
+    device: str = "cpu",
+    rounds: int = 5,
+) -> float:
+    """Measured GFLOP/s of ``[m, k] @ [k, n]`` products at the given shapes (FLOP-weighted).
+
+    Each shape is timed as the forward product plus the two backward products (``dX`` and
+    ``dW``), i.e. what a Linear layer costs in a training step; the result is total FLOPs
+    over the summed median times.
+    """
+    flops, seconds = 0.0, 0.0
+    for m, k, n in shapes:
+        a = torch.randn(m, k, device=device, dtype=dtype)
+        w = torch.randn(k, n, device=device, dtype=dtype)
+        g = torch.randn(m, n, device=device, dtype=dtype)
+        reps = max(
+            1, int(2e8 / (6 * m * k * n)) if device == "cpu" else int(2e10 / (6 * m * k * n))
+        )
+
+        def run(
+            a: torch.Tensor = a, w: torch.Tensor = w, g: torch.Tensor = g, reps: int = reps
+        ) -> None:
+            for _ in range(reps):
+                a @ w
+                g @ w.T
+                a.T @ g
+
+        t = interleaved_medians({"mm": run}, rounds=rounds)["mm"]
+        flops += 6.0 * m * k * n * reps
+        seconds += t
+    return flops / seconds / 1e9
