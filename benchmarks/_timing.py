@@ -17,13 +17,10 @@ import torch
 
 
 def machine() -> str:
-    """One line: CPU / GPU, torch version and threads."""
-    dev = (
-        torch.cuda.get_device_name()
-        if torch.cuda.is_available()
-        else (platform.processor() or platform.machine())
-    )
-    return f"{dev}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
+    """One line: CPU (and GPU), torch version and threads."""
+    cpu = platform.processor() or platform.machine()
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{cpu}{gpu}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
 
 
 def load_average() -> str:

@@ -5,7 +5,8 @@ against the matmul floor.
 3 seeds each, fp32 and bf16; prints test S / U / HM per seed and the mean +- std of HM.
 
 ``speed``: one method at its published setting (``clipclap.ucf``: batch 64 on CLIP/CLAP
-features; ``avca.ucf_cls``: batch 256 on VGGish/C3D averages) through the trainer,
+features; ``avca.ucf_cls``: batch 256 on VGGish/C3D averages; ``tcaf.ucf_cls``: batch 64
+on VGGish/C3D sequences) through the trainer on ``--device``,
 fp32 and bf16 interleaved (median of ``--rounds`` rounds of ``--batches`` batches), next to
 the floors: model FLOPs per step (``torch.utils.flop_counter`` on one training step:
 forward + backward) divided by the matmul throughput measured at the model's Linear shapes,
@@ -67,7 +68,7 @@ def parity(method: str, seeds: list[int], threads: int) -> list[dict[str, Any]]:
     return rows
 
 
-def _trainer(method: str, precision: str) -> Any:
+def _trainer(method: str, precision: str, device: str = "cpu") -> Any:
     from lowshot.config.paper import load_paper_config
     from lowshot.data.av.synth import make_synthetic_benchmark
     from lowshot.methods.base import GZSLMethod, method_of_family
@@ -83,7 +84,9 @@ def _trainer(method: str, precision: str) -> Any:
     torch.manual_seed(0)
     m = method_of_family(exp.method, GZSLMethod, "gzsl")(model_cfg, input_spec(bench))
     per_epoch = load_paper_config(setting)["train"]["n_batches"]
-    return MethodTrainer(m, bench, 1, exp.train, seed=0, device=torch.device("cpu")), int(per_epoch)
+    return MethodTrainer(m, bench, 1, exp.train, seed=0, device=torch.device(device)), int(
+        per_epoch
+    )
 
 
 def _linear_shapes_and_flops(trainer: Any) -> tuple[list[tuple[int, int, int]], float]:
@@ -101,8 +104,8 @@ def _linear_shapes_and_flops(trainer: Any) -> tuple[list[tuple[int, int, int]], 
     return sorted(set(shapes)), float(counter.get_total_flops())
 
 
-def speed(method: str, batches: int, rounds: int) -> dict[str, Any]:
-    trainers = {p: _trainer(method, p)[0] for p in ("fp32", "bf16")}
+def speed(method: str, batches: int, rounds: int, device: str = "cpu") -> dict[str, Any]:
+    trainers = {p: _trainer(method, p, device)[0] for p in ("fp32", "bf16")}
     per_epoch = _trainer(method, "fp32")[1]
     shapes, flops = _linear_shapes_and_flops(trainers["fp32"])
     for t in trainers.values():
@@ -111,10 +114,10 @@ def speed(method: str, batches: int, rounds: int) -> dict[str, Any]:
         {p: (lambda t=t: t.train_epoch(1)) for p, t in trainers.items()}, rounds
     )
     tput = {
-        p: matmul_throughput(shapes, dtype)
+        p: matmul_throughput(shapes, dtype, device)
         for p, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
     }
-    out = {"method": method, "flops_per_step": flops, "linear_shapes": shapes, "batches_per_epoch": per_epoch,
+    out = {"method": method, "device": machine(), "flops_per_step": flops, "linear_shapes": shapes, "batches_per_epoch": per_epoch,
            "load_average": load_average()}  # fmt: skip
     print(f"{method}: {flops / 1e9:.2f} GFLOP per step (fwd+bwd), Linear shapes {shapes}")
     for p in ("fp32", "bf16"):
@@ -143,6 +146,7 @@ def main() -> None:
     p.add_argument("--method", choices=sorted(SPEED), action="append")
     p.add_argument("--batches", type=int, default=10)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--device", default="cpu")
     for p in sub.choices.values():
         p.add_argument("--threads", type=int, default=1)
         p.add_argument("--json")
@@ -154,7 +158,8 @@ def main() -> None:
             r for m in args.method or sorted(PARITY) for r in parity(m, args.seeds, args.threads)
         ]
     else:
-        out = [speed(m, args.batches, args.rounds) for m in args.method or ["clipclap", "avca"]]
+        methods = args.method or ["clipclap", "avca"]
+        out = [speed(m, args.batches, args.rounds, args.device) for m in methods]
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
 

@@ -1,4 +1,8 @@
-"""``train.precision``: bf16 autocast in the training step, fp32 weights, losses and scores."""
+"""``train.precision``: bf16 autocast in the training step, fp32 weights, losses and scores.
+
+The same test runs one tiny epoch of ClipClap, AVCA and TCaF on CUDA (fp32 and bf16) when a
+GPU is present, and skips there otherwise.
+"""
 
 from __future__ import annotations
 
@@ -35,9 +39,13 @@ def clipclap_bench():
     return make_synthetic_benchmark(preset="clipclap", dataset="UCF", seed=0, size=0.02)
 
 
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
 @pytest.mark.parametrize("name", ["clipclap", "avca", "tcaf"])
 def test_bf16_trains_under_autocast_with_fp32_weights_losses_and_scores(
-    name: str, tiny_temporal, tiny_averaged, clipclap_bench
+    name: str, device: str, tiny_temporal, tiny_averaged, clipclap_bench
 ) -> None:
     build, bench = _methods(tiny_temporal, tiny_averaged, clipclap_bench)[name]
     results = {}
@@ -63,6 +71,7 @@ def test_bf16_trains_under_autocast_with_fp32_weights_losses_and_scores(
             h.remove()
         assert all(np.isfinite(v) for v in losses.values())
         assert {p.dtype for p in method.parameters()} == {torch.float32}  # fp32 master weights
+        assert {p.device.type for p in method.parameters()} == {device}
         assert loss_dtypes == {torch.float32}  # losses in fp32 also under autocast
         expected = torch.bfloat16 if precision == "bf16" else torch.float32
         assert linear_dtypes == {expected}
