@@ -7,10 +7,11 @@ against the matmul floor.
 ``speed``: one method at its published setting (``clipclap.ucf``: batch 64 on CLIP/CLAP
 features; ``avca.ucf_cls``: batch 256 on VGGish/C3D averages; ``tcaf.ucf_cls``: batch 64
 on VGGish/C3D sequences) through the trainer on ``--device``,
-fp32 and bf16 interleaved (median of ``--rounds`` rounds of ``--batches`` batches), next to
+fp32 and bf16 interleaved (median of ``--rounds`` rounds of ``--batches`` batches; CPU time
+of the one thread on CPU, wall time on GPU), next to
 the floors: model FLOPs per step (``torch.utils.flop_counter`` on one training step:
 forward + backward) divided by the matmul throughput measured at the model's Linear shapes,
-in fp32 and in bf16 (:func:`_timing.matmul_throughput`).
+in fp32 and in bf16 (:func:`_timing.matmul_runner`, timed interleaved with the steps).
 
 Usage::
 
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _timing import interleaved_medians, load_average, machine, matmul_throughput
+from _timing import interleaved_medians, load_average, machine, matmul_runner
 
 #: small synthetic runs of the parity table: (setting, overrides)
 PARITY = {
@@ -110,16 +111,20 @@ def speed(method: str, batches: int, rounds: int, device: str = "cpu") -> dict[s
     shapes, flops = _linear_shapes_and_flops(trainers["fp32"])
     for t in trainers.values():
         t.config = type(t.config)(**{**t.config.__dict__, "n_batches": batches})
-    times = interleaved_medians(
-        {p: (lambda t=t: t.train_epoch(1)) for p, t in trainers.items()}, rounds
-    )
-    tput = {
-        p: matmul_throughput(shapes, dtype, device)
+    variants = {p: (lambda t=t: t.train_epoch(1)) for p, t in trainers.items()}
+    matmuls = {
+        p: matmul_runner(shapes, dtype, device)
         for p, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
     }
-    out = {"method": method, "device": machine(), "flops_per_step": flops, "linear_shapes": shapes, "batches_per_epoch": per_epoch,
+    variants.update({f"matmul {p}": fn for p, (fn, _) in matmuls.items()})
+    clock = "cpu" if device == "cpu" else "wall"  # CPU time of one thread: stable under load
+    times = interleaved_medians(variants, rounds, clock=clock)  # steps and floors interleaved
+    tput = {p: matmuls[p][1] / times[f"matmul {p}"] / 1e9 for p in matmuls}
+    out = {"method": method, "device": machine(), "clock": clock, "flops_per_step": flops, "linear_shapes": shapes, "batches_per_epoch": per_epoch,
            "load_average": load_average()}  # fmt: skip
-    print(f"{method}: {flops / 1e9:.2f} GFLOP per step (fwd+bwd), Linear shapes {shapes}")
+    print(
+        f"{method}: {flops / 1e9:.2f} GFLOP per step (fwd+bwd), Linear shapes {shapes}; {clock} time"
+    )
     for p in ("fp32", "bf16"):
         step = times[p] / batches
         floor = flops / (tput[p] * 1e9)

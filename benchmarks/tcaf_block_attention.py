@@ -4,7 +4,8 @@ For each case the dense variant runs one fused ``scaled_dot_product_attention`` 
 ``N x N`` query-key scores with the ``[B, 1, N, N]`` cross-modal mask (the previous
 computation) and the block variant :func:`block_attention` (class token x all keys, audio
 queries x class token + video keys, video queries x class token + audio keys); both run
-interleaved in the same process, median of ``--rounds`` rounds. The default
+interleaved in the same process, median of ``--rounds`` rounds (CPU time of the one thread by
+default, ``--clock wall`` for wall time). The default
 (:func:`masked_attention`) picks the block variant from ``BLOCK_SPARSE_MIN_TOKENS`` tokens on;
 ``--sweep`` times the attention core alone at growing lengths to locate that crossover.
 
@@ -39,6 +40,8 @@ from lowshot.data.av.batch import Batch
 from lowshot.layers import attention as attention_module
 from lowshot.layers.masks import AUDIO, GLOBAL, VIDEO, BlockMask
 
+#: "cpu": CPU time of the one thread (stable on a shared, overloaded CPU), or "wall"
+CLOCK = "cpu"
 #: BLOCK_SPARSE_MIN_TOKENS of each variant
 VARIANTS = {"dense": 10**9, "block": 0}
 
@@ -121,7 +124,9 @@ def run_case(name: str, rounds: int, eval_batch: int) -> dict[str, Any]:
 
         return run
 
-    whole = interleaved_medians({k: with_attention(t) for k, t in VARIANTS.items()}, rounds)
+    whole = interleaved_medians(
+        {k: with_attention(t) for k, t in VARIANTS.items()}, rounds, clock=CLOCK
+    )
     # the attention core alone: 6 layers of q/k/v [B, 8, N, 64] with the case's mask
     t_a, t_v, mean_a, mean_v = _tokens(batch)
     n = 1 + t_a + t_v
@@ -166,7 +171,7 @@ def _core_times(
 
         return run
 
-    return interleaved_medians({k: core(k) for k in VARIANTS}, rounds)
+    return interleaved_medians({k: core(k) for k in VARIANTS}, rounds, clock=CLOCK)
 
 
 def sweep(rounds: int) -> None:
@@ -204,7 +209,10 @@ def main() -> None:
     ap.add_argument("--eval-batch", type=int, default=16)
     ap.add_argument("--json")
     ap.add_argument("--sweep", action="store_true", help="only the attention-core length sweep")
+    ap.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
     args = ap.parse_args()
+    global CLOCK
+    CLOCK = args.clock
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"{machine()}; load average {load_average()}")
