@@ -76,7 +76,7 @@ def probe(method: str, n_seeds: int, rounds: int) -> None:
     for t in trainers:
         t.config = type(t.config)(**{**t.config.__dict__, "n_batches": 1})
     times = interleaved_medians(
-        {"one seed": one_seed_step, f"{n_seeds} seeds stacked": stacked_step}, rounds
+        {"one seed": one_seed_step, f"{n_seeds} seeds stacked": stacked_step}, rounds, clock="cpu"
     )
     one, stacked = times.values()
     print(f"{method}: one seed {1e3 * one:.1f} ms/step, {n_seeds} seeds stacked {1e3 * stacked:.1f} ms/step "
