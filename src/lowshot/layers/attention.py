@@ -90,7 +90,7 @@ class MultiHeadAttention(nn.Module):
 
 #: sequence length from which :func:`masked_attention` computes only the allowed blocks:
 #: below it one fused call over all ``N x N`` scores with the dense mask is faster on the
-#: measured CPU (crossover between 126 and 201 tokens, benchmarks/tcaf_block_attention.py)
+#: measured CPU (crossover near 126 tokens, benchmarks/tcaf_block_attention.py --sweep)
 BLOCK_SPARSE_MIN_TOKENS = 192
 
 
