@@ -29,9 +29,7 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
     if precision == "fp32":
         return contextlib.nullcontext()
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError(
-            f"train.precision=bf16: {torch.cuda.get_device_name(device)} has no bfloat16 support"
-        )
+        raise ConfigError(f"train.precision=bf16: {torch.cuda.get_device_name(device)} has no bfloat16 support")
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
@@ -83,17 +81,11 @@ class MethodTrainer:
         classes = benchmark.train_classes(stage)
         pos = np.clip(np.searchsorted(classes, self.train_set.labels), 0, len(classes) - 1)
         if not np.all(classes[pos] == self.train_set.labels):
-            raise DataError(
-                f"{benchmark.name}: stage-{stage} training samples outside the training class list"
-            )
+            raise DataError(f"{benchmark.name}: stage-{stage} training samples outside the training class list")
         self.targets = pos
-        embeddings = torch.as_tensor(
-            np.asarray(benchmark.class_embeddings, np.float32), device=device
-        )
+        embeddings = torch.as_tensor(np.asarray(benchmark.class_embeddings, np.float32), device=device)
         self.class_embeddings = embeddings  # [C, D_w]
-        self.train_embeddings = embeddings[
-            torch.as_tensor(classes, device=device)
-        ]  # [C_train, D_w]
+        self.train_embeddings = embeddings[torch.as_tensor(classes, device=device)]  # [C_train, D_w]
         self.optimizer, self.scheduler = self.method.build_optimizer(config)
         self.rng = np.random.default_rng([seed, stage])
 
@@ -106,14 +98,10 @@ class MethodTrainer:
         cfg = self.config
         self.method.train()
         self.method.on_epoch_start(epoch)
-        batches = epoch_indices(
-            self.train_set.labels, cfg.n_batches, cfg.batch_size, cfg.sampler, self.rng
-        )
+        batches = epoch_indices(self.train_set.labels, cfg.n_batches, cfg.batch_size, cfg.sampler, self.rng)
         sums: dict[str, torch.Tensor] = {}
         for idx in batches:
-            batch = self.method.collate(self.train_set, idx, self.targets[idx], True, self.rng).to(
-                self.device
-            )
+            batch = self.method.collate(self.train_set, idx, self.targets[idx], True, self.rng).to(self.device)
             with autocast(cfg.precision, self.device):
                 out = self.method.training_loss(batch, self.train_embeddings)
             self.optimizer.zero_grad(set_to_none=True)

@@ -308,9 +308,7 @@ def test_window_relative_times_only_with_the_legacy_switch(tiny_temporal) -> Non
     torch.testing.assert_close(absolute.video, relative.video)
     start_v = (fs.video.lengths[long] - 3) // 2  # centred crop
     np.testing.assert_allclose(absolute.video_times[:, 0].numpy(), start_v * 0.64, rtol=1e-6)
-    np.testing.assert_allclose(
-        relative.video_times.numpy(), np.tile([0, 0.64, 1.28], (6, 1)), rtol=1e-6
-    )
+    np.testing.assert_allclose(relative.video_times.numpy(), np.tile([0, 0.64, 1.28], (6, 1)), rtol=1e-6)
     assert relative.audio_times[:, 0].eq(0).all() and absolute.audio_times[:, 0].gt(0).any()
     torch.testing.assert_close(
         absolute.video_times - absolute.video_times[:, :1], relative.video_times
