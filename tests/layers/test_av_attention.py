@@ -1,4 +1,4 @@
-"""The one attention implementation: fused == explicit, mask invariances."""
+"""The one attention implementation: block-sparse fused == explicit dense, mask invariances."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lowshot.layers.attention import MultiHeadAttention, TransformerStack
-from lowshot.layers.masks import AUDIO, GLOBAL, VIDEO, attention_mask, layer_masks
+from lowshot.layers.masks import AUDIO, GLOBAL, VIDEO, BlockMask, layer_masks
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -30,9 +30,10 @@ def test_fused_and_explicit_paths_agree(pattern: str) -> None:
     x = torch.randn(2, 1 + TA + TV, DIM)
     valid = torch.ones(2, 1 + TA + TV, dtype=torch.bool)
     valid[0, -2:] = False
-    mask = attention_mask(_ids(), valid, pattern)
-    fused, none = attn(x, mask)
-    explicit, maps = attn(x, mask, return_attention=True)
+    block = BlockMask.from_ids(_ids(), valid, pattern)
+    mask = block.dense()
+    fused, none = attn(x, block)
+    explicit, maps = attn(x, block, return_attention=True)
     assert none is None and maps is not None and maps.shape == (2, 3, 10, 10)
     torch.testing.assert_close(fused, explicit, rtol=1e-5, atol=1e-5)
     assert torch.all(maps.masked_select(~mask[:, None].expand_as(maps)) == 0)
@@ -77,7 +78,7 @@ def test_padding_does_not_change_valid_outputs(pattern: str) -> None:
 def test_stack_returns_maps_and_checks_mask_count() -> None:
     model = _stack(depth=3)
     x = torch.randn(2, 1 + TA + TV, DIM)
-    y, maps = model(x, attention_mask(_ids(), None, "cross"), return_attention=True)
+    y, maps = model(x, BlockMask.from_ids(_ids(), None, "cross"), return_attention=True)
     assert y.shape == x.shape and len(maps) == 3
     with pytest.raises(ValueError, match="masks for 3 layers"):
         model(x, [None, None])
@@ -106,3 +107,67 @@ def test_packed_tokens_give_the_same_valid_outputs(pattern: str) -> None:
     g_dense = torch.autograd.grad(dense[valid].sum(), x)[0]
     g_packed = torch.autograd.grad(packed[valid].sum(), x)[0]
     torch.testing.assert_close(g_packed, g_dense, rtol=1e-4, atol=1e-5)
+
+
+def _dense_reference(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Softmax attention over all query-key scores with the dense ``[B, N, N]`` mask."""
+    logits = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+    return logits.masked_fill(~mask[:, None], float("-inf")).softmax(-1) @ v
+
+
+SEGMENT_CASES = {
+    "cls_audio_video": ((GLOBAL, 1), (AUDIO, TA), (VIDEO, TV)),
+    "no_class_token": ((AUDIO, TA), (VIDEO, TV)),
+    "audio_only": ((GLOBAL, 1), (AUDIO, TA)),
+    "video_only_no_class_token": ((VIDEO, TV),),
+}
+
+
+@pytest.mark.parametrize("pattern", ["cross", "self", "full"])
+@pytest.mark.parametrize("case", sorted(SEGMENT_CASES))
+def test_block_attention_equals_masked_dense_attention(pattern: str, case: str) -> None:
+    """Every query row (padded ones and the class token included) and every gradient equal
+    the dense masked computation, also for samples whose query segment has no valid key
+    (sample 2: no valid video step, so its audio queries attend only to the class token, or
+    to themselves without one) and for a single modality (rows with no admissible key)."""
+    from lowshot.layers.attention import block_attention
+
+    segments = SEGMENT_CASES[case]
+    n = sum(length for _, length in segments)
+    valid = torch.ones(4, n, dtype=torch.bool)
+    starts = {m: sum(length for _, length in segments[:i]) for i, (m, _) in enumerate(segments)}
+    if AUDIO in starts:
+        valid[0, starts[AUDIO] + 2 : starts[AUDIO] + TA] = False
+    if VIDEO in starts:
+        valid[1, starts[VIDEO] + 3 : starts[VIDEO] + TV] = False
+        valid[2, starts[VIDEO] : starts[VIDEO] + TV] = False
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(4, 3, n, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    for key_padding in (valid, None):
+        mask = BlockMask(segments, key_padding, pattern)
+        dense = mask.dense()
+        assert dense.any(-1).all()  # the definition never leaves a row empty
+        out = block_attention(q, k, v, mask)
+        ref = _dense_reference(q, k, v, dense)
+        torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+        g = torch.randn_like(out)
+        grads = torch.autograd.grad(out, (q, k, v), g, allow_unused=True)
+        ref_grads = torch.autograd.grad(ref, (q, k, v), g)
+        for a, b, x in zip(grads, ref_grads, (q, k, v)):  # unused (None) = zero gradient
+            torch.testing.assert_close(
+                torch.zeros_like(x) if a is None else a, b, rtol=1e-10, atol=1e-10
+            )
+
+
+def test_cross_blocks_compute_only_the_allowed_scores() -> None:
+    mask = BlockMask(((GLOBAL, 1), (AUDIO, TA), (VIDEO, TV)), None, "cross")
+    blocks = [(b.queries, b.keys) for b in mask.blocks]  # segment indices: 0 cls, 1 audio, 2 video
+    assert blocks == [((0,), (0, 1, 2)), ((1,), (0, 2)), ((2,), (0, 1))]
+    assert [(b.queries, b.keys) for b in BlockMask(mask.segments, None, "full").blocks] == [
+        ((0, 1, 2), (0, 1, 2))
+    ]
+    n = 1 + TA + TV
+    with pytest.raises(ValueError, match="one \\[N\\] modality-id vector"):
+        BlockMask.from_ids(torch.zeros(2, n, dtype=torch.long), None, "cross")

@@ -1,9 +1,12 @@
 """The one multi-head attention implementation of lowshot, and a pre-norm transformer.
 
 :class:`MultiHeadAttention` has two numerically equivalent paths: a fused one
-(``F.scaled_dot_product_attention``, used by default) and an explicit one that materialises
-the attention maps (used when ``return_attention=True``, e.g. for visualisation). Masks
-come from :mod:`lowshot.layers.masks` (True = may attend).
+(:func:`masked_attention`, used by default) and an explicit one that materialises the dense
+attention maps (used when ``return_attention=True``, e.g. for visualisation). Masks are
+:class:`~lowshot.layers.masks.BlockMask` s (True = may attend). The fused path computes
+only the allowed blocks of query/key segments (:func:`block_attention`) for sequences of
+at least :data:`BLOCK_SPARSE_MIN_TOKENS` tokens, and all scores with the dense mask below
+(where the fused kernel's per-call cost outweighs the saved scores; docs/benchmarks.md).
 
 :class:`TransformerLayer` is the pre-norm layer of AVCA / TCaF (thesis Eqs. 3.3-3.4, 3.9,
 3.13): ``x = x + Drop(Att(LN(x)))`` then ``x = x + FF(LN(x))`` with a GELU feed-forward.
@@ -17,6 +20,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from lowshot.layers.masks import BlockMask
 
 
 class MultiHeadAttention(nn.Module):
@@ -41,7 +46,7 @@ class MultiHeadAttention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        mask: torch.Tensor | None = None,
+        mask: BlockMask | None = None,
         return_attention: bool = False,
         token_valid: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -50,7 +55,7 @@ class MultiHeadAttention(nn.Module):
         Args:
             x: ``[B, N, D]`` tokens, or packed ``[n, D]`` valid tokens when ``token_valid``
                 is given (``n = token_valid.sum()``).
-            mask: ``[B, N, N]`` bool (True = query may attend to key), or None.
+            mask: which query may attend to which key, or None (every key).
             return_attention: use the explicit path and return the maps.
             token_valid: ``[B, N]`` bool layout of packed tokens; padded positions get zero
                 queries/keys/values (they must be masked as keys) and no output.
@@ -66,20 +71,97 @@ class MultiHeadAttention(nn.Module):
         b, n, _ = qkv.shape
         qkv = qkv.view(b, n, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # [B, H, N, d_head]
-        m = mask[:, None] if mask is not None else None
         attn = None
         if return_attention:
             dots = (q @ k.transpose(-1, -2)) / math.sqrt(self.dim_head)  # Eq. 3.10
-            if m is not None:
-                dots = dots.masked_fill(~m, float("-inf"))
+            if mask is not None:
+                dots = dots.masked_fill(~mask.dense().to(dots.device)[:, None], float("-inf"))
             attn = dots.softmax(dim=-1)
             out = attn @ v
+        elif mask is None:
+            out = F.scaled_dot_product_attention(q, k, v)
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=m)
+            out = masked_attention(q, k, v, mask)
         out = out.transpose(1, 2).reshape(b, n, self.heads * self.dim_head)
         if token_valid is not None:
             out = out[token_valid]
         return self.to_out(out), attn
+
+
+#: sequence length from which :func:`masked_attention` computes only the allowed blocks:
+#: below it one fused call over all ``N x N`` scores with the dense mask is faster on the
+#: measured CPU (crossover near 126 tokens, benchmarks/tcaf_block_attention.py --sweep)
+BLOCK_SPARSE_MIN_TOKENS = 192
+
+
+def masked_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: BlockMask
+) -> torch.Tensor:
+    """Fused attention under ``mask``: :func:`block_attention` for long sequences, else one
+    ``scaled_dot_product_attention`` over all scores with the dense mask (same result).
+
+    Args:
+        q / k / v: ``[B, H, N, d]``.
+        mask: the segments, key padding and pattern of the ``N`` tokens.
+
+    Returns:
+        ``[B, H, N, d]``.
+    """
+    if q.shape[2] >= BLOCK_SPARSE_MIN_TOKENS:
+        return block_attention(q, k, v, mask)
+    dense = mask.dense_attn_mask
+    return F.scaled_dot_product_attention(
+        q, k, v, attn_mask=None if dense is None else dense.to(q.device)
+    )
+
+
+def block_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: BlockMask
+) -> torch.Tensor:
+    """Masked scaled dot-product attention computed on the allowed blocks only.
+
+    Equal to attention with the dense ``mask.dense()`` (within float rounding): each block of
+    query segments attends to the concatenation of its allowed key segments with a key
+    padding mask; queries without any admissible key attend to themselves (output = their
+    value), as in :func:`~lowshot.layers.masks.attention_mask`. Under the cross pattern
+    (class token, audio, video) this computes ``N + 2 T_a T_v + T_a + T_v`` scores per head
+    instead of ``N^2``.
+
+    Args:
+        q / k / v: ``[B, H, N, d]``.
+        mask: the segments, key padding and pattern of the ``N`` tokens.
+
+    Returns:
+        ``[B, H, N, d]``.
+    """
+    blocks = mask.blocks
+    if (
+        len(blocks) == 1
+        and len(blocks[0].keys) == len(mask.segments)
+        and blocks[0].self_only is None
+    ):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=blocks[0].key_mask)
+    # split once (one backward concatenation) instead of slicing per block
+    qs, ks, vs = (t.split(mask.lengths, dim=2) for t in (q, k, v))
+    outs = []
+    for block in blocks:
+        vq = _cat([vs[i] for i in block.queries])
+        if not block.keys:  # no admissible key segment: attend to itself
+            outs.append(vq)
+            continue
+        out = F.scaled_dot_product_attention(
+            _cat([qs[i] for i in block.queries]),
+            _cat([ks[i] for i in block.keys]),
+            _cat([vs[i] for i in block.keys]),
+            attn_mask=block.key_mask,
+        )
+        outs.append(out if block.self_only is None else torch.where(block.self_only, vq, out))
+    return _cat(outs)
+
+
+def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
+    """Concatenate along the token dimension (no copy for one part)."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
 
 
 class FeedForward(nn.Sequential):
@@ -126,7 +208,7 @@ class TransformerLayer(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        mask: torch.Tensor | None = None,
+        mask: BlockMask | None = None,
         return_attention: bool = False,
         token_valid: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -166,7 +248,7 @@ class TransformerStack(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        masks: Sequence[torch.Tensor | None] | torch.Tensor | None = None,
+        masks: Sequence[BlockMask | None] | BlockMask | None = None,
         return_attention: bool = False,
         token_valid: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -174,7 +256,7 @@ class TransformerStack(nn.Module):
 
         Args:
             x: ``[B, N, D]``.
-            masks: one ``[B, N, N]`` mask for all layers, a per-layer sequence, or None.
+            masks: one mask for all layers, a per-layer sequence, or None.
             return_attention: collect ``[B, H, N, N]`` maps of every layer.
             token_valid: ``[B, N]`` bool; when given, the per-token parts of every layer
                 (LayerNorm, projections, feed-forward) run on the valid tokens only (packed),
@@ -184,7 +266,7 @@ class TransformerStack(nn.Module):
         Returns:
             ``([B, N, D], list of maps)`` (the list is empty unless requested).
         """
-        if masks is None or isinstance(masks, torch.Tensor):
+        if masks is None or isinstance(masks, BlockMask):
             masks = [masks] * len(self.layers)
         if len(masks) != len(self.layers):
             raise ValueError(f"{len(masks)} masks for {len(self.layers)} layers")

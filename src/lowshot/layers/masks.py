@@ -15,11 +15,18 @@ produces NaNs. Outputs of padded queries are meaningless and must be ignored by 
 
 A hybrid schedule (AV-Diff: self attention in the first Z layers, full afterwards) is a
 per-layer tuple of patterns, see :func:`layer_masks`.
+
+:func:`attention_mask` is the dense ``[B, N, N]`` definition (what the explicit attention
+path and the attention maps use); :class:`BlockMask` is the same mask for a sequence of
+contiguous modality segments, from which attention computes only the allowed
+(query segment x key segments) blocks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import torch
@@ -70,26 +77,143 @@ def attention_mask(
     return allowed | (empty & eye)
 
 
+def _allowed(pattern: Pattern, q_id: int, k_id: int) -> bool:
+    """Whether tokens of modality ``q_id`` may attend to tokens of ``k_id`` (before padding)."""
+    if GLOBAL in (q_id, k_id) or pattern == "full":
+        return True
+    return (q_id == k_id) if pattern == "self" else (q_id != k_id)
+
+
+@dataclass(frozen=True)
+class Block:
+    """Consecutive query segments that attend to the same key segments.
+
+    Attributes:
+        queries: indices of the query segments (consecutive).
+        keys: indices of the admissible key segments, in token order (empty: every query
+            attends to itself).
+        key_mask: ``[B, 1, 1, K]`` bool key padding of the concatenated keys, None = all valid.
+        self_only: ``[B, 1, 1, 1]`` bool, True for samples without any valid key in ``keys``
+            (their queries attend to themselves only); None = no such sample.
+    """
+
+    queries: tuple[int, ...]
+    keys: tuple[int, ...]
+    key_mask: torch.Tensor | None
+    self_only: torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class BlockMask:
+    """:func:`attention_mask` of a sequence made of contiguous modality segments.
+
+    Attributes:
+        segments: ``(modality id, length)`` of each segment in token order, e.g.
+            ``((GLOBAL, 1), (AUDIO, T_a), (VIDEO, T_v))``.
+        key_padding: ``[B, N]`` bool, True = valid token; None = all valid.
+        pattern: ``"full"``, ``"self"`` or ``"cross"``.
+    """
+
+    segments: tuple[tuple[int, int], ...]
+    key_padding: torch.Tensor | None
+    pattern: Pattern
+
+    def __post_init__(self) -> None:
+        if self.pattern not in PATTERNS:
+            raise ValueError(
+                f"unknown attention pattern {self.pattern!r}; expected one of {PATTERNS}"
+            )
+
+    @classmethod
+    def from_ids(
+        cls, modality_ids: torch.Tensor, key_padding: torch.Tensor | None, pattern: Pattern
+    ) -> BlockMask:
+        """Segments from the runs of equal ids of an ``[N]`` modality-id vector."""
+        if modality_ids.dim() != 1:
+            raise ValueError(
+                f"BlockMask needs one [N] modality-id vector, got shape {tuple(modality_ids.shape)}"
+            )
+        ids, counts = torch.unique_consecutive(modality_ids.cpu(), return_counts=True)
+        return cls(tuple(zip(ids.tolist(), counts.tolist())), key_padding, pattern)
+
+    @property
+    def modality_ids(self) -> torch.Tensor:
+        """``[N]`` modality id of each token."""
+        return torch.tensor([i for i, n in self.segments for _ in range(n)], dtype=torch.long)
+
+    def dense(self) -> torch.Tensor:
+        """The ``[B, N, N]`` boolean mask (``[1, N, N]`` without key padding)."""
+        ids = self.modality_ids
+        if self.key_padding is not None:
+            ids = ids.to(self.key_padding.device)
+        return attention_mask(ids, self.key_padding, self.pattern)
+
+    @cached_property
+    def dense_attn_mask(self) -> torch.Tensor | None:
+        """``[B, 1, N, N]`` dense mask for a fused kernel (None: every key of every query)."""
+        if self.key_padding is None and self.pattern == "full":
+            return None
+        return self.dense()[:, None]
+
+    @property
+    def lengths(self) -> list[int]:
+        """Number of tokens of each segment."""
+        return [n for _, n in self.segments]
+
+    @cached_property
+    def blocks(self) -> tuple[Block, ...]:
+        """The attention blocks: consecutive query segments with the same keys share one."""
+        groups: list[tuple[list[int], tuple[int, ...]]] = []
+        for qi, (q_id, _) in enumerate(self.segments):
+            keys = tuple(
+                ki
+                for ki, (k_id, _) in enumerate(self.segments)
+                if _allowed(self.pattern, q_id, k_id)
+            )
+            if groups and groups[-1][1] == keys:
+                groups[-1][0].append(qi)
+            else:
+                groups.append(([qi], keys))
+        return tuple(self._block(tuple(queries), keys) for queries, keys in groups)
+
+    def _block(self, queries: tuple[int, ...], keys: tuple[int, ...]) -> Block:
+        if self.key_padding is None or not keys:
+            return Block(queries, keys, None, None)
+        parts = self.key_padding.bool().split(self.lengths, dim=1)
+        valid = torch.cat([parts[k] for k in keys], dim=1)  # [B, K]
+        if bool(valid.all()):
+            return Block(queries, keys, None, None)
+        has_key = valid.any(dim=1)
+        self_only = None if bool(has_key.all()) else ~has_key[:, None, None, None]
+        # samples without a valid key get an all-True mask (finite output, replaced by v)
+        return Block(queries, keys, (valid | ~has_key[:, None])[:, None, None, :], self_only)
+
+
 def layer_masks(
-    modality_ids: torch.Tensor,
+    modality_ids: torch.Tensor | tuple[tuple[int, int], ...],
     key_padding: torch.Tensor | None,
     patterns: Sequence[Pattern],
-) -> list[torch.Tensor]:
-    """One mask per layer for a (possibly hybrid) schedule; identical patterns share a tensor.
+) -> list[BlockMask]:
+    """One mask per layer for a (possibly hybrid) schedule; identical patterns share one.
 
     Args:
-        modality_ids: ``[N]`` or ``[B, N]``.
+        modality_ids: ``[N]`` modality ids in contiguous runs (e.g. class token, audio,
+            video), or the segments themselves (``((GLOBAL, 1), (AUDIO, T_a), ...)``).
         key_padding: ``[B, N]`` bool (True = valid) or None.
         patterns: per-layer patterns, e.g. ``("self", "self", "full", "full")``.
 
     Returns:
-        ``len(patterns)`` masks of shape ``[B, N, N]``.
+        ``len(patterns)`` :class:`BlockMask` s (``.dense()`` gives the ``[B, N, N]`` tensor).
     """
-    cache: dict[str, torch.Tensor] = {}
+    cache: dict[str, BlockMask] = {}
     out = []
     for p in patterns:
         if p not in cache:
-            cache[p] = attention_mask(modality_ids, key_padding, p)
+            cache[p] = (
+                BlockMask(modality_ids, key_padding, p)
+                if isinstance(modality_ids, tuple)
+                else BlockMask.from_ids(modality_ids, key_padding, p)
+            )
         out.append(cache[p])
     return out
 

@@ -59,7 +59,9 @@ class TrainConfig:
     ``n_batches`` batches of ``batch_size`` are drawn per epoch (the upstream "epoch" is a
     number of batches, not a pass over the data); ``sampler`` picks how. ``num_threads`` sets
     torch's intra-op threads (None: torch's default); 1 avoids a several-fold slowdown of
-    these small models when other processes share a 2-core CPU.
+    these small models when other processes share a 2-core CPU. ``precision="bf16"`` runs
+    the training forward and backward under bfloat16 autocast (fp32 master weights and
+    optimiser state; losses in fp32 by autocast's op lists); evaluation stays fp32.
     """
 
     epochs: int = 50
@@ -74,6 +76,7 @@ class TrainConfig:
     eval_batch_size: int = 2048
     device: str = "auto"
     num_threads: int | None = None
+    precision: Literal["fp32", "bf16"] = "fp32"
     seeds: tuple[int, ...] = (42,)
     tensorboard: bool = False
     progress: bool = True

@@ -9,16 +9,29 @@ memory-mapped) feature set, so no DataLoader workers or per-sample Python is inv
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
 from lowshot.data.av.featureset import FeatureSet, GZSLBenchmark
-from lowshot.errors import DataError
+from lowshot.errors import ConfigError, DataError
 from lowshot.methods.base import GZSLMethod
 from lowshot.protocols.gzsl import scores_in_batches
 from lowshot.recipes.gzsl_config import TrainConfig
 from lowshot.utils import distributed
 from lowshot.utils.io import pack_state, unpack_state
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The training-step context of ``train.precision``: nothing for fp32, bfloat16 autocast
+    on ``device`` for bf16 (matmuls, linear layers and attention in bf16; losses, ``cdist``
+    and other ops on autocast's fp32 list in fp32; parameters stay fp32)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"train.precision=bf16: {torch.cuda.get_device_name(device)} has no bfloat16 support")
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def epoch_indices(
@@ -92,7 +105,8 @@ class MethodTrainer:
         for idx in batches:
             batch = self.method.collate(self.train_set, idx, self.targets[idx], True, self.rng)
             batch = distributed.shard_batch(batch).to(self.device)  # this rank's slice (all of it in one process)
-            out = self.loss_fn(batch, self.train_embeddings)
+            with autocast(cfg.precision, self.device):
+                out = self.loss_fn(batch, self.train_embeddings)
             self.optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
             self.optimizer.step()

@@ -317,3 +317,37 @@ def test_window_relative_times_only_with_the_legacy_switch(tiny_temporal) -> Non
     whole_r = _method(legacy_window_relative_time=True).collate(fs, long, None, False)
     torch.testing.assert_close(whole_a.video_times, whole_r.video_times)
     torch.testing.assert_close(whole_a.audio_times, whole_r.audio_times)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["tcaf", "no_class_token_cross", "no_class_token_self", "class_token_self", "class_token_full",
+     "audio_only", "video_only", "att_from_avca", "fixed_seqlen"],
+)  # fmt: skip
+@pytest.mark.parametrize("pack", [True, False])
+@pytest.mark.parametrize("block_from", [0, 10**9])
+def test_block_sparse_attention_equals_the_dense_masked_path(
+    name: str, pack: bool, block_from: int, tiny_temporal, monkeypatch
+) -> None:
+    """The fused attention (block-sparse from ``block_from`` tokens on, else over all scores
+    with the dense mask) and the explicit path over the dense ``[B, N, N]`` mask give the same
+    output token and the same gradients, on padded batches."""
+    from lowshot.layers import attention
+
+    monkeypatch.setattr(attention, "BLOCK_SPARSE_MIN_TOKENS", block_from)
+    method = _method(**{**ABLATIONS[name], **NO_DROPOUT})
+    method.net.pack_tokens = pack
+    batch = _batch(method, tiny_temporal, n=12)
+    if name != "fixed_seqlen":  # (fixed windows of 4 steps: every step valid)
+        assert not bool(batch.audio_mask.all()) and not bool(batch.video_mask.all())
+    inputs = method._inputs(batch)
+    params = [p for p in method.net.parameters() if p.requires_grad]
+    out = {}
+    for dense in (False, True):
+        c_o, _ = method.net(inputs, return_attention=dense)
+        out[dense] = (c_o, torch.autograd.grad(c_o.square().sum(), params, allow_unused=True))
+    torch.testing.assert_close(out[False][0], out[True][0], rtol=1e-5, atol=1e-5)
+    for a, b in zip(out[False][1], out[True][1]):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

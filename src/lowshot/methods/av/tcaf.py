@@ -44,7 +44,10 @@ behaviour that changes numbers is a switch, off by default:
   (``protocol.stage2_scheduler=legacy_val_on_train``);
 * the per-token parts of the transformer (LayerNorm, q/k/v and output projections,
   feed-forward) and the encoders run on valid steps only; outputs equal the padded
-  computation (tested), only the cost differs;
+  computation (tested), only the cost differs; likewise, from 192 tokens on (ActivityNet's
+  300-step evaluation) attention computes only the blocks the cross-modal mask allows
+  (class token x all, audio x class + video, video x class + audio) instead of all scores
+  with a mask (equal, tested);
 * ablations (Tables 3.2-3.4, B.1-B.3) are config values; the published code exposes only
   some of them as flags; ``objective="ce_reg_rec_triplet"`` (Table B.3, "+l_triplet"),
   ``inputs="averaged"`` and ``attention_block="avca"`` (Table B.3 "TC_AF + att from [157]",

@@ -176,12 +176,12 @@ class TCaFNet(nn.Module):
             inputs: ``{"audio": TemporalInput, "video": TemporalInput}`` (the used modalities).
             return_attention: use the explicit attention path and return the maps.
         """
-        tokens, ids, valid = [], [], []
+        tokens, segments, valid = [], [], []
         any_input = inputs[self.modalities[0]]
         b, device = any_input.values.shape[0], any_input.values.device
         if self.cls_token is not None:
             tokens.append(self.cls_token.expand(b, -1, -1))
-            ids.append(torch.full((1,), GLOBAL, device=device))
+            segments.append((GLOBAL, 1))
             valid.append(torch.ones(b, 1, dtype=torch.bool, device=device))
         for m in self.modalities:
             x = inputs[m]
@@ -191,12 +191,10 @@ class TCaFNet(nn.Module):
                 mod_tokens = (mod_tokens * w).sum(1, keepdim=True) / w.sum(1, keepdim=True)
                 mask = mask[:, :1].new_ones(b, 1)
             tokens.append(mod_tokens)
-            ids.append(
-                torch.full((mask.shape[1],), AUDIO if m == "audio" else VIDEO, device=device)
-            )
+            segments.append((AUDIO if m == "audio" else VIDEO, mask.shape[1]))
             valid.append(mask)
         seq, key_valid = torch.cat(tokens, dim=1), torch.cat(valid, dim=1)
-        masks = layer_masks(torch.cat(ids), key_valid, self.patterns)
+        masks = layer_masks(tuple(segments), key_valid, self.patterns)  # block-sparse attention
         packed = key_valid if self.pack_tokens and not bool(key_valid.all()) else None
         out, maps = self.transformer(seq, masks, return_attention, packed)
         if self.avca_block:  # AVCA's residual around the whole block (Eq. 2.2)
