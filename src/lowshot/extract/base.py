@@ -59,7 +59,7 @@ class AVEncoder:
 
 
 def read_state_dict(path: str | Path | None, what: str, expected: str) -> dict[str, torch.Tensor]:
-    """Tensors of a local ``.safetensors`` / ``.pth`` / ``.pt`` checkpoint.
+    """Tensors (name -> weight of any shape) of a local ``.safetensors`` / ``.pth`` / ``.pt`` checkpoint.
 
     A ``.pth`` is read with ``torch.load(weights_only=True)`` (no code runs); a wrapping
     ``state_dict`` / ``model`` entry and ``module.`` prefixes are removed.
@@ -94,7 +94,7 @@ def read_state_dict(path: str | Path | None, what: str, expected: str) -> dict[s
 
 
 def require(state: dict[str, torch.Tensor], keys: list[str], path: str | Path, what: str) -> None:
-    """Raise a DataError naming ``path`` when ``state`` lacks one of ``keys`` (wrong architecture)."""
+    """Raise a DataError naming ``path`` when ``state`` (name -> tensor of any shape) lacks one of ``keys`` (wrong architecture)."""
     missing = [k for k in keys if k not in state]
     if missing:
         have = ", ".join(sorted(state)[:4])

@@ -102,7 +102,7 @@ class Inception(nn.Module):
 
 
 def tf_same_pool(x: torch.Tensor, k: tuple[int, int, int], s: tuple[int, int, int]) -> torch.Tensor:
-    """Max-pool with TensorFlow SAME padding (zeros; inputs are post-ReLU) and ``ceil_mode``."""
+    """``[B, C, T, H, W]`` max-pooled with TensorFlow SAME padding (zeros; inputs are post-ReLU) and ``ceil_mode``."""
     pads: list[int] = []
     for kd, sd in zip(reversed(k), reversed(s)):
         total = max(kd - sd, 0)

@@ -136,7 +136,7 @@ def _sub(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]
 
 
 def video_from_state(state: dict[str, torch.Tensor], path: str | Path) -> R2Plus1D18:
-    """R(2+1)D-18 whose widths match ``state`` (SeLaVi ``video_network.base.*`` or bare)."""
+    """R(2+1)D-18 whose widths match ``state`` (SeLaVi ``video_network.base.*`` or bare; each weight's shape gives a width)."""
     s = _sub(state, "video_network.base.")
     require(s, ["stem.0.weight", "stem.3.weight", "layer4.1.conv2.1.weight"], path, "SeLaVi video (R(2+1)D-18)")
     widths = tuple(int(s[f"layer{i}.0.conv1.1.weight"].shape[0]) for i in range(1, 5))
@@ -148,7 +148,7 @@ def video_from_state(state: dict[str, torch.Tensor], path: str | Path) -> R2Plus
 
 
 def audio_from_state(state: dict[str, torch.Tensor], path: str | Path) -> ResNet9:
-    """ResNet-9 whose widths match ``state`` (SeLaVi ``audio_network.base.*`` or bare)."""
+    """ResNet-9 whose widths match ``state`` (SeLaVi ``audio_network.base.*`` or bare; each weight's shape gives a width)."""
     s = _sub(state, "audio_network.base.")
     require(s, ["conv1.weight", "layer1.0.conv1.weight", "layer4.0.conv2.weight"], path, "SeLaVi audio (ResNet-9)")
     if s["conv1.weight"].shape[1] != 1 or "layer1.1.conv1.weight" in s:

@@ -195,7 +195,8 @@ class _TrainingLoss(nn.Module):
 
 
 def training_loss_fn(method: nn.Module, device: torch.device) -> Callable[[Batch, torch.Tensor], dict[str, Any]]:
-    """``method.training_loss`` itself in one process; through DDP (pooled BatchNorm) when distributed.
+    """``method.training_loss`` itself in one process; through DDP (pooled BatchNorm) when distributed
+    (the loss stays a scalar; each rank sees its ``[B / world, ...]`` slice of the batch).
 
     Call before building the optimiser (the parameters are kept; only BatchNorm modules are swapped).
     """

@@ -43,7 +43,7 @@ def num_classes_of(spec: InputSpec, name: str) -> int:
 
 
 def detached_call(module: nn.Module, *args: torch.Tensor) -> torch.Tensor:
-    """``module(*args)`` with detached parameters: gradients reach the inputs only (not ``module``)."""
+    """``module(*args)`` with detached parameters (output shape as ``module``'s): gradients reach the inputs only."""
     params = {k: v.detach() for k, v in module.named_parameters()}
     return functional_call(module, params, args)
 
@@ -67,11 +67,11 @@ class PhaseClasses(nn.Module):
         self.classes_ = torch.as_tensor(np.asarray(train_classes), dtype=torch.long, device=self.linear.weight.device)
 
     def restrict(self, logits: torch.Tensor) -> torch.Tensor:
-        """``[.., C]`` -> ``[.., C_p]`` logits of the phase's classes."""
+        """``[..., C]`` -> ``[..., C_p]`` logits of the phase's classes."""
         return logits if self.classes_ is None else logits[..., self.classes_]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[.., dim]`` -> phase logits ``[.., C_p]``."""
+        """``[..., dim]`` -> phase logits ``[..., C_p]``."""
         return self.restrict(self.linear(x))
 
     def rows(self, labels: torch.Tensor) -> torch.Tensor:
@@ -83,7 +83,7 @@ class PhaseClasses(nn.Module):
         return F.cross_entropy(logits, self.rows(labels))
 
     def frozen(self, x: torch.Tensor) -> torch.Tensor:
-        """Phase logits ``[.., C_p]`` through a detached copy of the classifier (gradients reach ``x`` only)."""
+        """Phase logits ``[..., C_p]`` through a detached copy of the classifier (gradients reach ``x`` only)."""
         return self.restrict(detached_call(self.linear, x))
 
     def scatter(self, probs: torch.Tensor, n_out: int) -> torch.Tensor:
@@ -211,5 +211,5 @@ class ConditionalCritic(nn.Module):
 
 
 def loss_of(terms: dict[str, torch.Tensor]) -> LossResult:
-    """``{"loss": sum of the terms, "loss_terms": terms}``."""
+    """``{"loss": sum of the terms, "loss_terms": terms}`` (every term a scalar)."""
     return {"loss": torch.stack(list(terms.values())).sum(), "loss_terms": terms}

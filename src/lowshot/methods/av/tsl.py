@@ -123,7 +123,7 @@ class TSL(TemporalGFSLClassifier):
         return torch.cat([seg_a, seg_v], dim=-1), count_v > 0
 
     def segment_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """``[.., D_a + D_v]`` -> phase logits ``[.., C_p]``."""
+        """``[..., D_a + D_v]`` -> phase logits ``[..., C_p]``."""
         return self.head(self.classifier(x))
 
     def probs(self, batch: Batch) -> torch.Tensor:
@@ -166,5 +166,5 @@ class TSL(TemporalGFSLClassifier):
         return ((grad.norm(dim=1) - 1) ** 2).mean()
 
     def logits(self, batch: Batch) -> torch.Tensor:
-        """Not defined per video (scores are averaged segment probabilities, see :meth:`probs`)."""
+        """Not defined per video (scores are averaged segment probabilities ``[B, C_p]``, see :meth:`probs`)."""
         raise NotImplementedError("tsl scores videos by averaging segment probabilities (probs)")
