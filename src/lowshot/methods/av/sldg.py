@@ -86,7 +86,7 @@ class SLDG(TemporalGFSLClassifier):
         self.head = PhaseClasses(c.dim_out, self.num_classes)
 
     def pooled(self, batch: Batch) -> torch.Tensor:
-        """Concatenated Gaussian-pooled features of both modalities ``[B, 2*K*D]``."""
+        """Concatenated Gaussian-pooled features of both modalities ``[B, K*D*2]``."""
         out = []
         for m, x in self._inputs(batch).items():
             phi = self.tokens.enc[m](x.values[x.mask])  # encoder on valid steps only
