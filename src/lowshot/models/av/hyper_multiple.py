@@ -15,10 +15,16 @@ from lowshot._registry import MODELS
 from lowshot.models.av.avca import AVCANet, AVCANetConfig, AVCAOutputs
 
 
+#: relative margin that keeps projected points strictly inside the ball (tanh rounds to 1 in
+#: float32 for ``sqrt(c) ||x|| > ~9``, which would put them on its boundary)
+BALL_EPS = 1e-5
+
+
 def expmap0(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """Exponential map at the origin of the Poincaré ball of curvature ``-c``.
 
-    ``exp_0^c(x) = tanh(sqrt(c) ||x||) x / (sqrt(c) ||x||)``; the image lies in the ball
+    ``exp_0^c(x) = tanh(sqrt(c) ||x||) x / (sqrt(c) ||x||)``, its norm capped at
+    ``(1 - BALL_EPS) / sqrt(c)`` so that the image lies strictly inside the ball
     ``||y|| < 1 / sqrt(c)``.
 
     Args:
@@ -30,7 +36,8 @@ def expmap0(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """
     sqrt_c = c.sqrt()
     norm = x.norm(dim=-1, keepdim=True).clamp_min(1e-15)
-    return torch.tanh(sqrt_c * norm) * x / (sqrt_c * norm)
+    radius = torch.tanh(sqrt_c * norm).clamp_max(1 - BALL_EPS) / sqrt_c  # ||exp_0^c(x)||
+    return radius * x / norm
 
 
 def cosine_similarities(x: torch.Tensor) -> torch.Tensor:
