@@ -41,13 +41,23 @@ SETTINGS = {
     "clipclap.ucf": "clipclap",
 }
 #: shortened schedule of ``quality`` (all settings), and the extra overrides of the TCaF family
-QUALITY = ["train.epochs=10", "train.n_batches=50", "train.batch_size=64", "data.synthetic_size=0.1", "train.progress=false"]
+QUALITY = [
+    "train.epochs=10",
+    "train.n_batches=50",
+    "train.batch_size=64",
+    "data.synthetic_size=0.1",
+    "train.progress=false",
+]
 SHORT_LR = ["train.lr=1e-3"]
 TCAF_FAMILY = ["model.depth=1", "model.encoder_hidden=128"]
 
 
 def _overrides(setting: str) -> list[str]:
-    extra = list(SHORT_LR) if setting.split(".")[0] in ("attention_fusion", "perceiver", "tcaf", "clipclap") else []
+    extra = (
+        list(SHORT_LR)
+        if setting.split(".")[0] in ("attention_fusion", "perceiver", "tcaf", "clipclap")
+        else []
+    )
     if setting.split(".")[0] in ("attention_fusion", "perceiver", "tcaf"):
         extra += TCAF_FAMILY
     return [f"data.synthetic={SETTINGS[setting]}", *QUALITY, *extra]
@@ -60,12 +70,14 @@ def perf_one(setting: str, steps: int, size: float) -> dict[str, float]:
     import lowshot.methods.av  # noqa: F401  (registers the methods)
     from lowshot.config.paper import load_paper_config
     from lowshot.data.av.synth import make_synthetic_benchmark
-    from lowshot.methods.base import method_of_family, GZSLMethod
+    from lowshot.methods.base import GZSLMethod, method_of_family
     from lowshot.recipes.gzsl import input_spec, parse_experiment
 
     torch.set_num_threads(1)
     exp, model_cfg = parse_experiment(load_paper_config(setting))
-    bench = make_synthetic_benchmark(SETTINGS[setting], "UCF", seed=0, size=size, text=exp.data.text)
+    bench = make_synthetic_benchmark(
+        SETTINGS[setting], "UCF", seed=0, size=size, text=exp.data.text
+    )
     method = method_of_family(exp.method, GZSLMethod, "gzsl")(model_cfg, input_spec(bench))
     optimizer, _ = method.build_optimizer(exp.train)
     fs = bench.splits["stage_1_train"]
@@ -103,7 +115,9 @@ def main() -> None:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("perf")
     p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--size", type=float, default=0.1, help="video-count scale of the synthetic data")
+    p.add_argument(
+        "--size", type=float, default=0.1, help="video-count scale of the synthetic data"
+    )
     p.add_argument("--settings", nargs="*", default=list(SETTINGS))
     p.add_argument("--one", help=argparse.SUPPRESS)
     q = sub.add_parser("quality")
@@ -115,27 +129,54 @@ def main() -> None:
         print(json.dumps(perf_one(args.one, args.steps, args.size)))
         return
     if args.cmd == "perf":
-        print("| setting | batch | wall step (s) | wall epoch (s) | CPU step (s) | CPU epoch (s) | params (M) | peak RSS (MiB) |\n"
-              "|---|---|---|---|---|---|---|---|")
+        print(
+            "| setting | batch | wall step (s) | wall epoch (s) | CPU step (s) | CPU epoch (s) | params (M) | peak RSS (MiB) |\n"
+            "|---|---|---|---|---|---|---|---|"
+        )
         for s in args.settings:
-            out = subprocess.run(
-                [sys.executable, __file__, "perf", "--one", s, "--steps", str(args.steps), "--size", str(args.size)],
-                check=True, capture_output=True, text=True,
-            ).stdout.strip().splitlines()[-1]
+            out = (
+                subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "perf",
+                        "--one",
+                        s,
+                        "--steps",
+                        str(args.steps),
+                        "--size",
+                        str(args.size),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             r = json.loads(out)
-            print(f"| {s} | {r['batch_size']} | {r['step_s']:.3f} | {r['epoch_s']:.0f} (x{r['n_batches']}) | "
-                  f"{r['cpu_step_s']:.3f} | {r['cpu_epoch_s']:.0f} | {r['params_M']:.2f} | {r['peak_rss_mib']:.0f} |", flush=True)
+            print(
+                f"| {s} | {r['batch_size']} | {r['step_s']:.3f} | {r['epoch_s']:.0f} (x{r['n_batches']}) | "
+                f"{r['cpu_step_s']:.3f} | {r['cpu_epoch_s']:.0f} | {r['params_M']:.2f} | {r['peak_rss_mib']:.0f} |",
+                flush=True,
+            )
         return
     from lowshot.config.paper import load_paper_config
     from lowshot.recipes.gzsl import run_gzsl
 
-    print("| setting | S | U | HM | ZSL | ZSL per seed | chance ZSL |\n|---|---|---|---|---|---|---|")
+    print(
+        "| setting | S | U | HM | ZSL | ZSL per seed | chance ZSL |\n|---|---|---|---|---|---|---|"
+    )
     for s in args.settings:
         seeds = "[" + ",".join(map(str, args.seeds)) + "]"
-        summary = run_gzsl(load_paper_config(s, [*_overrides(s), f"train.seeds={seeds}"]), f"{args.out}/{s}")
+        summary = run_gzsl(
+            load_paper_config(s, [*_overrides(s), f"train.seeds={seeds}"]), f"{args.out}/{s}"
+        )
         m = summary["metrics"]
         per_seed = ", ".join(f"{r['ZSL']:.1f}" for r in summary["per_seed"])
-        cells = " | ".join(f"{m[k]['mean']:.1f} ± {m[k]['std']:.1f}" for k in ("S", "U", "HM", "ZSL"))
+        cells = " | ".join(
+            f"{m[k]['mean']:.1f} ± {m[k]['std']:.1f}" for k in ("S", "U", "HM", "ZSL")
+        )
         chance = 100 / summary["class_counts"]["test_unseen"]
         print(f"| {s} | {cells} | {per_seed} | {chance:.1f} |", flush=True)
 

@@ -18,21 +18,49 @@ from lowshot.recipes.gzsl_trainer import MethodTrainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TEMPORAL = dict(dim=24, encoder_hidden=32, decoder_hidden=32, dim_out=8, pos_dim=8, depth=1, heads=2, dim_head=8,
-                mlp_dim=16, embedding_dropout=0.1, token_dropout=0.1, transformer_dropout=0.1)
+TEMPORAL = dict(
+    dim=24,
+    encoder_hidden=32,
+    decoder_hidden=32,
+    dim_out=8,
+    pos_dim=8,
+    depth=1,
+    heads=2,
+    dim_head=8,
+    mlp_dim=16,
+    embedding_dropout=0.1,
+    token_dropout=0.1,
+    transformer_dropout=0.1,
+)
 CASES = {
     "cjme": (CJME, CJMEConfig(embedding_hidden=32, dim_out=8), False),
-    "avgzslnet": (AVGZSLNet, AVGZSLNetConfig(embedding_hidden=32, dim_out=8, embedding_dropout=0.1, decoder_dropout=0.1), False),
+    "avgzslnet": (
+        AVGZSLNet,
+        AVGZSLNetConfig(embedding_hidden=32, dim_out=8, embedding_dropout=0.1, decoder_dropout=0.1),
+        False,
+    ),
     "hyper_multiple": (
         HyperMultiple,
-        HyperMultipleConfig(dim=24, encoder_hidden=32, decoder_hidden=32, dim_out=8, heads=2, dim_head=12, mlp_dim=16,
-                            embedding_dropout=0.1, decoder_dropout=0.1, additional_dropout=0.1),
+        HyperMultipleConfig(
+            dim=24,
+            encoder_hidden=32,
+            decoder_hidden=32,
+            dim_out=8,
+            heads=2,
+            dim_head=12,
+            mlp_dim=16,
+            embedding_dropout=0.1,
+            decoder_dropout=0.1,
+            additional_dropout=0.1,
+        ),
         False,
     ),
     "attention_fusion": (AttentionFusion, AttentionFusionConfig(**TEMPORAL), True),
     "perceiver": (Perceiver, PerceiverConfig(**TEMPORAL, n_latents=8), True),
 }
-TRAIN = TrainConfig(epochs=5, batch_size=32, n_batches=20, lr=3e-3, eval_batch_size=256, progress=False)
+TRAIN = TrainConfig(
+    epochs=5, batch_size=32, n_batches=20, lr=3e-3, eval_batch_size=256, progress=False
+)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -42,7 +70,9 @@ def test_two_stage_protocol_beats_chance(name: str) -> None:
 
     def make_trainer(stage: int) -> MethodTrainer:
         torch.manual_seed(stage)
-        return MethodTrainer(method_cls(config, tiny_spec(temporal)), bench, stage, TRAIN, 0, torch.device("cpu"))
+        return MethodTrainer(
+            method_cls(config, tiny_spec(temporal)), bench, stage, TRAIN, 0, torch.device("cpu")
+        )
 
     protocol = TwoStageProtocol(TRAIN.epochs, beta_grid(0.0, 3.0, 16)).fit(bench, make_trainer)
     summary = protocol.summary()

@@ -14,7 +14,13 @@ from lowshot.recipes.gzsl import run_gzsl
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SMALL_AVERAGED = ["model.embedding_hidden=32", "model.dim_out=8"]
-SMALL_TEMPORAL = ["model.depth=1", "model.encoder_hidden=32", "model.decoder_hidden=32", "model.dim=32", "model.heads=2"]
+SMALL_TEMPORAL = [
+    "model.depth=1",
+    "model.encoder_hidden=32",
+    "model.decoder_hidden=32",
+    "model.dim=32",
+    "model.heads=2",
+]
 SMALL_AVCA = ["model.encoder_hidden=32", "model.decoder_hidden=32"]
 #: setting -> (synthetic preset, tiny-model overrides)
 SETTINGS = {
@@ -27,13 +33,21 @@ SETTINGS = {
     "avca.ucf_clipclap": ("clipclap", SMALL_AVCA),
     "hyper_multiple.ucf_clipclap": ("clipclap", SMALL_AVCA),
 }
-TINY = ["train.epochs=2", "train.n_batches=3", "train.batch_size=32", "train.progress=false", "data.synthetic_size=0.03"]
+TINY = [
+    "train.epochs=2",
+    "train.n_batches=3",
+    "train.batch_size=32",
+    "train.progress=false",
+    "data.synthetic_size=0.03",
+]
 
 
 @pytest.mark.parametrize("setting", sorted(SETTINGS))
 def test_setting_runs_both_stages_on_generated_data(setting: str, tmp_path) -> None:
     preset, small = SETTINGS[setting]
-    summary = run_gzsl(load_paper_config(setting, [*TINY, f"data.synthetic={preset}", *small]), tmp_path / "run")
+    summary = run_gzsl(
+        load_paper_config(setting, [*TINY, f"data.synthetic={preset}", *small]), tmp_path / "run"
+    )
     for key in ("S", "U", "HM", "ZSL"):
         value = summary["metrics"][key]["mean"]
         assert math.isfinite(value) and 0.0 <= value <= 100.0
@@ -41,8 +55,14 @@ def test_setting_runs_both_stages_on_generated_data(setting: str, tmp_path) -> N
 
 
 #: the shortened schedule of benchmarks/av_baselines.py quality (same for every baseline)
-LEARN = ["train.epochs=10", "train.n_batches=50", "train.batch_size=64", "data.synthetic_size=0.1",
-         "train.progress=false", "train.seeds=[42,43,44]"]
+LEARN = [
+    "train.epochs=10",
+    "train.n_batches=50",
+    "train.batch_size=64",
+    "data.synthetic_size=0.1",
+    "train.progress=false",
+    "train.seeds=[42,43,44]",
+]
 TCAF_FAMILY = ["model.depth=1", "model.encoder_hidden=128", "train.lr=1e-3"]
 LEARNING = {
     "cjme.ucf_cls": ("cls_averaged", []),
@@ -57,7 +77,11 @@ LEARNING = {
 @pytest.mark.parametrize("setting", sorted(LEARNING))
 def test_zsl_above_chance_on_every_seed(setting: str, tmp_path) -> None:
     preset, extra = LEARNING[setting]
-    summary = run_gzsl(load_paper_config(setting, [*LEARN, f"data.synthetic={preset}", *extra]), tmp_path / "run")
-    chance = 100.0 / summary["class_counts"]["test_unseen"]  # uniform guessing among the unseen classes
+    summary = run_gzsl(
+        load_paper_config(setting, [*LEARN, f"data.synthetic={preset}", *extra]), tmp_path / "run"
+    )
+    chance = (
+        100.0 / summary["class_counts"]["test_unseen"]
+    )  # uniform guessing among the unseen classes
     assert [r["seed"] for r in summary["per_seed"]] == [42, 43, 44]
     assert all(r["ZSL"] > chance for r in summary["per_seed"]), (chance, summary["per_seed"])

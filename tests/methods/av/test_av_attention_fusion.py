@@ -14,7 +14,9 @@ from lowshot.models.av.attention_fusion import masked_time_mean
 from lowshot.models.av.tcaf import TemporalInput
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-SMALL = AttentionFusionConfig(dim=16, encoder_hidden=16, decoder_hidden=16, dim_out=8, embedding_dropout=0.0)
+SMALL = AttentionFusionConfig(
+    dim=16, encoder_hidden=16, decoder_hidden=16, dim_out=8, embedding_dropout=0.0
+)
 
 
 def _setup(bench, seed: int = 0):

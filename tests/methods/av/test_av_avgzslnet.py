@@ -12,7 +12,9 @@ from lowshot.errors import ConfigError
 from lowshot.methods.av.avgzslnet import AVGZSLNet, AVGZSLNetConfig, averaged_distances
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-SMALL = AVGZSLNetConfig(embedding_hidden=32, decoder_hidden=16, dim_out=8, embedding_dropout=0.1, decoder_dropout=0.1)
+SMALL = AVGZSLNetConfig(
+    embedding_hidden=32, decoder_hidden=16, dim_out=8, embedding_dropout=0.1, decoder_dropout=0.1
+)
 
 
 def _setup(bench, seed: int = 0):
@@ -30,7 +32,11 @@ def test_registered_and_bad_margin_is_a_config_error() -> None:
 
 
 def test_averaged_distance_by_hand() -> None:
-    a, v, t = torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 4.0]]), torch.tensor([[0.0, 0.0], [3.0, 0.0]])
+    a, v, t = (
+        torch.tensor([[0.0, 0.0]]),
+        torch.tensor([[3.0, 4.0]]),
+        torch.tensor([[0.0, 0.0], [3.0, 0.0]]),
+    )
     # class 0: (0 + 5) / 2; class 1: (3 + 4) / 2
     torch.testing.assert_close(averaged_distances(a, v, t), torch.tensor([[2.5, 3.5]]))
 

@@ -16,7 +16,9 @@ from lowshot.methods.av.hyper_multiple import HyperMultiple, HyperMultipleConfig
 from lowshot.models.av.hyper_multiple import alignment_loss, expmap0
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-SMALL = dict(dim=24, encoder_hidden=32, decoder_hidden=32, dim_out=8, heads=2, dim_head=12, mlp_dim=16)
+SMALL = dict(
+    dim=24, encoder_hidden=32, decoder_hidden=32, dim_out=8, heads=2, dim_head=12, mlp_dim=16
+)
 
 
 def test_expmap_stays_inside_the_ball_and_matches_the_closed_form() -> None:
@@ -54,7 +56,9 @@ def test_loss_is_avcas_plus_the_weighted_alignment(tiny_averaged) -> None:
     idx = np.arange(len(fs))
     emb = torch.as_tensor(tiny_averaged.class_embeddings[:10])
     torch.manual_seed(0)
-    method = HyperMultiple(HyperMultipleConfig(**SMALL, align_weight=0.5), tiny_spec(temporal=False))
+    method = HyperMultiple(
+        HyperMultipleConfig(**SMALL, align_weight=0.5), tiny_spec(temporal=False)
+    )
     batch = method.collate(fs, idx, fs.labels[idx], train=True)
     method.eval()  # deterministic: no dropout, BatchNorm running statistics; eval records nothing
     torch.manual_seed(1)

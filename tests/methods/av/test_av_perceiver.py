@@ -12,7 +12,17 @@ from lowshot.errors import ConfigError
 from lowshot.methods.av.perceiver import Perceiver, PerceiverConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-SMALL = dict(dim=16, encoder_hidden=16, decoder_hidden=16, dim_out=8, pos_dim=8, depth=2, heads=2, dim_head=8, mlp_dim=16)
+SMALL = dict(
+    dim=16,
+    encoder_hidden=16,
+    decoder_hidden=16,
+    dim_out=8,
+    pos_dim=8,
+    depth=2,
+    heads=2,
+    dim_head=8,
+    mlp_dim=16,
+)
 
 
 def _setup(bench, seed: int = 0, **kw):
@@ -27,7 +37,9 @@ def test_registered_default_latents_and_bad_count_is_a_config_error() -> None:
     assert METHODS.get("perceiver") is Perceiver
     method = Perceiver(PerceiverConfig(**SMALL), tiny_spec(temporal=True))
     assert PerceiverConfig().n_latents == 64 and method.net.latents.shape == (64, SMALL["dim"])
-    assert len(method.net.cross) == len(method.net.latent_self) == SMALL["depth"]  # no weight sharing
+    assert (
+        len(method.net.cross) == len(method.net.latent_self) == SMALL["depth"]
+    )  # no weight sharing
     assert method.net.cls_token is None and len(method.net.transformer.layers) == 0
     with pytest.raises(ConfigError, match="n_latents"):
         PerceiverConfig(n_latents=0)
@@ -40,7 +52,9 @@ def test_output_latent_reads_both_modalities_and_ignores_padding(tiny_temporal) 
         inputs = method._inputs(batch)
         base, maps = method.net(inputs, return_attention=True)
         assert base.shape == (len(batch), SMALL["dim"])
-        assert len(maps) == SMALL["depth"] and maps[0].shape[-1] == 64  # latent self-attention [B, H, L, L]
+        assert (
+            len(maps) == SMALL["depth"] and maps[0].shape[-1] == 64
+        )  # latent self-attention [B, H, L, L]
         for m in ("audio", "video"):  # changing one modality's valid steps changes c_o
             x = inputs[m]
             changed = dict(inputs)

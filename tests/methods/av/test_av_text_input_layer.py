@@ -19,7 +19,9 @@ from lowshot.recipes.gzsl import parse_experiment
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CLIPCLAP_SPEC = InputSpec(audio_dim=12, video_dim=10, text_dim=24)  # 24-d stand-in for 512 + 1024
-AVCA_SMALL = dict(dim=24, encoder_hidden=16, decoder_hidden=16, dim_out=8, heads=2, dim_head=12, mlp_dim=16)
+AVCA_SMALL = dict(
+    dim=24, encoder_hidden=16, decoder_hidden=16, dim_out=8, heads=2, dim_head=12, mlp_dim=16
+)
 CASES = [
     (CJME, CJMEConfig, dict(embedding_hidden=16, dim_out=8)),
     (AVGZSLNet, AVGZSLNetConfig, dict(embedding_hidden=16, decoder_hidden=16, dim_out=8)),
@@ -35,7 +37,9 @@ def test_layer_maps_labels_to_300d_and_everything_trains_through_it(cls, config,
     assert off.net.text_in.layer is None and off.net.text_in.out_dim == CLIPCLAP_SPEC.text_dim
     method = cls(config(**kw, text_input_layer=True), CLIPCLAP_SPEC)
     layer = method.net.text_in.layer
-    assert layer[0].in_features == CLIPCLAP_SPEC.text_dim and layer[0].out_features == TEXT_LAYER_DIM
+    assert (
+        layer[0].in_features == CLIPCLAP_SPEC.text_dim and layer[0].out_features == TEXT_LAYER_DIM
+    )
     labels = torch.arange(6).repeat(4)
     batch = Batch(torch.randn(24, 12), torch.randn(24, 10), labels, labels)
     emb = torch.randn(6, CLIPCLAP_SPEC.text_dim)
@@ -59,12 +63,22 @@ def test_clipclap_cells_switch_the_layer_on(family: str) -> None:
 
 def test_published_settings_spot_checks() -> None:
     exp, cjme = parse_experiment(load_paper_config("cjme.vggsound_main"))
-    assert cjme.dropout == 0.0 and (exp.train.epochs, exp.train.lr, exp.train.n_batches) == (50, 1e-3, 500)
+    assert cjme.dropout == 0.0 and (exp.train.epochs, exp.train.lr, exp.train.n_batches) == (
+        50,
+        1e-3,
+        500,
+    )
     exp, net = parse_experiment(load_paper_config("avgzslnet.ucf_cls"))
     assert net.normalize_decoder_outputs and net.embedding_bn and net.decoder_bn
-    assert exp.protocol.beta_grid == (0.0, 1.5, 16)  # averaged distances: the published sum's grid halved
+    assert exp.protocol.beta_grid == (
+        0.0,
+        1.5,
+        16,
+    )  # averaged distances: the published sum's grid halved
     exp, perceiver = parse_experiment(load_paper_config("perceiver.vggsound_cls"))
-    assert perceiver.n_latents == 64 and perceiver.depth == 8 and exp.train.lr == 6e-5  # TCaF's VGGSound setting
+    assert (
+        perceiver.n_latents == 64 and perceiver.depth == 8 and exp.train.lr == 6e-5
+    )  # TCaF's VGGSound setting
     _, hyper = parse_experiment(load_paper_config("hyper_multiple.ucf_clipclap"))
     assert (hyper.n_curvatures, hyper.max_curvature, hyper.bn_momentum) == (2, 0.01, 0.99)
     assert np.isclose(load_paper_config("avca.ucf_clipclap")["provenance"]["expected"]["HM"], 36.69)

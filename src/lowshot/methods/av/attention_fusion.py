@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from lowshot._registry import METHODS
 from lowshot.errors import ConfigError
-from lowshot.methods.base import GZSLMethod, InputSpec
 from lowshot.methods.av.tcaf import TCaF, TCaFConfig
+from lowshot.methods.base import GZSLMethod, InputSpec
 from lowshot.models.av.attention_fusion import AttentionFusionNet
 
 
@@ -33,7 +33,9 @@ class AttentionFusionConfig(TCaFConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.modalities != "both" or self.inputs != "temporal":
-            raise ConfigError("attention_fusion: fuses both modalities of temporal inputs (modalities='both', inputs='temporal')")
+            raise ConfigError(
+                "attention_fusion: fuses both modalities of temporal inputs (modalities='both', inputs='temporal')"
+            )
 
 
 @METHODS.register("attention_fusion")

@@ -59,7 +59,9 @@ class CJMEConfig(CJMENetConfig):
             )
 
 
-def attention_target(a: torch.Tensor, v: torch.Tensor, t: torch.Tensor, epsilon: float) -> torch.Tensor:
+def attention_target(
+    a: torch.Tensor, v: torch.Tensor, t: torch.Tensor, epsilon: float
+) -> torch.Tensor:
     """``[B]`` supervision of the video weight from prediction entropies.
 
     Args:
@@ -82,7 +84,9 @@ def attention_target(a: torch.Tensor, v: torch.Tensor, t: torch.Tensor, epsilon:
     return target
 
 
-def mixed_distances(d_audio: torch.Tensor, d_video: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+def mixed_distances(
+    d_audio: torch.Tensor, d_video: torch.Tensor, alpha: torch.Tensor
+) -> torch.Tensor:
     """``(1 - alpha) d_audio + alpha d_video`` for distances ``[B, C]`` and weights ``alpha [B]``."""
     return (1 - alpha)[:, None] * d_audio + alpha[:, None] * d_video
 
@@ -112,7 +116,10 @@ class CJME(GZSLMethod):
         w_all = net.text_in(class_embeddings)
         # as published: f_t on the batch's label rows, and separately (train mode) on the
         # training classes for the attention supervision
-        t, t_all = net.embed_labels(w_all[batch.targets]), net.embed_labels(w_all)  # [B, k], [C_train, k]
+        t, t_all = (
+            net.embed_labels(w_all[batch.targets]),
+            net.embed_labels(w_all),
+        )  # [B, k], [C_train, k]
         emb, alpha = net(batch.audio, batch.video)
         a, v = emb.audio, emb.video
         neg = sample_negatives(batch.labels.to(a.device))

@@ -60,7 +60,9 @@ class HyperMultipleConfig(AVCAConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.inputs != "both" or self.fusion != "cross_attention":
-            raise ConfigError("hyper_multiple: needs both inputs and cross-attention (the alignment reads phi_a and phi_v)")
+            raise ConfigError(
+                "hyper_multiple: needs both inputs and cross-attention (the alignment reads phi_a and phi_v)"
+            )
         if self.n_curvatures < 1 or self.max_curvature <= 0 or self.align_weight < 0:
             raise ConfigError(
                 "hyper_multiple: model.n_curvatures >= 1, model.max_curvature > 0 and model.align_weight >= 0 "
@@ -100,7 +102,11 @@ class HyperMultiple(AVCA):
         """
         self.net.align_terms.clear()
         out = super().training_loss(batch, class_embeddings)
-        align = torch.stack(self.net.align_terms).sum() if self.net.align_terms else out["loss"].new_zeros(())
+        align = (
+            torch.stack(self.net.align_terms).sum()
+            if self.net.align_terms
+            else out["loss"].new_zeros(())
+        )
         self.net.align_terms.clear()
         terms = {**out["loss_terms"], "align": align}
         return {"loss": out["loss"] + self.config.align_weight * align, "loss_terms": terms}

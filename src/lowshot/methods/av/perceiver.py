@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from lowshot._registry import METHODS
 from lowshot.errors import ConfigError
-from lowshot.methods.base import GZSLMethod, InputSpec
 from lowshot.methods.av.tcaf import TCaF, TCaFConfig
+from lowshot.methods.base import GZSLMethod, InputSpec
 from lowshot.models.av.perceiver import PerceiverNet
 
 
@@ -50,4 +50,6 @@ class Perceiver(TCaF):
 
     def __init__(self, config: PerceiverConfig, spec: InputSpec) -> None:
         GZSLMethod.__init__(self, config, spec)
-        self.net = PerceiverNet(spec.audio_dim, spec.video_dim, spec.text_dim, config, config.n_latents)
+        self.net = PerceiverNet(
+            spec.audio_dim, spec.video_dim, spec.text_dim, config, config.n_latents
+        )

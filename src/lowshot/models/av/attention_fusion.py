@@ -49,7 +49,9 @@ class AttentionFusionNet(TCaFNet):
 
     def __init__(self, audio_dim: int, video_dim: int, text_dim: int, cfg: TCaFNetConfig) -> None:
         # TCaF without transformer layers, class token or position code: encoders and heads only
-        bare = tcaf_net_config(cfg, depth=0, readout="mean", time_embedding="none", modality_embedding=False)
+        bare = tcaf_net_config(
+            cfg, depth=0, readout="mean", time_embedding="none", modality_embedding=False
+        )
         super().__init__(audio_dim, video_dim, text_dim, bare)
         del self.token_proj  # the position encoder block is not part of Attention Fusion
         self.f_attn = nn.Linear(2 * cfg.dim, cfg.dim)

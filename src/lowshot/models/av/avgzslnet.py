@@ -84,7 +84,9 @@ class AVGZSLNetNet(nn.Module):
         cfg: :class:`AVGZSLNetNetConfig` (or the method config that extends it).
     """
 
-    def __init__(self, audio_dim: int, video_dim: int, text_dim: int, cfg: AVGZSLNetNetConfig) -> None:
+    def __init__(
+        self, audio_dim: int, video_dim: int, text_dim: int, cfg: AVGZSLNetNetConfig
+    ) -> None:
         super().__init__()
         self.text_in = TextInput(text_dim, cfg.text_input_layer)
         self.text_dim = self.text_in.out_dim
@@ -92,7 +94,9 @@ class AVGZSLNetNet(nn.Module):
         self.f_a = joint_embedding_net(audio_dim, h, k, drop, bn)
         self.f_v = joint_embedding_net(video_dim, h, k, drop, bn)
         self.f_t = joint_embedding_net(self.text_dim, TEXT_HIDDEN, k, drop, bn)
-        self.f_dec = joint_embedding_net(k, cfg.decoder_hidden, self.text_dim, cfg.decoder_dropout, cfg.decoder_bn)
+        self.f_dec = joint_embedding_net(
+            k, cfg.decoder_hidden, self.text_dim, cfg.decoder_dropout, cfg.decoder_bn
+        )
         self.normalize_decoder_outputs = cfg.normalize_decoder_outputs
 
     def forward(self, audio: torch.Tensor, video: torch.Tensor) -> JointEmbeddings:

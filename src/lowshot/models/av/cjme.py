@@ -54,12 +54,16 @@ class CJMENet(nn.Module):
         k, h, drop, bn = cfg.dim_out, cfg.embedding_hidden, cfg.dropout, cfg.embedding_bn
         self.f_a = joint_embedding_net(audio_dim, h, k, drop, bn, out_relu=True)
         self.f_v = joint_embedding_net(video_dim, h, k, drop, bn, out_relu=True)
-        self.f_t = joint_embedding_net(self.text_in.out_dim, TEXT_HIDDEN, k, drop, bn, out_relu=True)
+        self.f_t = joint_embedding_net(
+            self.text_in.out_dim, TEXT_HIDDEN, k, drop, bn, out_relu=True
+        )
         self.attention = nn.Sequential(
             nn.BatchNorm1d(audio_dim + video_dim), nn.Linear(audio_dim + video_dim, 1), nn.Sigmoid()
         )
 
-    def forward(self, audio: torch.Tensor, video: torch.Tensor) -> tuple[JointEmbeddings, torch.Tensor]:
+    def forward(
+        self, audio: torch.Tensor, video: torch.Tensor
+    ) -> tuple[JointEmbeddings, torch.Tensor]:
         """``[B, D_a]``, ``[B, D_v]`` -> (joint embeddings ``[B, k]`` each, video weight ``alpha [B]``)."""
         alpha = self.attention(torch.cat([audio, video], dim=1)).squeeze(1)
         return JointEmbeddings(self.f_a(audio), self.f_v(video)), alpha

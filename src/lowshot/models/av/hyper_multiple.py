@@ -14,7 +14,6 @@ from torch import nn
 from lowshot._registry import MODELS
 from lowshot.models.av.avca import AVCANet, AVCANetConfig, AVCAOutputs
 
-
 #: relative margin that keeps projected points strictly inside the ball (tanh rounds to 1 in
 #: float32 for ``sqrt(c) ||x|| > ~9``, which would put them on its boundary)
 BALL_EPS = 1e-5
@@ -58,7 +57,10 @@ def alignment_loss(phi_a: torch.Tensor, phi_v: torch.Tensor, c: torch.Tensor) ->
         Scalar loss.
     """
     terms = [
-        F.mse_loss(cosine_similarities(expmap0(phi_v, c[:, k : k + 1])), cosine_similarities(expmap0(phi_a, c[:, k : k + 1])))
+        F.mse_loss(
+            cosine_similarities(expmap0(phi_v, c[:, k : k + 1])),
+            cosine_similarities(expmap0(phi_a, c[:, k : k + 1])),
+        )
         for k in range(c.shape[1])
     ]
     return torch.stack(terms).mean()
@@ -95,12 +97,16 @@ class HyperMultipleNet(AVCANet):
 
     def curvatures(self, phi_a: torch.Tensor, phi_v: torch.Tensor) -> torch.Tensor:
         """``[B, K]`` curvatures in ``(0, c_max)`` from ``[B, D]`` encoder outputs."""
-        return self.max_curvature * torch.sigmoid(self.curvature_head(torch.cat([phi_v, phi_a], dim=1)))
+        return self.max_curvature * torch.sigmoid(
+            self.curvature_head(torch.cat([phi_v, phi_a], dim=1))
+        )
 
     def forward(self, audio: torch.Tensor | None, video: torch.Tensor | None) -> AVCAOutputs:
         """AVCA's forward; in training mode also records the alignment loss of the batch."""
         out = super().forward(audio, video)
-        if self.training and torch.is_grad_enabled():  # not the gradient-free legacy BatchNorm passes
+        if (
+            self.training and torch.is_grad_enabled()
+        ):  # not the gradient-free legacy BatchNorm passes
             phi_a, phi_v = out.phi["audio"], out.phi["video"]
             self.align_terms.append(alignment_loss(phi_a, phi_v, self.curvatures(phi_a, phi_v)))
         return out

@@ -30,7 +30,11 @@ class CrossAttentionBlock(nn.Module):
         super().__init__()
         self.heads, self.dim_head = heads, dim_head
         inner = heads * dim_head
-        self.norm_latent, self.norm_input, self.norm_ff = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.norm_latent, self.norm_input, self.norm_ff = (
+            nn.LayerNorm(dim),
+            nn.LayerNorm(dim),
+            nn.LayerNorm(dim),
+        )
         self.to_q = nn.Linear(dim, inner, bias=False)
         self.to_kv = nn.Linear(dim, 2 * inner, bias=False)
         self.to_out = nn.Sequential(nn.Linear(inner, dim), nn.Dropout(dropout))
@@ -43,7 +47,9 @@ class CrossAttentionBlock(nn.Module):
     def forward(self, z: torch.Tensor, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Latents ``z [B, L, D]`` read tokens ``x [B, N, D]`` (``valid [B, N]``) -> ``[B, L, D]``."""
         k, v = self.to_kv(self.norm_input(x)).chunk(2, dim=-1)
-        out = attend(self._heads(self.to_q(self.norm_latent(z))), self._heads(k), self._heads(v), valid)
+        out = attend(
+            self._heads(self.to_q(self.norm_latent(z))), self._heads(k), self._heads(v), valid
+        )
         b, _, n, _ = out.shape
         z = z + self.to_out(out.transpose(1, 2).reshape(b, n, -1))
         return z + self.ff(self.norm_ff(z))
@@ -64,8 +70,12 @@ class PerceiverNet(TCaFNet):
         n_latents: ``L`` (64).
     """
 
-    def __init__(self, audio_dim: int, video_dim: int, text_dim: int, cfg: TCaFNetConfig, n_latents: int = 64) -> None:
-        super().__init__(audio_dim, video_dim, text_dim, tcaf_net_config(cfg, depth=0, readout="mean"))
+    def __init__(
+        self, audio_dim: int, video_dim: int, text_dim: int, cfg: TCaFNetConfig, n_latents: int = 64
+    ) -> None:
+        super().__init__(
+            audio_dim, video_dim, text_dim, tcaf_net_config(cfg, depth=0, readout="mean")
+        )
         self.latents = nn.Parameter(torch.randn(n_latents, cfg.dim))
         sizes = (cfg.dim, cfg.heads, cfg.dim_head, cfg.mlp_dim, cfg.transformer_dropout)
         self.cross = nn.ModuleList(CrossAttentionBlock(*sizes) for _ in range(cfg.depth))
@@ -75,7 +85,9 @@ class PerceiverNet(TCaFNet):
         self, inputs: dict[str, TemporalInput], return_attention: bool = False
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Output token ``c_o`` ``[B, D]`` (and the latent self-attention maps ``[B, H, L, L]`` on request)."""
-        tokens = torch.cat([self._encode(m, inputs[m]) for m in self.modalities], dim=1)  # [B, N, D]
+        tokens = torch.cat(
+            [self._encode(m, inputs[m]) for m in self.modalities], dim=1
+        )  # [B, N, D]
         valid = torch.cat([inputs[m].mask for m in self.modalities], dim=1)
         z = self.latents.expand(tokens.shape[0], -1, -1)
         maps = []

@@ -35,7 +35,9 @@ class TextInput(nn.Module):
 
     def __init__(self, text_dim: int, enabled: bool) -> None:
         super().__init__()
-        self.layer = linear_bn_relu(text_dim, TEXT_LAYER_DIM, TEXT_LAYER_DROPOUT) if enabled else None
+        self.layer = (
+            linear_bn_relu(text_dim, TEXT_LAYER_DIM, TEXT_LAYER_DROPOUT) if enabled else None
+        )
         self.out_dim = TEXT_LAYER_DIM if enabled else text_dim
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
