@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
+from av_method_testing import loss_before_and_after, method_and_train_batch
 from av_tiny import tiny_spec
 
 from lowshot._registry import METHODS
@@ -20,11 +20,7 @@ SMALL = AttentionFusionConfig(
 
 
 def _setup(bench, seed: int = 0):
-    torch.manual_seed(seed)
-    method = AttentionFusion(SMALL, tiny_spec(temporal=True))
-    fs = bench.splits["stage_1_train"]
-    idx = np.arange(len(fs))
-    return method, method.collate(fs, idx, fs.labels[idx], train=True)
+    return method_and_train_batch(AttentionFusion, SMALL, bench, temporal=True, seed=seed)
 
 
 def test_registered_without_transformer_and_single_stream_is_a_config_error() -> None:
@@ -66,10 +62,5 @@ def test_masked_time_mean_ignores_padding() -> None:
 def test_training_lowers_the_loss(tiny_temporal, seed: int) -> None:
     method, batch = _setup(tiny_temporal, seed)
     emb = torch.as_tensor(tiny_temporal.class_embeddings[:10])
-    opt = torch.optim.Adam(method.parameters(), lr=1e-2)
-    first = method.training_loss(batch, emb)["loss"].item()
-    for _ in range(40):
-        opt.zero_grad()
-        method.training_loss(batch, emb)["loss"].backward()
-        opt.step()
-    assert method.training_loss(batch, emb)["loss"].item() < 0.5 * first
+    first, last = loss_before_and_after(method, batch, emb, steps=40, lr=1e-2)
+    assert last < 0.5 * first

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from av_tiny import tiny_spec
+from av_method_testing import loss_before_and_after, method_and_train_batch
 
 from lowshot._registry import METHODS
 from lowshot.errors import ConfigError
@@ -18,11 +17,7 @@ SMALL = AVGZSLNetConfig(
 
 
 def _setup(bench, seed: int = 0):
-    torch.manual_seed(seed)
-    method = AVGZSLNet(SMALL, tiny_spec(temporal=False))
-    fs = bench.splits["stage_1_train"]
-    idx = np.arange(len(fs))
-    return method, method.collate(fs, idx, fs.labels[idx], train=True)
+    return method_and_train_batch(AVGZSLNet, SMALL, bench, temporal=False, seed=seed)
 
 
 def test_registered_and_bad_margin_is_a_config_error() -> None:
@@ -63,12 +58,7 @@ def test_one_decoder_is_shared_and_its_outputs_are_unit_norm(tiny_averaged) -> N
 def test_training_lowers_the_loss(tiny_averaged, seed: int) -> None:
     method, batch = _setup(tiny_averaged, seed)
     emb = torch.as_tensor(tiny_averaged.class_embeddings[:10])
-    opt = torch.optim.Adam(method.parameters(), lr=1e-2)
-    first = method.training_loss(batch, emb)["loss"].item()
-    for _ in range(40):
-        opt.zero_grad()
-        method.training_loss(batch, emb)["loss"].backward()
-        opt.step()
+    first, last = loss_before_and_after(method, batch, emb, steps=40, lr=1e-2)
     out = method.training_loss(batch, emb)
     assert set(out["loss_terms"]) == {"ct", "rec", "cmd_t"}
     assert out["loss"].item() < 0.6 * first

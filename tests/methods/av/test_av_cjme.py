@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from av_tiny import tiny_spec
+from av_method_testing import loss_before_and_after, method_and_train_batch
 
 from lowshot._registry import METHODS
 from lowshot.errors import ConfigError
@@ -15,12 +14,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 SMALL = CJMEConfig(embedding_hidden=32, dim_out=8)
 
 
-def _setup(bench, seed: int = 0, config: CJMEConfig = SMALL):
-    torch.manual_seed(seed)
-    method = CJME(config, tiny_spec(temporal=False))
-    fs = bench.splits["stage_1_train"]
-    idx = np.arange(len(fs))
-    return method, method.collate(fs, idx, fs.labels[idx], train=True)
+def _setup(bench, seed: int = 0):
+    return method_and_train_batch(CJME, SMALL, bench, temporal=False, seed=seed)
 
 
 def test_registered_and_bad_values_are_config_errors() -> None:
@@ -63,12 +58,7 @@ def test_attention_target_prefers_the_more_confident_modality() -> None:
 def test_training_lowers_the_loss(tiny_averaged, seed: int) -> None:
     method, batch = _setup(tiny_averaged, seed)
     emb = torch.as_tensor(tiny_averaged.class_embeddings[:10])
-    opt = torch.optim.Adam(method.parameters(), lr=1e-2)
-    first = method.training_loss(batch, emb)["loss"].item()
-    for _ in range(40):
-        opt.zero_grad()
-        method.training_loss(batch, emb)["loss"].backward()
-        opt.step()
+    first, last = loss_before_and_after(method, batch, emb, steps=40, lr=1e-2)
     out = method.training_loss(batch, emb)
     assert set(out["loss_terms"]) == {"ct", "av", "att"}
     assert out["loss"].item() < 0.5 * first

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
+from av_method_testing import loss_before_and_after, method_and_train_batch
 from av_tiny import tiny_spec
 
 from lowshot._registry import METHODS
@@ -26,11 +26,9 @@ SMALL = dict(
 
 
 def _setup(bench, seed: int = 0, **kw):
-    torch.manual_seed(seed)
-    method = Perceiver(PerceiverConfig(**{**SMALL, **kw}), tiny_spec(temporal=True))
-    fs = bench.splits["stage_1_train"]
-    idx = np.arange(len(fs))
-    return method, method.collate(fs, idx, fs.labels[idx], train=True)
+    return method_and_train_batch(
+        Perceiver, PerceiverConfig(**{**SMALL, **kw}), bench, temporal=True, seed=seed
+    )
 
 
 def test_registered_default_latents_and_bad_count_is_a_config_error() -> None:
@@ -69,10 +67,5 @@ def test_output_latent_reads_both_modalities_and_ignores_padding(tiny_temporal) 
 def test_training_lowers_the_loss(tiny_temporal, seed: int) -> None:
     method, batch = _setup(tiny_temporal, seed, n_latents=8)
     emb = torch.as_tensor(tiny_temporal.class_embeddings[:10])
-    opt = torch.optim.Adam(method.parameters(), lr=3e-3)
-    first = method.training_loss(batch, emb)["loss"].item()
-    for _ in range(40):
-        opt.zero_grad()
-        method.training_loss(batch, emb)["loss"].backward()
-        opt.step()
-    assert method.training_loss(batch, emb)["loss"].item() < 0.6 * first
+    first, last = loss_before_and_after(method, batch, emb, steps=40, lr=3e-3)
+    assert last < 0.6 * first
