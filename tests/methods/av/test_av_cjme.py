@@ -62,3 +62,28 @@ def test_training_lowers_the_loss(tiny_averaged, seed: int) -> None:
     out = method.training_loss(batch, emb)
     assert set(out["loss_terms"]) == {"ct", "av", "att"}
     assert out["loss"].item() < 0.5 * first
+
+
+def test_legacy_attention_broadcast_weighs_batch_means(tiny_averaged) -> None:
+    """Published: ``(1 - alpha) [B, 1] * l_ta [B]`` broadcasts to ``[B, B]``; its mean is the
+    product of the means. The default weights each sample by its own alpha."""
+    alpha, l_ta, l_tv = torch.rand(5), torch.rand(5), torch.rand(5)
+    published = (
+        (1 - alpha[:, None]) * l_ta + alpha[:, None] * l_tv
+    ).mean()  # the broadcast, as written upstream
+    torch.testing.assert_close(
+        published, (1 - alpha).mean() * l_ta.mean() + alpha.mean() * l_tv.mean()
+    )
+    assert not torch.isclose(published, ((1 - alpha) * l_ta + alpha * l_tv).mean())
+    emb = torch.as_tensor(tiny_averaged.class_embeddings[:10])
+    losses = []
+    for legacy in (False, True):
+        method, batch = method_and_train_batch(
+            CJME,
+            CJMEConfig(embedding_hidden=32, dim_out=8, legacy_attention_broadcast=legacy),
+            tiny_averaged,
+            False,
+        )
+        method.eval()
+        losses.append(method.training_loss(batch, emb)["loss_terms"]["ct"].item())
+    assert losses[0] != pytest.approx(losses[1])

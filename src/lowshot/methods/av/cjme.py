@@ -17,6 +17,9 @@ Differences from the published code (ExplainableML/AVCA-GZSL @ 2711aeb, ``src/mo
 
 * negatives are other-class samples of the same batch instead of a second batch forwarded
   separately (the negative samples' text is not used by CJME's loss). No switch;
+* each sample's two triplet losses are weighted by its own attention ``alpha``; in the
+  published loss the ``[B, 1]`` weights broadcast against the ``[B]`` losses, which weighs the
+  batch-mean losses by the batch-mean attention (``model.legacy_attention_broadcast=true``);
 * the beta transferred to stage 2 is the one of the evaluated (attention-mixed) scores; the
   published code averages the betas of three evaluations (audio only, video only, mixed);
 * the model does not own its optimiser (Adam without weight decay and ReduceLROnPlateau on
@@ -47,10 +50,15 @@ class CJMEConfig(CJMENetConfig):
     Attributes:
         margin: triplet margin (published ``--margin`` 1).
         epsilon: entropy gap below which the attention target is 0.5 (published 0.1).
+        legacy_attention_broadcast: the published weighting of the triplets, where the
+            ``[B, 1]`` attention weights broadcast against the ``[B]`` triplet losses into a
+            ``[B, B]`` matrix, i.e. ``(1 - mean(alpha)) mean(l_ta) + mean(alpha) mean(l_tv)``.
+            Default: each sample's triplets weighted by its own ``alpha``.
     """
 
     margin: float = 1.0
     epsilon: float = 0.1
+    legacy_attention_broadcast: bool = False
 
     def __post_init__(self) -> None:
         if self.margin <= 0 or self.epsilon < 0:
@@ -125,7 +133,10 @@ class CJME(GZSLMethod):
         neg = sample_negatives(batch.labels.to(a.device))
         l_ta = F.triplet_margin_loss(t, a, a[neg], margin=c.margin, reduction="none")
         l_tv = F.triplet_margin_loss(t, v, v[neg], margin=c.margin, reduction="none")
-        ct = mixed_distances(l_ta[:, None], l_tv[:, None], alpha).mean()
+        if c.legacy_attention_broadcast:  # published: [B, 1] weights x [B] losses -> [B, B]
+            ct = (1 - alpha).mean() * l_ta.mean() + alpha.mean() * l_tv.mean()
+        else:
+            ct = mixed_distances(l_ta[:, None], l_tv[:, None], alpha).mean()
         target = attention_target(a.detach(), v.detach(), t_all.detach(), c.epsilon)
         terms = {"ct": ct, "av": F.mse_loss(a, v), "att": F.mse_loss(alpha, target)}
         return {"loss": torch.stack(list(terms.values())).sum(), "loss_terms": terms}
