@@ -102,7 +102,8 @@ class HyperMultipleNet(AVCANet):
         )
 
     def forward(self, audio: torch.Tensor | None, video: torch.Tensor | None) -> AVCAOutputs:
-        """AVCA's forward; in training mode also records the alignment loss of the batch."""
+        """AVCA's forward (``[B, D_a]``, ``[B, D_v]`` -> :class:`AVCAOutputs`); in training mode it
+        also records the alignment loss of the batch."""
         out = super().forward(audio, video)
         if (
             self.training and torch.is_grad_enabled()
