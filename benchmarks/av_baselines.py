@@ -124,6 +124,7 @@ def main() -> None:
     q.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     q.add_argument("--settings", nargs="*", default=list(SETTINGS))
     q.add_argument("--out", default="/tmp/av_baselines_quality")
+    q.add_argument("--extra", nargs="*", default=[], help="more key=value overrides for every setting")
     args = parser.parse_args()
     if args.cmd == "perf" and args.one:
         print(json.dumps(perf_one(args.one, args.steps, args.size)))
@@ -170,7 +171,7 @@ def main() -> None:
     for s in args.settings:
         seeds = "[" + ",".join(map(str, args.seeds)) + "]"
         summary = run_gzsl(
-            load_paper_config(s, [*_overrides(s), f"train.seeds={seeds}"]), f"{args.out}/{s}"
+            load_paper_config(s, [*_overrides(s), f"train.seeds={seeds}", *args.extra]), f"{args.out}/{s}"
         )
         m = summary["metrics"]
         per_seed = ", ".join(f"{r['ZSL']:.1f}" for r in summary["per_seed"])
