@@ -1,3 +1,19 @@
 """Audio-visual (G)ZSL / GFSL methods; importing this package registers them in METHODS."""
 
-from lowshot.methods.av import avca, avdiff, clipclap, hip, mbt, protogan, sldg, tcaf, tsl, zorro  # noqa: F401
+from lowshot.methods.av import (  # noqa: F401
+    attention_fusion,
+    avca,
+    avdiff,
+    avgzslnet,
+    cjme,
+    clipclap,
+    hip,
+    hyper_multiple,
+    mbt,
+    perceiver,
+    protogan,
+    sldg,
+    tcaf,
+    tsl,
+    zorro,
+)

@@ -36,6 +36,9 @@ all-legacy setting land within the published seed range on HM and U; with 6 vide
   thesis credits to AVGZSLNet) is re-implemented from the thesis text; its l_rec is AVCA's
   MSE (Eq. 2.7), where the published AVGZSLNet loss uses the L2 distance;
 * inputs are the raw released features (as published; no normalisation);
+* ``model.text_input_layer=true`` adds the W_enc layer of the Table 5.1 variant (thesis
+  Eq. 5.9; the reconstruction targets are then the encoded label embeddings); it has no
+  published code (reference §6.9: re-implemented; no upstream parity reference);
 * class-label embeddings are attached by class name (``data.legacy_text_order`` reproduces
   the published misalignment, reference §6.1).
 
@@ -219,6 +222,7 @@ class AVCA(GZSLMethod):
         """
         c, net = self.config, self.net
         m = c.margin
+        class_embeddings = net.text_in(class_embeddings)  # W_enc (text_input_layer) or identity
         n = len(batch) // 2 if c.legacy_negatives else len(batch)
         out = net(batch.audio[:n], batch.video[:n])
         w = class_embeddings[batch.targets[:n]]  # [B, D_w]
@@ -303,7 +307,7 @@ class AVCA(GZSLMethod):
         out = self.net(batch.audio, batch.video)
         if self.config.gfsl_classifier:  # probabilities of the classifier on theta_v
             return self.head.scatter(self.head(out.theta["video"]).softmax(-1), class_embeddings.shape[0])
-        theta_w = self.net.embed_labels(class_embeddings)  # [C, k_proj]
+        theta_w = self.net.embed_labels(self.net.text_in(class_embeddings))  # [C, k_proj]
         dist = {mod: torch.cdist(theta, theta_w) for mod, theta in out.theta.items()}  # [B, C]
         kind = self.eval_output
         if kind in ("audio", "video"):

@@ -15,6 +15,7 @@ from torch import nn
 from lowshot._registry import MODELS
 from lowshot.layers.attention import TransformerStack
 from lowshot.layers.mlp import embedding_net
+from lowshot.models.av.text_input import TextInput
 
 Modalities = Literal["both", "audio", "video"]
 
@@ -46,6 +47,8 @@ class AVCANetConfig:
         decoder_dropout: ``r_proj`` (A_proj, V_proj).
         additional_dropout: ``r_dec`` (W_proj, D, A_rec, V_rec).
         bn_momentum: momentum of the output BatchNorm of the two-layer blocks (published).
+        text_input_layer: map the label embeddings through ``W_enc`` first (Table 5.1 variant
+            for CLIP ⊕ CLAP labels, :mod:`lowshot.models.av.text_input`).
     """
 
     dim: int = 300
@@ -60,6 +63,7 @@ class AVCANetConfig:
     decoder_dropout: float = 0.3
     additional_dropout: float = 0.5
     bn_momentum: float = 0.1
+    text_input_layer: bool = False
 
 
 @MODELS.register("avca")
@@ -94,6 +98,8 @@ class AVCANet(nn.Module):
         self.inputs = ("audio", "video") if inputs == "both" else (inputs,)
         self.branches = ("audio", "video") if branches == "both" else (branches,)
         in_dims = {"audio": audio_dim, "video": video_dim}
+        self.text_in = TextInput(text_dim, cfg.text_input_layer)  # W_enc or identity
+        text_dim = self.text_in.out_dim
         self.enc = nn.ModuleDict(
             {
                 m: embedding_net(in_dims[m], dim, cfg.embedding_dropout, cfg.encoder_hidden, bn)
