@@ -1,0 +1,57 @@
+"""Attribute Prototype Network (APN) head on concatenated audio-visual input (thesis §2.4.3).
+
+APN regresses the class attributes (here: the class-label embedding) from an input feature
+twice: through a global attribute map ``A`` and through attribute prototypes ``P``. On
+images the prototypes are convolved over a spatial feature map and max-pooled; a clip-level
+audio-visual vector is a 1 x 1 map, so both branches reduce to bias-free linear maps
+``[D_w, D_v + D_a]``, initialised uniformly in ``[0, 2e-4)`` as published.
+
+Shapes: ``B`` samples, ``C`` classes, ``D_a`` / ``D_v`` input features, ``D_w`` label embedding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from lowshot._registry import MODELS
+from lowshot.models.av.compat import joint_input
+
+#: published initial scale of both attribute maps (uniform in [0, INIT_SCALE))
+INIT_SCALE = 2e-4
+
+
+@dataclass(frozen=True)
+class APNNetConfig:
+    """Architecture (the method config extends it).
+
+    Attributes:
+        norm_inputs: L2-normalise concat[video, audio] first (published ``--norm_inputs``;
+            on for the cls features).
+    """
+
+    norm_inputs: bool = False
+
+
+@MODELS.register("apn")
+class APNNet(nn.Module):
+    """Global and prototype attribute regressors of concat[video, audio].
+
+    Args:
+        audio_dim / video_dim / text_dim: ``D_a`` / ``D_v`` / ``D_w``.
+        cfg: :class:`APNNetConfig` (or the method config that extends it).
+    """
+
+    def __init__(self, audio_dim: int, video_dim: int, text_dim: int, cfg: APNNetConfig) -> None:
+        super().__init__()
+        self.norm_inputs = cfg.norm_inputs
+        shape = (text_dim, video_dim + audio_dim)
+        self.global_map = nn.Parameter(INIT_SCALE * torch.rand(shape))
+        self.prototypes = nn.Parameter(INIT_SCALE * torch.rand(shape))
+
+    def forward(self, audio: torch.Tensor, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[B, D_a]``, ``[B, D_v]`` -> (global attributes ``[B, D_w]``, prototype attributes ``[B, D_w]``)."""
+        x = joint_input(audio, video, self.norm_inputs)
+        return x @ self.global_map.t(), x @ self.prototypes.t()

@@ -1,0 +1,67 @@
+"""Linear compatibility network of the image-ZSL baselines ALE, SJE and DEVISE (thesis §2.4.3).
+
+One bias-free linear map ``W`` takes concat[video, audio] into the class-label embedding
+space; the compatibility of a sample ``x`` with class ``c`` is ``(W x)^T w_c``.
+
+Shapes: ``B`` samples, ``C`` classes, ``D_a`` / ``D_v`` input features, ``D_w`` label embedding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lowshot._registry import MODELS
+
+
+def joint_input(audio: torch.Tensor, video: torch.Tensor, normalise: bool) -> torch.Tensor:
+    """concat[video, audio] ``[B, D_v + D_a]``, L2-normalised per sample when ``normalise``.
+
+    The image-ZSL baselines take this vector in place of an image feature (thesis §2.4.3).
+    """
+    x = torch.cat([video, audio], dim=1)
+    return F.normalize(x, dim=1) if normalise else x
+
+
+@dataclass(frozen=True)
+class CompatNetConfig:
+    """Architecture (the method config extends it).
+
+    Attributes:
+        dropout: dropout on the input and, in training, on the class embeddings (published
+            ``--dropout_baselines``; 0.2 in every published run).
+        norm_inputs: L2-normalise concat[video, audio] first (published ``--norm_inputs``;
+            on for the cls features).
+    """
+
+    dropout: float = 0.2
+    norm_inputs: bool = False
+
+
+@MODELS.register("compat")
+class CompatNet(nn.Module):
+    """``W``: concat[video, audio] ``[B, D_v + D_a]`` -> label space ``[B, D_w]``.
+
+    Args:
+        audio_dim / video_dim / text_dim: ``D_a`` / ``D_v`` / ``D_w``.
+        cfg: :class:`CompatNetConfig` (or the method config that extends it).
+    """
+
+    def __init__(self, audio_dim: int, video_dim: int, text_dim: int, cfg: CompatNetConfig) -> None:
+        super().__init__()
+        self.norm_inputs = cfg.norm_inputs
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.w = nn.Linear(video_dim + audio_dim, text_dim, bias=False)
+
+    def forward(self, audio: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+        """``[B, D_a]``, ``[B, D_v]`` -> projected inputs ``W x`` ``[B, D_w]``."""
+        return self.w(self.dropout(joint_input(audio, video, self.norm_inputs)))
+
+    def compatibility(
+        self, audio: torch.Tensor, video: torch.Tensor, class_embeddings: torch.Tensor
+    ) -> torch.Tensor:
+        """Bilinear compatibilities ``(W x)^T w_c`` ``[B, C]`` for ``class_embeddings`` ``[C, D_w]``."""
+        return self(audio, video) @ self.dropout(class_embeddings).t()
