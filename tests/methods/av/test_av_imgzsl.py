@@ -195,14 +195,12 @@ def test_legacy_one_batch_per_epoch_trains_one_batch(tiny_averaged) -> None:
 
 def test_legacy_select_on_test_reads_the_evaluated_split(tiny_averaged, monkeypatch) -> None:
     """Default: the classifier never reads evaluation samples; legacy: it selects its epoch on them."""
-    import lowshot.methods.av.fvaegan_d2 as module
-
     def fit(legacy: bool) -> tuple[int, torch.Tensor]:
         torch.manual_seed(0)
         method = FVAEGAND2(FVAEGANConfig(**FV_SMALL, legacy_select_on_test=legacy), tiny_spec(temporal=False))
         read = []
-        real = module.dense_joint
-        monkeypatch.setattr(module, "dense_joint", lambda fs: read.append(len(fs)) or real(fs))
+        real = method.dense_features
+        monkeypatch.setattr(method, "dense_features", lambda fs, device: read.append(len(fs)) or real(fs, device))
         torch.manual_seed(1)
         method.on_epoch_end(tiny_averaged, 2)
         return len(read), method.head.weight.clone()

@@ -40,6 +40,10 @@ Differences from the published code (ExplainableML/AVCA-GZSL @ 2711aeb,
   synthetic SeLaVi-like ones), which a sigmoid cannot produce and binary cross-entropy
   refuses, ``model.generator_output=auto`` (default) switches to a linear output + squared
   error (``sigmoid`` forces the published one and then refuses such features);
+* ``model.input_norm=per_family`` (default) de-quantises VGGish and L2-normalises C3D before
+  the concat: the published code ran on SeLaVi only (unchanged by it); on the cls features the
+  raw uint8 VGGish values would make every L2-normalised concat nearly the same vector
+  (``none`` keeps the raw concat);
 * concat order is [video, audio] (published [audio, video]; irrelevant to the results);
 * generation is one batched pass for all unseen classes (published: a loop over classes).
 """
@@ -58,6 +62,7 @@ from lowshot._registry import METHODS
 from lowshot.data.av.batch import Batch
 from lowshot.data.av.featureset import FeatureSet, GZSLBenchmark
 from lowshot.errors import ConfigError, DataError
+from lowshot.layers.input_norm import InputNorm, normalize_features
 from lowshot.methods.base import GZSLMethod, InputSpec, LossResult, dense_rows
 from lowshot.models.av.compat import joint_input
 from lowshot.models.av.fvaegan_d2 import (
@@ -87,6 +92,10 @@ class FVAEGANConfig(FVAEGANNetConfig):
         classifier_epochs: epochs of the softmax classifier (published 30).
         classifier_lr: its learning rate (published 1e-3).
         classifier_batch_size: its batch size (published: ``syn_num``).
+        input_norm: per-modality normalisation before the L2-normalised concat
+            (:mod:`lowshot.layers.input_norm`): ``per_family`` de-quantises VGGish and
+            L2-normalises C3D (SeLaVi unchanged, so the published main-feature input is
+            unchanged); ``none`` concatenates the raw features.
         legacy_one_batch_per_epoch: one batch per epoch, as published (reference §6.8).
         legacy_select_on_test: the classifier keeps its epoch of best HM on the evaluated
             split (test in stage 2), as published; results are test-selected.
@@ -101,6 +110,7 @@ class FVAEGANConfig(FVAEGANNetConfig):
     classifier_epochs: int = 30
     classifier_lr: float = 1e-3
     classifier_batch_size: int = 1000
+    input_norm: InputNorm = "per_family"
     legacy_one_batch_per_epoch: bool = False
     legacy_select_on_test: bool = False
 
@@ -118,14 +128,10 @@ class FVAEGANConfig(FVAEGANNetConfig):
             raise ConfigError(
                 f"model.generator_output must be 'auto', 'sigmoid' or 'linear', got '{self.generator_output}'"
             )
+        if self.input_norm not in ("per_family", "none"):
+            raise ConfigError(f"model.input_norm must be 'per_family' or 'none', got '{self.input_norm}'")
         if self.classifier_lr <= 0:
             raise ConfigError(f"model.classifier_lr must be positive, got {self.classifier_lr}")
-
-
-def dense_joint(features: FeatureSet) -> torch.Tensor:
-    """All samples of ``features`` as L2-normalised concat[video, audio] ``[N, D_x]`` (CPU)."""
-    idx = np.arange(len(features))
-    return joint_input(dense_rows(features.audio, idx), dense_rows(features.video, idx), True)
 
 
 @METHODS.register("fvaegan_d2")
@@ -146,6 +152,19 @@ class FVAEGAND2(GZSLMethod):
         if config.legacy_select_on_test:
             log.warning("fvaegan_d2: legacy_select_on_test=true; the classifier selects its epoch on "
                         "evaluation data, so stage-2 results are TEST-SELECTED")
+
+    # ------------------------------------------------------------------ inputs
+    def features(self, audio: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+        """``[B, D_a]``, ``[B, D_v]`` -> the L2-normalised concat ``[B, D_x]`` the GAN and the classifier see."""
+        mode, spec = self.config.input_norm, self.spec
+        audio = normalize_features(audio, spec.audio_kind, "audio", mode)
+        video = normalize_features(video, spec.video_kind, "video", mode)
+        return joint_input(audio, video, True)
+
+    def dense_features(self, features: FeatureSet, device: torch.device) -> torch.Tensor:
+        """All samples of ``features`` through :meth:`features`: ``[N, D_x]`` on ``device``."""
+        idx = np.arange(len(features))
+        return self.features(dense_rows(features.audio, idx).to(device), dense_rows(features.video, idx).to(device))
 
     # ------------------------------------------------------------------ training
     def param_groups(self) -> list[dict]:
@@ -172,7 +191,7 @@ class FVAEGAND2(GZSLMethod):
             networks) and the terms ``wasserstein`` (``D(real) - D(fake)``) and ``gp``.
         """
         cfg = self.config
-        x = joint_input(batch.audio, batch.video, True)  # [B, D_x]
+        x = self.features(batch.audio, batch.video)  # [B, D_x]
         w = class_embeddings[batch.targets]  # [B, D_w]
         if self._step == 0:
             self._check_output(x)
@@ -247,7 +266,7 @@ class FVAEGAND2(GZSLMethod):
         self.generator.eval()
         syn_x, syn_y = self.synthesise(unseen, emb[unseen])
         self.generator.train()
-        x = torch.cat([dense_joint(train).to(device), F.normalize(syn_x, dim=1)])
+        x = torch.cat([self.dense_features(train, device), F.normalize(syn_x, dim=1)])
         labels = torch.cat([torch.as_tensor(train.labels, dtype=torch.int64, device=device), syn_y])
         classes = torch.unique(labels)  # sorted global indices [K]
         evaluated = None
@@ -275,7 +294,7 @@ class FVAEGAND2(GZSLMethod):
         torch.nn.init.zeros_(linear.bias)
         opt = torch.optim.Adam(linear.parameters(), lr=cfg.classifier_lr, betas=(cfg.adam_beta1, 0.999))
         best = (-1.0, None)
-        eval_x = dense_joint(evaluated[0]).to(x.device) if evaluated else None
+        eval_x = self.dense_features(evaluated[0], x.device) if evaluated else None
         with torch.enable_grad():
             for _ in range(cfg.classifier_epochs):
                 for idx in torch.randperm(len(x), device=x.device).split(cfg.classifier_batch_size):
@@ -299,4 +318,4 @@ class FVAEGAND2(GZSLMethod):
         """``[B, C]`` classifier probabilities (0 for classes the classifier does not cover)."""
         if not self.head.fitted:
             raise RuntimeError("fvaegan_d2: no classifier fitted yet (on_epoch_end runs after each epoch)")
-        return self.head(joint_input(batch.audio, batch.video, True), class_embeddings.shape[0])
+        return self.head(self.features(batch.audio, batch.video), class_embeddings.shape[0])
