@@ -82,18 +82,20 @@ def time_one(args: argparse.Namespace) -> None:
     method, train, _ = method_and_train(args.method, bench, n_batches=args.batches, batch_size=bs)
     trainer = MethodTrainer(method, bench, 1, train, 0, torch.device("cpu"))
     hook = method.on_epoch_end
-    hook_time = [0.0]
+    hook_time = [0.0, 0.0]  # wall, CPU
 
     def timed_hook(*a):
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         hook(*a)
         hook_time[0] = time.perf_counter() - t
+        hook_time[1] = time.process_time() - cpu
 
     method.on_epoch_end = timed_hook  # type: ignore[method-assign]
     trainer.train_epoch(0)  # warm-up (allocations, first Adam step)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     trainer.train_epoch(1)
     train_time = time.perf_counter() - t - hook_time[0]
+    cpu_time = time.process_time() - cpu
     seen, unseen, _, _ = bench.stage_eval(1)
     t = time.perf_counter()
     trainer.scores(seen)
@@ -102,6 +104,7 @@ def time_one(args: argparse.Namespace) -> None:
     per_batch = train_time / args.batches
     print(json.dumps({
         "method": args.method, "batch_size": bs, "per_batch_ms": 1e3 * per_batch,
+        "per_batch_cpu_ms": 1e3 * (cpu_time - hook_time[1]) / args.batches, "hook_cpu_s": hook_time[1],
         "epoch_500_s": 500 * per_batch + hook_time[0] + score_time, "hook_s": hook_time[0], "score_s": score_time,
         "peak_rss_mib": peak_rss_mib(), "rss_after_data_mib": rss_data,
         "train_samples": len(bench.stage_train(1)),
@@ -119,7 +122,8 @@ def bench_epoch(args: argparse.Namespace) -> None:
                    "--batches", str(args.batches)]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
             r = json.loads(out)
-            print(f"{name:11s} bs {r['batch_size']:3d}: {r['per_batch_ms']:7.2f} ms/batch, epoch (500 batches + hook "
+            print(f"{name:11s} bs {r['batch_size']:3d}: {r['per_batch_ms']:7.2f} ms/batch (CPU {r['per_batch_cpu_ms']:.1f} ms), "
+                  f"hook CPU {r['hook_cpu_s']:.2f} s, epoch (500 batches + hook "
                   f"{r['hook_s']:.2f} s + val scoring {r['score_s']:.2f} s) {r['epoch_500_s']:7.1f} s, "
                   f"peak RSS {r['peak_rss_mib']:.0f} MiB (data alone {r['rss_after_data_mib']:.0f} MiB)", flush=True)
 

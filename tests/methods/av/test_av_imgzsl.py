@@ -255,3 +255,17 @@ def test_tiny_two_stage_run(name: str) -> None:
     assert 0 <= protocol.best_epoch_ < TRAIN.epochs
     for key in ("S", "U", "HM", "ZSL"):
         assert 0.0 <= summary[key] <= 100.0
+
+
+def test_per_family_input_norm_keeps_vggish_samples_apart() -> None:
+    """Raw uint8 VGGish (values near 128) makes L2-normalised concats nearly identical; de-quantised it does not."""
+    from lowshot.models.av.compat import joint_input
+
+    rng = np.random.default_rng(0)
+    audio = torch.as_tensor(np.round(128 + 20 * rng.standard_normal((2, 128))).clip(0, 255), dtype=torch.float32)
+    video = torch.as_tensor(np.maximum(rng.standard_normal((2, 64)), 0), dtype=torch.float32)
+    kinds = ("vggish", "c3d")
+    raw = joint_input(audio, video, True, "none", kinds)
+    per_family = joint_input(audio, video, True, "per_family", kinds)
+    assert float(raw[0] @ raw[1]) > 0.95
+    assert float(per_family[0] @ per_family[1]) < 0.5

@@ -20,6 +20,8 @@ Differences from the published code (ExplainableML/AVCA-GZSL @ 2711aeb, ``src/mo
 * as published, no dropout (``--dropout_baselines`` is not used by APN) and none of the
   original paper's attribute-decorrelation or similarity-map compactness losses (a clip-level
   vector has no spatial map to make compact);
+* each modality is normalised for its feature family before the concat, as for
+  ALE/SJE/DEVISE (published: ``model.input_norm=none``);
 * around the model as for ALE/SJE/DEVISE (:mod:`lowshot.methods.av.compat`): shared sampler,
   Adam without weight decay, stage-2 LR drops replayed, class embeddings attached by name.
 """
@@ -58,7 +60,9 @@ class APN(GZSLMethod):
 
     def __init__(self, config: APNConfig, spec: InputSpec) -> None:
         super().__init__(config, spec)
-        self.net = APNNet(spec.audio_dim, spec.video_dim, spec.text_dim, config)
+        self.net = APNNet(
+            spec.audio_dim, spec.video_dim, spec.text_dim, config, (spec.audio_kind, spec.video_kind)
+        )
 
     def class_scores(self, batch: Batch, class_embeddings: torch.Tensor) -> torch.Tensor:
         """``[B, C]`` scores ``-||a_global - w_c||_2`` for class embeddings ``[C, D_w]``."""

@@ -16,16 +16,25 @@ compatibility ``(W x)^T w_c``, trained with :func:`~lowshot.losses.ranking.ranki
 trained with dot products, evaluated with L2 distances; reference §3.2).
 
 Differences from the published code (ExplainableML/AVCA-GZSL @ 2711aeb, ``src/model.py``
-``DeviseModel``, ``src/loss.py`` ``ClsContrastiveLoss``, ``main.py``): none in the model, the
-losses or the scores (dropout on the input and on the class embeddings in training, margin
-0.1, ALE weights ``l(r)/r`` with ``l(r) = sum_{i<=r} 1/i``, SJE top-1 violation, DEVISE sum,
-batch mean). Around it: batches are the shared class-balanced sampler of the GZSL trainer (as
-published: bs 256, 500 batches per epoch); Adam without weight decay as published (the
-configs set ``train.weight_decay: 0``); stage 2 trains ``best_epoch + 1`` epochs and replays
-the stage-1 LR drops (published: full epochs, checkpoint of the best epoch, scheduler stepped
-on stage-1 validation data, ``protocol.stage2_scheduler=legacy_val_on_train``); class
-embeddings are attached by class name (``data.legacy_text_order`` reproduces reference §6.1);
-one beta is transferred (the published mean of three identical betas).
+``DeviseModel``, ``src/loss.py`` ``ClsContrastiveLoss``, ``main.py``):
+
+* each modality is normalised for its feature family before the concat
+  (``model.input_norm=per_family``: VGGish de-quantised to [-2, 2], C3D L2-normalised,
+  SeLaVi unchanged, so the main-feature cells see the published input). The published code
+  concatenates the raw features (reference §6.5): on the cls features the uint8 VGGish
+  values (all near 128) then dominate the L2-normalised concat, every sample becomes nearly
+  the same vector, and on the synthetic UCF-cls data SJE stayed at chance ZSL on one of three
+  seeds. Published: ``model.input_norm=none``;
+* otherwise none in the model, the losses or the scores (dropout on the input and on the
+  class embeddings in training, margin 0.1, ALE weights ``l(r)/r`` with
+  ``l(r) = sum_{i<=r} 1/i``, SJE top-1 violation, DEVISE sum, batch mean);
+* around it: batches are the shared class-balanced sampler of the GZSL trainer (as
+  published: bs 256, 500 batches per epoch); Adam without weight decay as published (the
+  configs set ``train.weight_decay: 0``); stage 2 trains ``best_epoch + 1`` epochs and
+  replays the stage-1 LR drops (published: full epochs, checkpoint of the best epoch,
+  scheduler stepped on stage-1 validation data, ``protocol.stage2_scheduler=legacy_val_on_train``);
+  class embeddings are attached by class name (``data.legacy_text_order`` reproduces
+  reference §6.1); one beta is transferred (the published mean of three identical betas).
 """
 
 from __future__ import annotations
@@ -70,7 +79,9 @@ class LinearCompat(GZSLMethod):
 
     def __init__(self, config: CompatConfig, spec: InputSpec) -> None:
         super().__init__(config, spec)
-        self.net = CompatNet(spec.audio_dim, spec.video_dim, spec.text_dim, config)
+        self.net = CompatNet(
+            spec.audio_dim, spec.video_dim, spec.text_dim, config, (spec.audio_kind, spec.video_kind)
+        )
 
     def class_scores(self, batch: Batch, class_embeddings: torch.Tensor) -> torch.Tensor:
         """``[B, C]`` scores ``-||W x - w_c||_2`` for class embeddings ``[C, D_w]``."""

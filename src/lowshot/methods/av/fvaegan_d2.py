@@ -62,7 +62,7 @@ from lowshot._registry import METHODS
 from lowshot.data.av.batch import Batch
 from lowshot.data.av.featureset import FeatureSet, GZSLBenchmark
 from lowshot.errors import ConfigError, DataError
-from lowshot.layers.input_norm import InputNorm, normalize_features
+from lowshot.layers.input_norm import InputNorm
 from lowshot.methods.base import GZSLMethod, InputSpec, LossResult, dense_rows
 from lowshot.models.av.compat import joint_input
 from lowshot.models.av.fvaegan_d2 import (
@@ -156,10 +156,7 @@ class FVAEGAND2(GZSLMethod):
     # ------------------------------------------------------------------ inputs
     def features(self, audio: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
         """``[B, D_a]``, ``[B, D_v]`` -> the L2-normalised concat ``[B, D_x]`` the GAN and the classifier see."""
-        mode, spec = self.config.input_norm, self.spec
-        audio = normalize_features(audio, spec.audio_kind, "audio", mode)
-        video = normalize_features(video, spec.video_kind, "video", mode)
-        return joint_input(audio, video, True)
+        return joint_input(audio, video, True, self.config.input_norm, (self.spec.audio_kind, self.spec.video_kind))
 
     def dense_features(self, features: FeatureSet, device: torch.device) -> torch.Tensor:
         """All samples of ``features`` through :meth:`features`: ``[N, D_x]`` on ``device``."""

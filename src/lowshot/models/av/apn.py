@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from lowshot._registry import MODELS
+from lowshot.layers.input_norm import InputNorm
 from lowshot.models.av.compat import joint_input
 
 #: published initial scale of both attribute maps (uniform in [0, INIT_SCALE))
@@ -30,9 +31,12 @@ class APNNetConfig:
     Attributes:
         norm_inputs: L2-normalise concat[video, audio] first (published ``--norm_inputs``;
             on for the cls features).
+        input_norm: per-modality normalisation before the concat, as for ALE
+            (:class:`~lowshot.models.av.compat.CompatNetConfig`); published ``none``.
     """
 
     norm_inputs: bool = False
+    input_norm: InputNorm = "per_family"
 
 
 @MODELS.register("apn")
@@ -42,16 +46,20 @@ class APNNet(nn.Module):
     Args:
         audio_dim / video_dim / text_dim: ``D_a`` / ``D_v`` / ``D_w``.
         cfg: :class:`APNNetConfig` (or the method config that extends it).
+        kinds: feature families ``(audio_kind, video_kind)`` (``InputSpec``), for ``input_norm``.
     """
 
-    def __init__(self, audio_dim: int, video_dim: int, text_dim: int, cfg: APNNetConfig) -> None:
+    def __init__(
+        self, audio_dim: int, video_dim: int, text_dim: int, cfg: APNNetConfig,
+        kinds: tuple[str, str] = ("generic", "generic"),
+    ) -> None:
         super().__init__()
-        self.norm_inputs = cfg.norm_inputs
+        self.norm_inputs, self.input_norm, self.kinds = cfg.norm_inputs, cfg.input_norm, kinds
         shape = (text_dim, video_dim + audio_dim)
         self.global_map = nn.Parameter(INIT_SCALE * torch.rand(shape))
         self.prototypes = nn.Parameter(INIT_SCALE * torch.rand(shape))
 
     def forward(self, audio: torch.Tensor, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``[B, D_a]``, ``[B, D_v]`` -> (global attributes ``[B, D_w]``, prototype attributes ``[B, D_w]``)."""
-        x = joint_input(audio, video, self.norm_inputs)
+        x = joint_input(audio, video, self.norm_inputs, self.input_norm, self.kinds)
         return x @ self.global_map.t(), x @ self.prototypes.t()

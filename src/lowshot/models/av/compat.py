@@ -15,13 +15,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from lowshot._registry import MODELS
+from lowshot.layers.input_norm import InputNorm, normalize_features
 
 
-def joint_input(audio: torch.Tensor, video: torch.Tensor, normalise: bool) -> torch.Tensor:
+def joint_input(
+    audio: torch.Tensor,
+    video: torch.Tensor,
+    normalise: bool,
+    input_norm: InputNorm = "none",
+    kinds: tuple[str, str] = ("generic", "generic"),
+) -> torch.Tensor:
     """concat[video, audio] ``[B, D_v + D_a]``, L2-normalised per sample when ``normalise``.
 
     The image-ZSL baselines take this vector in place of an image feature (thesis §2.4.3).
+    Each modality first goes through ``input_norm`` (:mod:`lowshot.layers.input_norm`) for its
+    feature family ``kinds = (audio_kind, video_kind)``.
     """
+    audio = normalize_features(audio, kinds[0], "audio", input_norm)
+    video = normalize_features(video, kinds[1], "video", input_norm)
     x = torch.cat([video, audio], dim=1)
     return F.normalize(x, dim=1) if normalise else x
 
@@ -35,10 +46,15 @@ class CompatNetConfig:
             ``--dropout_baselines``; 0.2 in every published run).
         norm_inputs: L2-normalise concat[video, audio] first (published ``--norm_inputs``;
             on for the cls features).
+        input_norm: per-modality normalisation before the concat
+            (:mod:`lowshot.layers.input_norm`): ``per_family`` de-quantises VGGish and
+            L2-normalises C3D (SeLaVi unchanged); ``none`` (published) concatenates the raw
+            features, so on the cls features the uint8 VGGish values (offset ~128) dominate.
     """
 
     dropout: float = 0.2
     norm_inputs: bool = False
+    input_norm: InputNorm = "per_family"
 
 
 @MODELS.register("compat")
@@ -48,17 +64,21 @@ class CompatNet(nn.Module):
     Args:
         audio_dim / video_dim / text_dim: ``D_a`` / ``D_v`` / ``D_w``.
         cfg: :class:`CompatNetConfig` (or the method config that extends it).
+        kinds: feature families ``(audio_kind, video_kind)`` (``InputSpec``), for ``input_norm``.
     """
 
-    def __init__(self, audio_dim: int, video_dim: int, text_dim: int, cfg: CompatNetConfig) -> None:
+    def __init__(
+        self, audio_dim: int, video_dim: int, text_dim: int, cfg: CompatNetConfig,
+        kinds: tuple[str, str] = ("generic", "generic"),
+    ) -> None:
         super().__init__()
-        self.norm_inputs = cfg.norm_inputs
+        self.norm_inputs, self.input_norm, self.kinds = cfg.norm_inputs, cfg.input_norm, kinds
         self.dropout = nn.Dropout(cfg.dropout)
         self.w = nn.Linear(video_dim + audio_dim, text_dim, bias=False)
 
     def forward(self, audio: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
         """``[B, D_a]``, ``[B, D_v]`` -> projected inputs ``W x`` ``[B, D_w]``."""
-        return self.w(self.dropout(joint_input(audio, video, self.norm_inputs)))
+        return self.w(self.dropout(joint_input(audio, video, self.norm_inputs, self.input_norm, self.kinds)))
 
     def compatibility(
         self, audio: torch.Tensor, video: torch.Tensor, class_embeddings: torch.Tensor
