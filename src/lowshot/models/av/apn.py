@@ -17,26 +17,15 @@ import torch
 from torch import nn
 
 from lowshot._registry import MODELS
-from lowshot.layers.input_norm import InputNorm
-from lowshot.models.av.compat import joint_input
+from lowshot.models.av.compat import JointInput, JointInputConfig
 
 #: published initial scale of both attribute maps (uniform in [0, INIT_SCALE))
 INIT_SCALE = 2e-4
 
 
 @dataclass(frozen=True)
-class APNNetConfig:
-    """Architecture (the method config extends it).
-
-    Attributes:
-        norm_inputs: L2-normalise concat[video, audio] first (published ``--norm_inputs``;
-            on for the cls features).
-        input_norm: per-modality normalisation before the concat, as for ALE
-            (:class:`~lowshot.models.av.compat.CompatNetConfig`); published ``none``.
-    """
-
-    norm_inputs: bool = False
-    input_norm: InputNorm = "per_family"
+class APNNetConfig(JointInputConfig):
+    """Architecture (the method config extends it): only the input (``norm_inputs``, ``input_norm``)."""
 
 
 @MODELS.register("apn")
@@ -54,12 +43,12 @@ class APNNet(nn.Module):
         kinds: tuple[str, str] = ("generic", "generic"),
     ) -> None:
         super().__init__()
-        self.norm_inputs, self.input_norm, self.kinds = cfg.norm_inputs, cfg.input_norm, kinds
+        self.input = JointInput(cfg, kinds)
         shape = (text_dim, video_dim + audio_dim)
         self.global_map = nn.Parameter(INIT_SCALE * torch.rand(shape))
         self.prototypes = nn.Parameter(INIT_SCALE * torch.rand(shape))
 
     def forward(self, audio: torch.Tensor, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``[B, D_a]``, ``[B, D_v]`` -> (global attributes ``[B, D_w]``, prototype attributes ``[B, D_w]``)."""
-        x = joint_input(audio, video, self.norm_inputs, self.input_norm, self.kinds)
+        x = self.input(audio, video)
         return x @ self.global_map.t(), x @ self.prototypes.t()

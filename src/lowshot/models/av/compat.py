@@ -38,23 +38,49 @@ def joint_input(
 
 
 @dataclass(frozen=True)
-class CompatNetConfig:
-    """Architecture (the method config extends it).
+class JointInputConfig:
+    """How concat[video, audio] is formed (the baselines' configs extend it).
 
     Attributes:
-        dropout: dropout on the input and, in training, on the class embeddings (published
-            ``--dropout_baselines``; 0.2 in every published run).
-        norm_inputs: L2-normalise concat[video, audio] first (published ``--norm_inputs``;
-            on for the cls features).
+        norm_inputs: L2-normalise concat[video, audio] (published ``--norm_inputs``; on for
+            the cls features).
         input_norm: per-modality normalisation before the concat
             (:mod:`lowshot.layers.input_norm`): ``per_family`` de-quantises VGGish and
             L2-normalises C3D (SeLaVi unchanged); ``none`` (published) concatenates the raw
             features, so on the cls features the uint8 VGGish values (offset ~128) dominate.
     """
 
-    dropout: float = 0.2
     norm_inputs: bool = False
     input_norm: InputNorm = "per_family"
+
+
+class JointInput(nn.Module):
+    """``[B, D_a]``, ``[B, D_v]`` -> :func:`joint_input` ``[B, D_v + D_a]`` as ``cfg`` asks.
+
+    Args:
+        cfg: :class:`JointInputConfig` (or a config that extends it).
+        kinds: feature families ``(audio_kind, video_kind)`` (``InputSpec``), for ``input_norm``.
+    """
+
+    def __init__(self, cfg: JointInputConfig, kinds: tuple[str, str] = ("generic", "generic")) -> None:
+        super().__init__()
+        self.norm_inputs, self.input_norm, self.kinds = cfg.norm_inputs, cfg.input_norm, kinds
+
+    def forward(self, audio: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+        """``[B, D_a]``, ``[B, D_v]`` -> ``[B, D_v + D_a]``."""
+        return joint_input(audio, video, self.norm_inputs, self.input_norm, self.kinds)
+
+
+@dataclass(frozen=True)
+class CompatNetConfig(JointInputConfig):
+    """Architecture (the method config extends it).
+
+    Attributes:
+        dropout: dropout on the input and, in training, on the class embeddings (published
+            ``--dropout_baselines``: 0.2, 0.0 on VGGSound).
+    """
+
+    dropout: float = 0.2
 
 
 @MODELS.register("compat")
@@ -72,13 +98,13 @@ class CompatNet(nn.Module):
         kinds: tuple[str, str] = ("generic", "generic"),
     ) -> None:
         super().__init__()
-        self.norm_inputs, self.input_norm, self.kinds = cfg.norm_inputs, cfg.input_norm, kinds
+        self.input = JointInput(cfg, kinds)
         self.dropout = nn.Dropout(cfg.dropout)
         self.w = nn.Linear(video_dim + audio_dim, text_dim, bias=False)
 
     def forward(self, audio: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
         """``[B, D_a]``, ``[B, D_v]`` -> projected inputs ``W x`` ``[B, D_w]``."""
-        return self.w(self.dropout(joint_input(audio, video, self.norm_inputs, self.input_norm, self.kinds)))
+        return self.w(self.dropout(self.input(audio, video)))
 
     def compatibility(
         self, audio: torch.Tensor, video: torch.Tensor, class_embeddings: torch.Tensor
