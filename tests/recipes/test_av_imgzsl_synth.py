@@ -29,8 +29,8 @@ SCHEDULE = [
     "train.lr_scheduler=false",
     "train.progress=false",
 ]
-#: f-VAEGAN-D2 is not here: with the CPU budget tried (3 epochs x 150 batches) its generated
-#: features did not yet match the real unseen ones (docs/benchmarks.md, issue 11 section)
+#: f-VAEGAN-D2 is not here: with the CPU budget tried (3 epochs x 150 batches) it did not beat
+#: chance on every seed (docs/benchmarks.md, issue 11 section)
 SETTINGS = {"ale": "ale.ucf_cls", "sje": "sje.ucf_cls", "devise": "devise.ucf_cls", "apn": "apn.ucf_cls"}
 
 
