@@ -8,8 +8,10 @@ Scoring is family-specific: :meth:`GZSLMethod.class_scores` here,
 :meth:`~lowshot.methods.adverbs.base.AdverbMethod.action_scores` for video adverbs. A recipe
 builds only methods of its own family (:func:`method_of_family`).
 
-The GZSL runner only calls :meth:`GZSLMethod.collate`, :meth:`GZSLMethod.training_loss` and
-:meth:`GZSLMethod.class_scores`; it never looks inside.
+The GZSL runner only calls :meth:`GZSLMethod.collate`, :meth:`GZSLMethod.training_loss`,
+:meth:`GZSLMethod.class_scores` and the two epoch hooks :meth:`GZSLMethod.batches_per_epoch`
+and :meth:`GZSLMethod.on_epoch_end` (a two-phase method, e.g. a generative one that fits a
+classifier on synthesised features after each epoch, uses the latter); it never looks inside.
 
 Score convention: ``class_scores`` returns *higher is better* scores. Distance-based methods
 return ``-distance`` and set ``score_kind = "distance"``; classifier methods return
@@ -29,7 +31,7 @@ from torch import nn
 
 from lowshot._registry import METHODS
 from lowshot.data.av.batch import Batch
-from lowshot.data.av.featureset import FeatureSet, SequenceStore
+from lowshot.data.av.featureset import FeatureSet, GZSLBenchmark, SequenceStore
 from lowshot.errors import ConfigError
 
 __all__ = [
@@ -238,3 +240,21 @@ class GZSLMethod(Method):
     def class_scores(self, batch: Batch, class_embeddings: torch.Tensor) -> torch.Tensor:
         """Scores ``[B, C]`` against ``class_embeddings`` ``[C, D_w]`` (higher is better)."""
         raise NotImplementedError
+
+    def batches_per_epoch(self, n_batches: int) -> int:
+        """How many of the configured ``n_batches`` one epoch trains on; default: all of them."""
+        return n_batches
+
+    def on_epoch_end(self, benchmark: GZSLBenchmark, stage: int) -> None:
+        """Hook after each training epoch, before the epoch's model is scored; default: nothing.
+
+        A two-phase method fits what scoring needs here (e.g. a classifier on synthesised
+        unseen-class features). It may read the stage's training data and class lists
+        (``benchmark.stage_train(stage)``, ``benchmark.train_classes(stage)``) and the classes
+        the stage evaluates (``benchmark.stage_eval(stage)``); a default method never reads
+        evaluation samples here, and any state it fits belongs in its ``state_dict``.
+
+        Args:
+            benchmark: the dataset.
+            stage: 1 or 2.
+        """

@@ -76,6 +76,8 @@ class MethodTrainer:
         device: torch.device,
     ) -> None:
         self.method = method.to(device)
+        self.benchmark = benchmark
+        self.stage = stage
         self.config = config
         self.device = device
         self.train_set: FeatureSet = benchmark.stage_train(stage)
@@ -92,7 +94,9 @@ class MethodTrainer:
         self.rng = np.random.default_rng([seed, stage])
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
-        """Train one epoch of ``n_batches`` sampled mini-batches (``on_epoch_start``, step, ``after_step``).
+        """Train one epoch of sampled mini-batches (``on_epoch_start``, step, ``after_step``, ``on_epoch_end``).
+
+        The epoch has ``method.batches_per_epoch(n_batches)`` batches.
 
         Returns:
             Each loss term of ``training_loss`` averaged over the epoch's batches.
@@ -100,7 +104,8 @@ class MethodTrainer:
         cfg = self.config
         self.method.train()
         self.method.on_epoch_start(epoch)
-        batches = epoch_indices(self.train_set.labels, cfg.n_batches, cfg.batch_size, cfg.sampler, self.rng)
+        n_batches = self.method.batches_per_epoch(cfg.n_batches)
+        batches = epoch_indices(self.train_set.labels, n_batches, cfg.batch_size, cfg.sampler, self.rng)
         sums: dict[str, torch.Tensor] = {}
         for idx in batches:
             batch = self.method.collate(self.train_set, idx, self.targets[idx], True, self.rng)
@@ -113,6 +118,7 @@ class MethodTrainer:
             self.method.after_step(batch, self.train_embeddings)
             for k, v in {**out["loss_terms"], "loss": out["loss"]}.items():
                 sums[k] = sums.get(k, 0.0) + v.detach()
+        self.method.on_epoch_end(self.benchmark, self.stage)
         return {k: float(v) / len(batches) for k, v in distributed.mean_over_ranks(sums).items()}
 
     def scores(self, features: FeatureSet) -> np.ndarray:

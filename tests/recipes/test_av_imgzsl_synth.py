@@ -1,0 +1,84 @@
+"""Image-ZSL baselines through the recipe, and issue 11's done-when for them: on the built-in
+synthetic UCF-cls data (``lowshot data synth`` preset ``cls_averaged``), each linear baseline,
+with its published UCF setting and a shortened schedule (the same for all), beats chance ZSL
+on seeds 42, 43 and 44."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lowshot.config.paper import load_paper_config
+from lowshot.data.av.synth import make_synthetic_benchmark
+from lowshot.methods.base import GZSLMethod, method_of_family
+from lowshot.protocols.calibration import beta_grid
+from lowshot.protocols.gzsl import TwoStageProtocol
+from lowshot.recipes.gzsl import input_spec, load_final_method, parse_experiment, run_gzsl
+from lowshot.recipes.gzsl_trainer import MethodTrainer
+from lowshot.utils.seed import seed_everything
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+#: the shortened schedule, the same for every linear baseline (measured in docs/benchmarks.md)
+SCHEDULE = [
+    "train.epochs=4",
+    "train.n_batches=50",
+    "train.batch_size=128",
+    "train.lr=0.002",
+    "train.lr_scheduler=false",
+    "train.progress=false",
+]
+#: f-VAEGAN-D2 is not here: with the CPU budget tried (3 epochs x 150 batches) it did not beat
+#: chance on every seed (docs/benchmarks.md, issue 11 section)
+SETTINGS = {"ale": "ale.ucf_cls", "sje": "sje.ucf_cls", "devise": "devise.ucf_cls", "apn": "apn.ucf_cls"}
+
+
+@pytest.fixture(scope="module")
+def ucf_cls():
+    return make_synthetic_benchmark("cls_averaged", "UCF", seed=0, size=0.1, split="cls")
+
+
+@pytest.mark.parametrize(
+    ("setting", "extra"),
+    [
+        ("apn.ucf_cls", ["data.synthetic=cls_averaged"]),
+        ("fvaegan_d2.ucf_main", ["data.synthetic=main_averaged", "model.syn_num=10", "model.classifier_epochs=2", "model.latent_dim=16",
+                                 "model.encoder_hidden=16", "model.generator_hidden=32", "model.critic_hidden=32"]),
+    ],
+)
+def test_paper_config_runs_through_the_recipe_and_reloads(setting: str, extra: list[str], tmp_path) -> None:
+    config = load_paper_config(setting, [
+        "data.synthetic_size=0.03",
+        "train.epochs=2", "train.n_batches=3", "train.batch_size=32", "train.progress=false", *extra,
+    ])
+    summary = run_gzsl(config, tmp_path / "run")
+    for key in ("S", "U", "HM", "ZSL"):
+        assert 0.0 <= summary["metrics"][key]["mean"] <= 100.0
+    assert summary["expected"]["HM"] > 0
+    _, method, bench = load_final_method(tmp_path / "run")
+    assert method.class_scores(
+        method.collate(bench.splits["stage_2_test_unseen"], np.arange(4), None, False),
+        torch.as_tensor(bench.class_embeddings),
+    ).shape == (4, bench.num_classes)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_zsl_above_chance_on_every_seed(ucf_cls, name: str) -> None:
+    exp, model_cfg = parse_experiment(load_paper_config(SETTINGS[name], SCHEDULE))
+    cls = method_of_family(exp.method, GZSLMethod, "gzsl")
+    n_unseen = len(ucf_cls.split_classes["stage_2_test_unseen"])
+    chance = 100.0 / n_unseen
+    results = {}
+    for seed in (42, 43, 44):
+        def make_trainer(stage: int, seed: int = seed) -> MethodTrainer:
+            seed_everything(seed + 1000 * stage)
+            method = cls(model_cfg, input_spec(ucf_cls))
+            return MethodTrainer(method, ucf_cls, stage, exp.train, seed, torch.device("cpu"))
+
+        protocol = TwoStageProtocol(exp.train.epochs, beta_grid(*exp.protocol.beta_grid)).fit(ucf_cls, make_trainer)
+        results[seed] = protocol.summary()["ZSL"]
+    # measured ZSL 41-57 on every seed (chance 16.7, 6 unseen test classes); AVCA and ClipClap
+    # with the same schedule: 17-36 (docs/benchmarks.md)
+    assert all(z > 2 * chance for z in results.values()), (name, chance, results)
