@@ -173,12 +173,10 @@ def main() -> None:
         summary = run_gzsl(
             load_paper_config(s, [*_overrides(s), f"train.seeds={seeds}", *args.extra]), f"{args.out}/{s}"
         )
-        m = summary["metrics"]
-        per_seed = ", ".join(f"{r['ZSL']:.1f}" for r in summary["per_seed"])
-        cells = " | ".join(
-            f"{m[k]['mean']:.1f} ± {m[k]['std']:.1f}" for k in ("S", "U", "HM", "ZSL")
-        )
-        chance = 100 / summary["class_counts"]["test_unseen"]
+        m = summary.metrics
+        per_seed = ", ".join(f"{r['ZSL']:.1f}" for r in summary.per_seed.values())
+        cells = " | ".join(f"{m[k].mean:.1f} ± {m[k].std:.1f}" for k in ("S", "U", "HM", "ZSL"))
+        chance = 100 / summary.extra["class_counts"]["test_unseen"]
         print(f"| {s} | {cells} | {per_seed} | {chance:.1f} |", flush=True)
 
 

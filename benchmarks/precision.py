@@ -63,7 +63,7 @@ def parity(method: str, seeds: list[int], threads: int) -> list[dict[str, Any]]:
                                               f"train.num_threads={threads}", "train.progress=false"])  # fmt: skip
             with tempfile.TemporaryDirectory() as tmp:
                 summary = run_gzsl(cfg, Path(tmp) / "run")
-            r = {k: summary["metrics"][k]["mean"] for k in ("S", "U", "HM", "ZSL")}
+            r = {k: summary.metrics[k].mean for k in ("S", "U", "HM", "ZSL")}
             rows.append({"method": method, "precision": precision, "seed": seed, **r})
             print(json.dumps(rows[-1]), flush=True)
     for precision in ("fp32", "bf16"):

@@ -54,8 +54,8 @@ def test_paper_config_runs_through_the_recipe_and_reloads(setting: str, extra: l
     ])
     summary = run_gzsl(config, tmp_path / "run")
     for key in ("S", "U", "HM", "ZSL"):
-        assert 0.0 <= summary["metrics"][key]["mean"] <= 100.0
-    assert summary["expected"]["HM"] > 0
+        assert 0.0 <= summary.metrics[key].mean <= 100.0
+    assert summary.expected["HM"] > 0
     _, method, bench = load_final_method(tmp_path / "run")
     assert method.class_scores(
         method.collate(bench.splits["stage_2_test_unseen"], np.arange(4), None, False),
