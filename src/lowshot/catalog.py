@@ -21,6 +21,8 @@ RECIPE_MODULES = {
     "adverbs": "lowshot.recipes.adverbs",
     "comm": "lowshot.recipes.comm",
 }
+#: modules that register components other than recipes (``lowshot list encoders``)
+COMPONENT_MODULES = ("lowshot.extract.av",)
 _OPTIONAL = {"transformers", "peft", "PIL", "matplotlib", "tensorboard"}
 
 
@@ -35,7 +37,7 @@ def load_recipe(name: str) -> Callable:
 def load_all() -> list[str]:
     """Import every registering module; returns the recipes skipped for a missing extra."""
     skipped = []
-    for name, module in RECIPE_MODULES.items():
+    for name, module in [*RECIPE_MODULES.items(), *((m, m) for m in COMPONENT_MODULES)]:
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as err:

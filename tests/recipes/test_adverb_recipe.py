@@ -11,6 +11,7 @@ import pytest
 from lowshot.config.paper import load_paper_config, paper_config_names
 from lowshot.errors import ConfigError, DataError
 from lowshot.recipes.adverbs import run_adverbs
+from lowshot.utils.results import read_result
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -57,6 +58,24 @@ def test_run_dir_contents_and_published_protocol(synth_root: Path, tmp_path: Pat
     assert [h["epoch"] for h in hist if "test" in h] == [0, 2, 4]
     best = max(h["test"]["map_m"] for h in hist if "test" in h)
     assert res.means()["map_m"] == pytest.approx(best)
+
+
+def test_a_kill_after_training_leaves_no_result_that_is_not_the_run_result(
+    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A single-seed run writes result.json once: the run's result (never a seed record first)."""
+    import lowshot.recipes.adverbs as recipe
+
+    def killed(**_: object) -> None:
+        raise KeyboardInterrupt  # killed after the seed finished, before the run's result
+
+    monkeypatch.setattr(recipe, "make_result", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_adverbs(_cfg(train={"epochs": 2}), tmp_path / "r", synth_root)
+    assert not (tmp_path / "r" / "result.json").exists()
+    monkeypatch.undo()
+    resumed = run_adverbs(_cfg(train={"epochs": 2}), tmp_path / "r", synth_root)
+    assert read_result(tmp_path / "r") == resumed
 
 
 @pytest.mark.parametrize("selection", ["last", "validation"])

@@ -393,7 +393,6 @@ def train_one_seed(
         **extra,
         "other_metrics": {m: v for m, v in chosen["test"].items() if m not in selection["metrics"]},
     }
-    run.write_result({"seed": seed, **selection})
     return selection
 
 
@@ -440,6 +439,8 @@ def run_adverbs(
         res = train_one_seed(cfg, data, text, seed, sub, stop_after_epoch)
         if res is None:
             return None
+        if sub is not run:  # a single seed's record lives in the run's own result (never two writes of one file)
+            sub.write_result({"seed": seed, **res})
         results[seed] = res
     first = results[cfg.train.seeds[0]]
     trainable = method_class(cfg.method).trainable
