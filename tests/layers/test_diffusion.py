@@ -69,6 +69,7 @@ def test_hybrid_schedule_through_the_mask_function() -> None:
     with pytest.raises(ValueError, match="Z=5"):
         hybrid_schedule(4, 5)
     ids = torch.tensor([GLOBAL, AUDIO, AUDIO, VIDEO])
-    masks = layer_masks(ids, None, hybrid_schedule(3, 1))
+    blocks = layer_masks(ids, None, hybrid_schedule(3, 1))
+    masks = [m.dense() for m in blocks]
     assert not masks[0][0, 1, 3] and masks[0][0, 1, 2] and masks[0][0, 0, 3]  # self: audio sees audio + cls only
-    assert masks[1][0, 1, 3] and masks[2] is masks[1]  # full afterwards, shared tensor
+    assert masks[1][0, 1, 3] and blocks[2] is blocks[1]  # full afterwards, one shared mask

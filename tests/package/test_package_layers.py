@@ -4,6 +4,7 @@ Levels, top to bottom. A module may import modules of its own package and of pac
 *lower* levels; packages that share a level never import each other::
 
     cli                          the command: glue only
+    sweep                        settings x seeds over the catalog's recipes (run dirs, locks, Ray)
     catalog                      the recipe index: imports every recipe module by name
     recipes | reports            one loop per family (comm's too); reports read run dirs
     methods | comm               method = model + loss terms; comm = the communicating-agent library
@@ -51,6 +52,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "lowshot"
 #: top to bottom; a package may import only packages of lower levels (and itself)
 LEVELS: tuple[tuple[str, ...], ...] = (
     ("cli",),
+    ("sweep",),
     ("catalog",),
     ("recipes", "reports"),
     ("methods", "comm"),

@@ -108,7 +108,7 @@ def test_plan_lists_every_cell_missing_settings_legacy_switches_and_cost() -> No
         assert f"{row.label}:" in text
         for setting in row.settings.values():
             assert setting in text
-    assert "cjme.ucf_cls                       no setting" in text
+    assert "no setting" not in text  # every Table 3.1 cell has its setting (the baselines exist)
     # TCaF UCF: 2 seeds x 2 x 50 epochs x 300 batches x 1.29 s
     assert "tcaf.ucf_cls                       2 run(s), ~21.5 h  † legacy: model.legacy_bn_over_padding" in text
     assert "estimated cost:" in text and "cost model:" in text

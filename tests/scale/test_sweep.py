@@ -11,7 +11,7 @@ import pytest
 
 from lowshot.cli.main import main
 from lowshot.errors import ConfigError
-from lowshot.recipes.sweep import plan, sweep
+from lowshot.sweep import plan, sweep
 
 TINY = ["train.epochs=1", "train.n_batches=2", "train.batch_size=16", "train.progress=false",
         "data.synthetic_size=0.02", "model.model_dim=16", "model.hidden_dim=12", "model.out_dim=8"]

@@ -7,7 +7,7 @@ import argparse
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run (or collect) every (setting, seed) job; print one line per job."""
-    from lowshot.recipes.sweep import plan, sweep
+    from lowshot.sweep import plan, sweep
 
     jobs = plan(args.settings, args.seeds, args.runs, args.set)
     for job, (status, result) in zip(jobs, sweep(jobs, args.ray, args.data_root, args.num_cpus)):

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lowshot.errors import DataError, LowshotError
-from lowshot.recipes.sweep import Job, finished, run_job
 from lowshot.reports.paper_tables import (
     RENDERERS,
     PlannedCell,
@@ -26,6 +25,7 @@ from lowshot.reports.paper_tables import (
     plan_table,
     select,
 )
+from lowshot.sweep import Job, finished, run_job
 from lowshot.utils.results import RunResult
 
 DEFAULT_SEEDS = (42, 43, 44)

@@ -3,7 +3,7 @@
 :class:`MultiHeadAttention` has two numerically equivalent paths: a fused one
 (:func:`masked_attention`, used by default) and an explicit one that materialises the dense
 attention maps (used when ``return_attention=True``, e.g. for visualisation). Masks are
-:class:`~lowshot.layers.masks.BlockMask` s (True = may attend). The fused path computes
+:class:`~lowshot.layers.masks.BlockMask` s or dense ``[B, N, N]`` bool tensors (True = may attend). The fused path computes
 only the allowed blocks of query/key segments (:func:`block_attention`) for sequences of
 at least :data:`BLOCK_SPARSE_MIN_TOKENS` tokens, and all scores with the dense mask below
 (where the fused kernel's per-call cost outweighs the saved scores; docs/benchmarks.md).
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lowshot.layers.masks import BlockMask
+from lowshot.layers.masks import BlockMask, Mask, dense_mask
 
 
 class MultiHeadAttention(nn.Module):
@@ -46,7 +46,7 @@ class MultiHeadAttention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        mask: BlockMask | None = None,
+        mask: Mask | None = None,
         return_attention: bool = False,
         token_valid: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -75,7 +75,7 @@ class MultiHeadAttention(nn.Module):
         if return_attention:
             dots = (q @ k.transpose(-1, -2)) / math.sqrt(self.dim_head)  # Eq. 3.10
             if mask is not None:
-                dots = dots.masked_fill(~mask.dense().to(dots.device)[:, None], float("-inf"))
+                dots = dots.masked_fill(~dense_mask(mask).to(dots.device)[:, None], float("-inf"))
             attn = dots.softmax(dim=-1)
             out = attn @ v
         elif mask is None:
@@ -94,19 +94,21 @@ class MultiHeadAttention(nn.Module):
 BLOCK_SPARSE_MIN_TOKENS = 192
 
 
-def masked_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: BlockMask
-) -> torch.Tensor:
-    """Fused attention under ``mask``: :func:`block_attention` for long sequences, else one
-    ``scaled_dot_product_attention`` over all scores with the dense mask (same result).
+def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Mask) -> torch.Tensor:
+    """Fused attention under ``mask``: :func:`block_attention` for a long sequence under a
+    :class:`BlockMask`, else one ``scaled_dot_product_attention`` over all scores with the
+    dense mask (same result).
 
     Args:
         q / k / v: ``[B, H, N, d]``.
-        mask: the segments, key padding and pattern of the ``N`` tokens.
+        mask: the segments, key padding and pattern of the ``N`` tokens, or a dense
+            ``[B, N, N]`` bool mask.
 
     Returns:
         ``[B, H, N, d]``.
     """
+    if isinstance(mask, torch.Tensor):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.device)[:, None])
     if q.shape[2] >= BLOCK_SPARSE_MIN_TOKENS:
         return block_attention(q, k, v, mask)
     dense = mask.dense_attn_mask
@@ -208,7 +210,7 @@ class TransformerLayer(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        mask: BlockMask | None = None,
+        mask: Mask | None = None,
         return_attention: bool = False,
         token_valid: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -248,7 +250,7 @@ class TransformerStack(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        masks: Sequence[BlockMask | None] | BlockMask | None = None,
+        masks: Sequence[Mask | None] | Mask | None = None,
         return_attention: bool = False,
         token_valid: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -266,7 +268,7 @@ class TransformerStack(nn.Module):
         Returns:
             ``([B, N, D], list of maps)`` (the list is empty unless requested).
         """
-        if masks is None or isinstance(masks, BlockMask):
+        if masks is None or isinstance(masks, (BlockMask, torch.Tensor)):
             masks = [masks] * len(self.layers)
         if len(masks) != len(self.layers):
             raise ValueError(f"{len(masks)} masks for {len(self.layers)} layers")

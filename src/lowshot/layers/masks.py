@@ -189,6 +189,17 @@ class BlockMask:
         return Block(queries, keys, (valid | ~has_key[:, None])[:, None, None, :], self_only)
 
 
+#: what attention layers accept: a :class:`BlockMask` (segments + pattern; block-sparse path for
+#: long sequences) or a dense ``[B, N, N]`` bool tensor of any other shape of mask (e.g.
+#: Zorro's streams, HiP's groups), indexed ``[batch, query, key]`` (True = may attend)
+Mask = BlockMask | torch.Tensor
+
+
+def dense_mask(mask: Mask) -> torch.Tensor:
+    """The ``[B, N, N]`` bool tensor of ``mask`` (a :class:`BlockMask` or already dense)."""
+    return mask if isinstance(mask, torch.Tensor) else mask.dense()
+
+
 def layer_masks(
     modality_ids: torch.Tensor | tuple[tuple[int, int], ...],
     key_padding: torch.Tensor | None,

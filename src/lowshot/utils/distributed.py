@@ -22,13 +22,11 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import fields, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
-
-from lowshot.data.av.batch import Batch
 
 
 def is_distributed() -> bool:
@@ -94,8 +92,13 @@ def ray_connect(address: str, num_cpus: int | None = None) -> Any:
     return ray
 
 
-def shard_batch(batch: Batch) -> Batch:
-    """This rank's contiguous slice of ``batch`` (the batch itself in one process).
+#: a batch: a dataclass whose tensor fields all have the batch as their first dimension
+B = TypeVar("B")
+
+
+def shard_batch(batch: B) -> B:
+    """This rank's contiguous slice ``[B / world, ...]`` of every tensor field of ``batch``
+    (the batch itself in one process).
 
     Raises:
         ValueError: the batch size is not a multiple of the world size (the gradient average
@@ -190,11 +193,11 @@ class _TrainingLoss(nn.Module):
         super().__init__()
         self.method = method
 
-    def forward(self, batch: Batch, class_embeddings: torch.Tensor) -> dict[str, Any]:
+    def forward(self, batch: Any, class_embeddings: torch.Tensor) -> dict[str, Any]:
         return self.method.training_loss(batch, class_embeddings)
 
 
-def training_loss_fn(method: nn.Module, device: torch.device) -> Callable[[Batch, torch.Tensor], dict[str, Any]]:
+def training_loss_fn(method: nn.Module, device: torch.device) -> Callable[[Any, torch.Tensor], dict[str, Any]]:
     """``method.training_loss`` itself in one process; through DDP (pooled BatchNorm) when distributed
     (the loss stays a scalar; each rank sees its ``[B / world, ...]`` slice of the batch).
 

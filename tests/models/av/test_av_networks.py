@@ -152,7 +152,7 @@ def test_architecture_follows_thesis_section_5_3():
 AVCA_NET = dict(
     dim=20, encoder_hidden=36, decoder_hidden=28, dim_out=12, depth=2, heads=5, dim_head=7,
     mlp_dim=44, embedding_dropout=0.11, decoder_dropout=0.12, additional_dropout=0.13,
-    bn_momentum=0.37,
+    bn_momentum=0.37, text_input_layer=False,
 )  # fmt: skip
 
 
