@@ -30,7 +30,8 @@ SCHEDULE = [
     "train.progress=false",
 ]
 #: f-VAEGAN-D2 is not here: with the CPU budget tried (3 epochs x 150 batches) it did not beat
-#: chance on every seed (docs/benchmarks.md, issue 11 section)
+#: chance on every seed; its generator does not learn the class-conditional means at this budget
+#: while its classifier phase does (diagnosis in docs/benchmarks.md, issue 11 section)
 SETTINGS = {"ale": "ale.ucf_cls", "sje": "sje.ucf_cls", "devise": "devise.ucf_cls", "apn": "apn.ucf_cls"}
 
 
