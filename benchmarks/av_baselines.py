@@ -12,7 +12,7 @@ training steps (collate + loss + backward + Adam step) at the cell's batch size 
 UCF-cls data of real shape (real sequence lengths, ``--size`` of the video count) and
 extrapolates one epoch as ``n_batches`` steps (the per-epoch validation pass is not included);
 peak RSS is the subprocess's ``ru_maxrss``. ``quality`` runs each setting through the
-two-stage protocol on generated data (shortened schedule, see ``QUALITY``).
+two-stage protocol on generated data (shortened schedule, see ``QUALITY`` and ``LONGER``).
 """
 
 from __future__ import annotations
