@@ -46,6 +46,11 @@ class Job:
         return self.run_dir.with_name(self.run_dir.name + ".lock")
 
 
+def run_dir(runs: str | Path, setting: str, seed: int) -> Path:
+    """Where one (setting, seed) run lives: ``runs/<setting>/seed_<seed>``."""
+    return Path(runs) / setting / f"seed_{seed}"
+
+
 def finished(path: Path) -> RunResult | None:
     """The result of a finished run dir, or None (absent, unfinished, or not a readable result)."""
     if not has_result(path):
@@ -71,7 +76,7 @@ def plan(settings: Sequence[str], seeds: Sequence[int], runs: str | Path, overri
 
     for setting in settings:
         load_paper_config(setting, list(overrides))
-    return [Job(s, int(seed), Path(runs) / s / f"seed_{seed}", tuple(overrides)) for s in settings for seed in seeds]
+    return [Job(s, int(seed), run_dir(runs, s, seed), tuple(overrides)) for s in settings for seed in seeds]
 
 
 def _claim(job: Job) -> bool:

@@ -25,15 +25,10 @@ from lowshot.reports.paper_tables import (
     plan_table,
     select,
 )
-from lowshot.sweep import Job, finished, run_job
+from lowshot.sweep import Job, finished, run_dir, run_job
 from lowshot.utils.results import RunResult
 
 DEFAULT_SEEDS = (42, 43, 44)
-
-
-def run_dir(out: Path, setting: str, seed: int) -> Path:
-    """Where one (setting, seed) run lives."""
-    return out / setting / f"seed_{seed}"
 
 
 def run_one(setting: str, seed: int, overrides: Sequence[str], path: Path, data_root: Path | None) -> RunResult | None:
@@ -55,7 +50,7 @@ def collect(cells: Sequence[PlannedCell], seeds: Sequence[int], out: Path, overr
         if not c.exists:
             problems.append(Problem(c.row, c.column, c.setting, f"no setting (not implemented yet){c.hint}"))
             continue
-        got, why = [], None
+        got, missing, why = [], [], None
         for seed in seeds:
             path = run_dir(out, c.setting, seed)
             res = finished(path)
@@ -71,11 +66,12 @@ def collect(cells: Sequence[PlannedCell], seeds: Sequence[int], out: Path, overr
                 log(f"[{c.setting} seed {seed}] collected from {path}")
             if res is not None:
                 got.append(res)
-            elif run and why is None:
+                continue
+            missing.append(seed)
+            if run and why is None:
                 why = "being run by another process (lock file)"
         if got:
             results[(c.row, c.column)] = cell_result(got)
-        missing = [s for s in seeds if finished(run_dir(out, c.setting, s)) is None]
         if missing:
             reason = why or ("not run (--collect-only)" if not run else "unfinished")
             if got:
