@@ -67,8 +67,8 @@ def write_h5_class_file(path: Path, data: np.ndarray | Iterable[np.ndarray], vid
 
     Args:
         path: target ``.h5``.
-        data: ``[N, D]`` (array or list), or an iterator of ``N`` rows ``[D]`` (streamed: the
-            ``data`` dataset grows by ``chunk`` rows, so at most ``chunk`` rows are in memory).
+        data: ``[N, D]`` (array or list), or an iterator of ``N`` rows ``[D]`` (streamed: written
+            ``chunk`` rows at a time, so at most ``chunk`` rows are in memory).
         video_ids: ``[N]`` ids.
         chunk: rows per write.
     """
@@ -76,15 +76,15 @@ def write_h5_class_file(path: Path, data: np.ndarray | Iterable[np.ndarray], vid
         if isinstance(data, (np.ndarray, list, tuple)):
             fh.create_dataset("data", data=np.asarray(data))
         else:
-            rows = iter(data)
+            rows, start = iter(data), 0
             while block := list(islice(rows, chunk)):
                 arr = np.stack(block)
-                if "data" not in fh:
-                    fh.create_dataset("data", shape=(0, arr.shape[1]), maxshape=(None, arr.shape[1]), dtype=arr.dtype,
-                                      chunks=(max(1, min(chunk, len(video_ids))), arr.shape[1]))
-                dset = fh["data"]
-                dset.resize(dset.shape[0] + len(arr), axis=0)
-                dset[-len(arr) :] = arr
+                if start == 0:
+                    fh.create_dataset("data", shape=(len(video_ids), arr.shape[1]), dtype=arr.dtype)
+                fh["data"][start : start + len(arr)] = arr
+                start += len(arr)
+            if start != len(video_ids):
+                raise ValueError(f"{path}: {start} rows for {len(video_ids)} video ids")
         fh.create_dataset(
             "video_urls", data=np.array([v.encode("utf-8") for v in video_ids], dtype="S80")
         )
