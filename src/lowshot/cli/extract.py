@@ -32,6 +32,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from lowshot.utils.io import atomic_write_json
 
     out = Path(args.out)
+    if args.shard_size < 1:
+        raise ConfigError(f"--shard-size must be at least 1, got {args.shard_size}")
     for key in ("audio_weights", "video_weights", "text_model_dir", "word_vectors"):  # recorded for predict
         if getattr(args, key):
             setattr(args, key, str(Path(getattr(args, key)).resolve()))
