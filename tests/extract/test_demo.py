@@ -36,5 +36,8 @@ def test_demo_learns_seen_and_transfers_to_unseen(seed: int, tmp_path: Path, mon
     assert (tmp_path / f"run/seed_{seed}/checkpoints/final_model.safetensors").is_file()
     acc, chance = res["accuracy"], res["chance"]
     assert len(res["predictions"]["unseen"]) == 8 and len(res["predictions"]["seen"]) == 12
-    assert acc["seen"] > chance["seen"], out  # the seen classes are learned (among all 16 names)
-    assert acc["zsl"] > chance["zsl"], out  # the unseen combinations are named through their embeddings
+    # measured at this size (seeds 0-4): seen 92/83/100/75/100 %, unseen among all 16 names
+    # 75/100/75/38/75 %, unseen among the 4 unseen names 100/100/100/100/88 %
+    assert acc["seen"] >= 0.5, out  # the seen classes are learned (chance 1/16)
+    assert acc["unseen"] > chance["unseen"], out  # unseen clips named among all 16 names (chance 1/16)
+    assert acc["zsl"] >= 2 * chance["zsl"], out  # ... and among the 4 unseen names (chance 1/4)
