@@ -93,6 +93,8 @@ def test_errors_are_clear(stage_tree: Path, tiny_ckpts: dict[str, Path], tmp_pat
     assert "expected stage folders" in capsys.readouterr().err
     assert main(_args(stage_tree, tmp_path / "o", tiny_ckpts, "--text", "fasttext")) == 2
     assert "KIND=ENCODER" in capsys.readouterr().err
+    assert main(_args(stage_tree, tmp_path / "o", tiny_ckpts, "--shard-size", "0")) == 2
+    assert "--shard-size must be at least 1" in capsys.readouterr().err
 
 
 def test_vector_layout_and_atomic_assembly(stage_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

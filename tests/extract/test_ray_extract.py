@@ -1,12 +1,15 @@
-"""`lowshot extract --ray local`: the Ray Data pipeline gives the in-process features (issue #13 item 6)."""
+"""`lowshot extract --ray local`: the Ray Data pipeline gives the in-process features in bounded safetensors
+shards (issue #13 item 6)."""
 
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors import safe_open
 
 from lowshot.extract import pipeline
 from lowshot.extract.av import build_encoders
@@ -31,7 +34,12 @@ def test_ray_pipeline_gives_the_in_process_features(stage_tree: Path, tiny_ckpts
     items = pipeline.scan_stage_tree(stage_tree)
     one = pipeline.extract_all(items, encs, tmp_path / "c1", progress=False)
     build = functools.partial(build_encoders, spec)
-    two = pipeline.extract_all(items, encs, tmp_path / "c2", progress=False, workers=2, build=build, ray="local")
+    two = pipeline.extract_all(items, encs, tmp_path / "c2", progress=False, workers=2, build=build, ray="local",
+                               shard_size=5)
+    shards = sorted((tmp_path / "c2").glob("shard-*.safetensors"))
+    sizes = [len(json.loads(safe_open(f, "np").metadata()["videos"])) for f in shards]
+    assert sum(sizes) == len(items) and max(sizes) <= 5 and len(shards) >= 3  # bounded shards, no per-video file
+    assert not list((tmp_path / "c2").glob("*.npz"))
     assert sorted(one.features) == sorted(two.features) and len(one.features) > 0
     assert sorted(s["video"] for s in two.skipped) == sorted(s["video"] for s in one.skipped)
     assert [s["reason"] for s in sorted(two.skipped, key=str)] == [s["reason"] for s in sorted(one.skipped, key=str)]

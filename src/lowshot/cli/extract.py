@@ -7,6 +7,8 @@ import functools
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lowshot.errors import ConfigError
 from lowshot.extract.av import build_encoders
 
@@ -30,6 +32,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from lowshot.utils.io import atomic_write_json
 
     out = Path(args.out)
+    if args.shard_size < 1:
+        raise ConfigError(f"--shard-size must be at least 1, got {args.shard_size}")
     for key in ("audio_weights", "video_weights", "text_model_dir", "word_vectors"):  # recorded for predict
         if getattr(args, key):
             setattr(args, key, str(Path(getattr(args, key)).resolve()))
@@ -41,7 +45,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
         pipeline.check_family(args.layout, feature_dir, encoders["audio"], encoders["video"])  # type: ignore[arg-type]
     cache = out / ".extract_cache" / pipeline.cache_key(spec, encoders)
     ext = pipeline.extract_all(items, encoders, cache, progress=not args.no_progress,  # type: ignore[arg-type]
-                               workers=args.workers, build=functools.partial(build_encoders, spec), ray=args.ray)
+                               workers=args.workers, build=functools.partial(build_encoders, spec), ray=args.ray,
+                               shard_size=args.shard_size)
     summary = {"videos": len(items), "extracted": len(ext.features), "skipped": ext.skipped,
                "seconds": {k: round(v, 3) for k, v in ext.timing.items()}}
     atomic_write_json(out / pipeline.SUMMARY, summary)
@@ -85,16 +90,18 @@ def cmd_extract_labels(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_demo(work: str | Path, per_class: int = 3, seconds: float = 2.0, epochs: int = 6, seed: int = 0,
+def run_demo(work: str | Path, per_class: int = 3, seconds: float = 2.0, epochs: int = 8, seed: int = 0,
              progress: bool = True) -> dict[str, Any]:
-    """Make media, extract, train a small ClipClap model, predict the unseen clips; print each step.
+    """Make media, extract, train a small ClipClap model, classify the test clips; print each step.
 
     Returns:
-        ``{"run": run dir, "predictions": [...], "unseen_top1": fraction of unseen clips named right}``.
+        ``{"run": run dir, "predictions": {"seen"|"unseen": [...]}, "accuracy": {...}, "chance": {...}}``,
+        accuracies as top-1 fractions of the test clips: ``seen`` and ``unseen`` among all class
+        names (GZSL), ``zsl`` the unseen clips among the unseen names only.
     """
     from lowshot.cli.predict import load_predictor
     from lowshot.config.paper import load_paper_config
-    from lowshot.extract.demo import SEEN, TEST_UNSEEN, VAL_UNSEEN, make_media
+    from lowshot.extract.demo import CLASSES, SEEN, TEST_UNSEEN, VAL_UNSEEN, make_media
     from lowshot.extract.pipeline import list_videos
     from lowshot.extract.predict import predict
     from lowshot.recipes.gzsl import run_gzsl
@@ -103,30 +110,42 @@ def run_demo(work: str | Path, per_class: int = 3, seconds: float = 2.0, epochs:
     media = work / "media"
     if not media.is_dir():
         make_media(media, per_class, seconds, seed)
-    print(f"[1/3] media: {sum(1 for _ in media.rglob('*.mp4'))} clips in {media}")
+    print(f"[1/3] media: {sum(1 for _ in media.rglob('*.mp4'))} clips in {media}; {len(CLASSES)} classes "
+          f"'<object> with <sound>': {len(SEEN)} seen, {len(VAL_UNSEEN)} validation-unseen, "
+          f"{len(TEST_UNSEEN)} test-unseen ({', '.join(TEST_UNSEEN)})")
     data = work / "data"
     argv = ["extract", str(media), str(data), "--safe", "--layout", "vector", "--feature-dir", "demo_features",
-            "--text", "clip=minilm", "--prompts", "clip_actions"] + ([] if progress else ["--no-progress"])
+            "--text", "clip=minilm", "--prompts", "name"] + ([] if progress else ["--no-progress"])
     parser = argparse.ArgumentParser(prog="lowshot")
     register(parser.add_subparsers())
     cmd_extract(parser.parse_args(argv))
     config = load_paper_config("clipclap.ucf", [
         f"data.root={data}", "data.feature_dir=demo_features", "data.text=[clip]", f"train.epochs={epochs}",
-        "train.n_batches=5", "train.batch_size=8", f"train.seeds=[{seed}]", f"train.progress={str(progress).lower()}",
-    ])
+        "train.n_batches=10", "train.batch_size=16", "train.lr=1e-3", f"train.seeds=[{seed}]",
+        f"train.progress={str(progress).lower()}",
+    ])  # a short schedule at a higher rate than the published 7e-5 (which assumes 20 x 300 batches of 64)
     run = work / "run"
     m = run_gzsl(config, run).means()
-    print(f"[2/3] trained ClipClap-GZSL on {', '.join(SEEN)}: test S {m['S']:.1f} U {m['U']:.1f} "
-          f"HM {m['HM']:.1f} ZSL {m['ZSL']:.1f} (x100; tiny data) -> {run}")
-    classes = list(SEEN + VAL_UNSEEN + TEST_UNSEEN)
-    videos = list_videos([media / "stage_2_test_unseen"])
-    preds = predict(load_predictor(run), videos, classes, top_k=3)
-    right = sum(p["top"][0]["class"] == Path(p["video"]).parent.name for p in preds if "top" in p)
-    print(f"[3/3] predicted {len(preds)} unseen clips among {len(classes)} class names: {right} top-1 right")
-    for p in preds:
-        top = ", ".join(f"{t['class']} {t['prob']:.2f}" for t in p.get("top", []))
-        print(f"  {Path(p['video']).parent.name}/{Path(p['video']).name}: {top or p.get('error')}")
-    return {"run": run, "predictions": preds, "unseen_top1": right / max(1, len(preds))}
+    print(f"[2/3] trained ClipClap-GZSL (stage 1 on the {len(SEEN)} seen classes, stage 2 adds the validation-unseen "
+          f"ones): test S {m['S']:.1f} U {m['U']:.1f} HM {m['HM']:.1f} ZSL {m['ZSL']:.1f} (x100) -> {run}")
+    predictor = load_predictor(run)
+    seen_clips = list_videos([media / "stage_2_test_seen"])
+    unseen_clips = list_videos([media / "stage_2_test_unseen"])
+    preds = {"seen": predict(predictor, seen_clips, list(CLASSES), top_k=3),
+             "unseen": predict(predictor, unseen_clips, list(CLASSES), top_k=3),
+             "zsl": predict(predictor, unseen_clips, list(TEST_UNSEEN), top_k=1)}
+    acc = {k: float(np.mean([(p.get("top") or [{"class": None}])[0]["class"] == Path(p["video"]).parent.name for p in v])) for k, v in preds.items()}
+    chance = {"seen": 1 / len(CLASSES), "unseen": 1 / len(CLASSES), "zsl": 1 / len(TEST_UNSEEN)}
+    print(f"[3/3] top-1 on the raw test clips (chance in brackets): seen {acc['seen']:.0%} ({chance['seen']:.0%}) and "
+          f"unseen {acc['unseen']:.0%} ({chance['unseen']:.0%}) among all {len(CLASSES)} names; "
+          f"unseen {acc['zsl']:.0%} ({chance['zsl']:.0%}) among the {len(TEST_UNSEEN)} unseen names")
+    for p in preds["unseen"]:
+        top = ", ".join(f"{t['class']} {t['prob']:.2f}" for t in p["top"])
+        print(f"  {Path(p['video']).parent.name}/{Path(p['video']).name}: {top}")
+    verdict = "transfers" if acc["zsl"] > chance["zsl"] else "does NOT transfer"
+    print(f"zero-shot: the model {verdict} to the unseen combinations through their names "
+          f"({acc['zsl']:.0%} against chance {chance['zsl']:.0%} on {len(unseen_clips)} clips)")
+    return {"run": run, "predictions": preds, "accuracy": acc, "chance": chance}
 
 
 def cmd_extract_demo(args: argparse.Namespace) -> int:
@@ -150,7 +169,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("work", help="working folder (media, data, run); re-running reuses what is there")
     d.add_argument("--per-class", type=int, default=4, help="clips per class in the training / unseen stages")
     d.add_argument("--seconds", type=float, default=3.0, help="clip length")
-    d.add_argument("--epochs", type=int, default=10)
+    d.add_argument("--epochs", type=int, default=8)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(func=cmd_extract_demo)
@@ -176,5 +195,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="run as a Ray Data pipeline (extra 'scale') on a cluster ADDRESS, or on this machine "
                    "without one ('local'); --workers encoder actors (one GPU each when there are GPUs)")
+    p.add_argument("--shard-size", type=int, default=256, metavar="N",
+                   help="with --ray: videos per cache shard (one safetensors file each; resumes per shard)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_extract)

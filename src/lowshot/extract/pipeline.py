@@ -17,10 +17,17 @@ plus ``text/<released stem>`` class-label embeddings and ``extract.json`` (encod
 videos). Released layouts are read by family (``main*`` = SeLaVi 512/512, ``cls*`` =
 VGGish 128 / C3D 4096, ClipClap vectors = CLAP 1024 / CLIP 512): other dimensions need ``--safe``.
 
-Robustness: every video's features go to ``OUT/.extract_cache/<key>/<id>.npz`` atomically, so a
-killed run resumes where it stopped; unusable videos (unreadable, truncated, no audio, empty)
-are listed with the reason in ``OUT/extract_summary.json`` and skipped; the feature folder is
-built in a temporary folder and renamed into place last (never a half-written output).
+Robustness: every video's features go to the cache ``OUT/.extract_cache/<key>/``
+(:mod:`lowshot.extract.cache`: one ``.npz`` per video, or safetensors shards of ``--shard-size``
+videos on the Ray path) atomically, so a killed run resumes where it stopped; unusable videos
+(unreadable, truncated, no audio, empty) are listed with the reason in ``OUT/extract_summary.json``
+and skipped; the feature folder is built in a temporary folder and renamed into place last
+(never a half-written output).
+
+Memory: the assembly streams from the cache, one video at a time: the safe format's ``.npy``
+files are written row block by row block and the averaged h5 datasets grow per video. Only
+the released pickle layouts (temporal / vector ``.pkl``) hold one class file in memory, as a
+pickle is written whole.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,9 +62,10 @@ from lowshot.data.av.safe_format import (
     _manifest,
 )
 from lowshot.errors import DataError
+from lowshot.extract import cache as vcache
 from lowshot.extract.base import AVEncoder
 from lowshot.extract.media import VIDEO_EXTENSIONS, MediaError, decode_audio, decode_video
-from lowshot.utils.io import atomic_path, atomic_write_json, atomic_write_text, make_temp_dir
+from lowshot.utils.io import atomic_write_json, atomic_write_text, make_temp_dir
 
 LAYOUTS = ("averaged", "temporal", "vector")
 DEFAULT_DIRS = {"averaged": "cls_features", "temporal": "cls_features_non_averaged", "vector": "cls_features_non_averaged"}
@@ -153,16 +161,23 @@ def encode_video(path: Path, encoders: dict[str, AVEncoder]) -> tuple[dict[str, 
 
 @dataclass
 class Extraction:
-    """Features of the usable videos and the report of the others."""
+    """Features of the usable videos (item key -> modality -> ``[T, D]``; read from the cache on
+    access, see :class:`~lowshot.extract.cache.CachedFeatures`) and the report of the others."""
 
-    features: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # item key -> modality -> [T, D]
+    features: Mapping[str, dict[str, np.ndarray]] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "encode": 0.0})
+
+    def rows(self, key: str, modality: str) -> int:
+        """Time steps of one video's ``modality`` (from the cache index when cached)."""
+        if isinstance(self.features, vcache.CachedFeatures):
+            return self.features.rows(key, modality)
+        return len(self.features[key][modality])
 
 
 def cache_file(cache: Path, item: VideoItem) -> Path:
     """The per-video ``.npz`` of ``item`` in ``cache``."""
-    return cache / (hashlib.sha1(item.key.encode()).hexdigest()[:16] + ".npz")
+    return cache / (vcache.video_id(item.key) + ".npz")
 
 
 def process_video(item: VideoItem, encoders: dict[str, AVEncoder], file: Path) -> dict[str, float]:
@@ -177,17 +192,8 @@ def process_video(item: VideoItem, encoders: dict[str, AVEncoder], file: Path) -
         payload: dict[str, np.ndarray] = {m: f.astype(np.float32) for m, f in feats.items()}
     except MediaError as err:
         payload = {"reason": np.array(err.reason), "detail": np.array(err.detail)}
-    with atomic_path(file) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **payload)
+    vcache.write_npz(file, payload)
     return timing
-
-
-def _load(file: Path, item: VideoItem, modalities: Sequence[str], res: Extraction) -> None:
-    with np.load(file, allow_pickle=False) as z:
-        if "reason" in z:
-            res.skipped.append({"video": str(item.path), "reason": str(z["reason"]), "detail": str(z["detail"])})
-        else:
-            res.features[item.key] = {m: z[m] for m in modalities}
 
 
 _WORKER: dict[str, AVEncoder] = {}
@@ -213,6 +219,7 @@ def extract_all(
     workers: int = 1,
     build: Callable[[], dict[str, AVEncoder]] | None = None,
     ray: str | None = None,
+    shard_size: int = 256,
 ) -> Extraction:
     """Features of every item, from ``cache`` when there, else decoded + encoded and cached atomically.
 
@@ -226,12 +233,17 @@ def extract_all(
         build: picklable callable returning the encoders (needed when ``workers > 1`` or ``ray``).
         ray: run the Ray Data pipeline (:mod:`lowshot.extract.ray_data`) on this cluster address
             (``local``: a Ray instance on this machine) with ``workers`` encoder actors.
+        shard_size: most videos per cache shard written by the Ray path.
+
+    Returns:
+        The extraction; its features are read from the cache on access (none held in memory).
     """
     from tqdm import tqdm
 
     cache.mkdir(parents=True, exist_ok=True)
     res = Extraction()
-    todo = [i for i in items if not cache_file(cache, i).is_file()]
+    index = vcache.scan(cache)
+    todo = [i for i in items if vcache.video_id(i.key) not in index]
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc="extract", unit="video",
                disable=not progress, dynamic_ncols=True)
 
@@ -248,7 +260,8 @@ def extract_all(
 
             if build is None:
                 raise ValueError("ray needs a picklable `build` callable for the encoders")
-            extract_to_cache([(i.path, cache_file(cache, i)) for i in todo], encoders, build, ray, workers, bar.update)
+            extract_to_cache([(i.path, vcache.video_id(i.key)) for i in todo], cache, encoders, build, ray, workers,
+                             shard_size, bar.update)
         elif workers > 1 and len(todo) > 1:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -264,8 +277,15 @@ def extract_all(
                 done(item, process_video(item, encoders, cache_file(cache, item)))
     finally:
         bar.close()
+    index = vcache.scan(cache) if todo else index
+    usable = {}
     for item in items:
-        _load(cache_file(cache, item), item, list(encoders), res)
+        entry = index[vcache.video_id(item.key)]
+        if entry.reason is not None:
+            res.skipped.append({"video": str(item.path), "reason": entry.reason[0], "detail": entry.reason[1]})
+        else:
+            usable[item.key] = entry
+    res.features = vcache.CachedFeatures(usable, list(encoders))
     return res
 
 
@@ -299,23 +319,38 @@ def write_class_split(out: Path, dataset: str, classes: list[str], stage_classes
 
 def _released_features(tmp: Path, layout: str, items: Sequence[VideoItem], ext: Extraction) -> None:
     for stage in STAGES:
-        by_class: dict[str, list[str]] = {}
+        by_class: dict[str, list[VideoItem]] = {}
         for i in items:
             if i.stage == stage and i.key in ext.features:
                 by_class.setdefault(i.label, []).append(i)
         for label, group in by_class.items():
             vids = [i.vid for i in group]
             for modality in ("audio", "video"):
-                seqs = [ext.features[i.key][modality] for i in group]
+                seqs = (ext.features[i.key][modality] for i in group)  # read one video at a time
                 path = tmp / modality / stage / label
                 if layout == "averaged":
-                    write_h5_class_file(Path(f"{path}.h5"), np.stack([s.mean(0) for s in seqs]), vids)
-                else:
-                    data = seqs if layout == "temporal" else [s.mean(0) for s in seqs]
-                    write_pickle_class_file(Path(f"{path}.pkl"), data, vids)
+                    write_h5_class_file(Path(f"{path}.h5"), (s.mean(0) for s in seqs), vids)
+                else:  # a pickle is written whole: one class file in memory
+                    write_pickle_class_file(Path(f"{path}.pkl"), [s if layout == "temporal" else s.mean(0) for s in seqs], vids)
 
 
-def _safe_features(tmp: Path, layout: str, items: Sequence[VideoItem], ext: Extraction, classes: list[str]) -> dict[str, object]:
+def _stream_npy(path: Path, shape: tuple[int, int], blocks: Iterable[np.ndarray]) -> None:
+    """Write a float32 ``.npy`` of ``shape`` from row blocks (header first, then the blocks in turn)."""
+    written = 0
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")),
+                                                  "fortran_order": False, "shape": shape})
+        for block in blocks:
+            if block.ndim != 2 or block.shape[1] != shape[1]:
+                raise DataError(f"{path}: a cached video has features of shape {block.shape}, expected [T, {shape[1]}]")
+            fh.write(np.ascontiguousarray(block, "<f4").tobytes())
+            written += len(block)
+    if written != shape[0]:
+        raise DataError(f"{path}: {written} rows written, {shape[0]} expected (the cache changed during assembly?)")
+
+
+def _safe_features(tmp: Path, layout: str, items: Sequence[VideoItem], ext: Extraction, classes: list[str],
+                   dims: dict[str, int]) -> dict[str, object]:
     index = {c: i for i, c in enumerate(classes)}
     stages: dict[str, object] = {}
     for stage in STAGES:
@@ -324,14 +359,15 @@ def _safe_features(tmp: Path, layout: str, items: Sequence[VideoItem], ext: Extr
         out.mkdir(parents=True)
         rows = {}
         for modality in ("audio", "video"):
-            seqs = [ext.features[k][modality] for _, _, k in sel]
+            seqs = (ext.features[k][modality] for _, _, k in sel)  # read one video at a time
             if layout == "temporal":
-                np.save(out / f"{modality}_lengths.npy", np.array([len(s) for s in seqs], np.int64))
-                block = np.concatenate(seqs)
+                lengths = np.array([ext.rows(k, modality) for _, _, k in sel], np.int64)
+                np.save(out / f"{modality}_lengths.npy", lengths)
+                rows[modality] = int(lengths.sum())
+                _stream_npy(out / f"{modality}.npy", (rows[modality], dims[modality]), seqs)
             else:
-                block = np.stack([s.mean(0) for s in seqs])
-            np.save(out / f"{modality}.npy", block.astype(np.float32))
-            rows[modality] = len(block)
+                rows[modality] = len(sel)
+                _stream_npy(out / f"{modality}.npy", (len(sel), dims[modality]), (s.mean(0, keepdims=True) for s in seqs))
         np.save(out / "labels.npy", np.array([c for c, _, _ in sel], np.int64))
         np.save(out / "video_ids.npy", np.array([v for _, v, _ in sel], dtype=str))
         stages[stage] = {"videos": len(sel), "audio_rows": rows["audio"], "video_rows": rows["video"],
@@ -383,7 +419,7 @@ def write_output(
             write_embedding_dict(tmp / "text" / (f"{stem}.safetensors" if safe else f"{stem}.npy"),
                                  {c: table[c] for c in classes}, pickled=not safe)
         if safe:
-            stages = _safe_features(tmp, layout, items, ext, classes)
+            stages = _safe_features(tmp, layout, items, ext, classes, {m: e.dim for m, e in encoders.items()})
             atomic_write_json(tmp / INFO, info)
             atomic_write_json(tmp / MARKER, {
                 "format": FORMAT_NAME, "version": FORMAT_VERSION, "dataset": spec.name, "feature_dir": feature_dir,

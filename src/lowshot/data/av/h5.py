@@ -7,6 +7,8 @@ archive, variable-length strings from the splitting scripts; both are accepted).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from itertools import islice
 from pathlib import Path
 
 import h5py
@@ -59,10 +61,30 @@ def read_h5_class_file(
     return data, ids
 
 
-def write_h5_class_file(path: Path, data: np.ndarray, video_ids: list[str]) -> None:
-    """Write an averaged class file as in the archive (``video_urls`` as ``S80``), atomically."""
+def write_h5_class_file(path: Path, data: np.ndarray | Iterable[np.ndarray], video_ids: Sequence[str],
+                        chunk: int = 1024) -> None:
+    """Write an averaged class file as in the archive (``video_urls`` as ``S80``), atomically.
+
+    Args:
+        path: target ``.h5``.
+        data: ``[N, D]`` (array or list), or an iterator of ``N`` rows ``[D]`` (streamed: written
+            ``chunk`` rows at a time, so at most ``chunk`` rows are in memory).
+        video_ids: ``[N]`` ids.
+        chunk: rows per write.
+    """
     with atomic_path(Path(path)) as tmp, h5py.File(tmp, "w") as fh:
-        fh.create_dataset("data", data=np.asarray(data))
+        if isinstance(data, (np.ndarray, list, tuple)):
+            fh.create_dataset("data", data=np.asarray(data))
+        else:
+            rows, start = iter(data), 0
+            while block := list(islice(rows, chunk)):
+                arr = np.stack(block)
+                if start == 0:
+                    fh.create_dataset("data", shape=(len(video_ids), arr.shape[1]), dtype=arr.dtype)
+                fh["data"][start : start + len(arr)] = arr
+                start += len(arr)
+            if start != len(video_ids):
+                raise ValueError(f"{path}: {start} rows for {len(video_ids)} video ids")
         fh.create_dataset(
             "video_urls", data=np.array([v.encode("utf-8") for v in video_ids], dtype="S80")
         )
