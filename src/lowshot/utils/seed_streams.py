@@ -1,0 +1,167 @@
+"""Per-seed torch RNG streams for seed-batched training (several seeds run as one stacked model).
+
+A separate run of seed ``s`` draws its dropout masks (and AVCA's in-batch negatives) from
+torch's global RNG, in program order. Seed-batched training runs the method's
+``training_loss`` once under :func:`torch.vmap` over the stacked parameters of all seeds; every
+random op in it goes through :func:`random_op`, whose vmap rule loops over the seeds, swaps
+each seed's own saved RNG state into the global generator, draws that seed's slice with the
+very call a separate run makes, and saves the state back. Each seed therefore consumes its own
+stream in the order its separate run would: the draws are equal by construction, not by
+tolerance. Outside a batched step :func:`random_op` is the plain call, so separate runs are
+unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: the streams of the seeds of the running batched step (None outside one)
+_ACTIVE: list[SeedStreams | Sequence[int] | None] = [None, None]
+
+
+class SeedStreams:
+    """One saved torch RNG state per seed (the CPU generator, plus ``device``'s when it is CUDA).
+
+    Args:
+        device: the training device (its generator is swapped too when it is CUDA).
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.states: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+
+    def _get(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        return torch.get_rng_state(), cuda
+
+    def _set(self, state: tuple[torch.Tensor, torch.Tensor | None]) -> None:
+        torch.set_rng_state(state[0])
+        if state[1] is not None:
+            torch.cuda.set_rng_state(state[1], self.device)
+
+    def capture(self) -> int:
+        """Append the current global state as a new seed's stream; return its index."""
+        self.states.append(self._get())
+        return len(self.states) - 1
+
+    @contextlib.contextmanager
+    def use(self, seed: int) -> Iterator[None]:
+        """Run the block on seed ``seed``'s stream (saved back afterwards); the global state is restored."""
+        outer = self._get()
+        self._set(self.states[seed])
+        try:
+            yield
+        finally:
+            self.states[seed] = self._get()
+            self._set(outer)
+
+    @contextlib.contextmanager
+    def batched(self, seeds: Sequence[int]) -> Iterator[None]:
+        """Inside the block, the vmapped slices ``0..len(seeds)-1`` draw from the streams ``seeds``."""
+        _ACTIVE[:] = [self, list(seeds)]
+        try:
+            yield
+        finally:
+            _ACTIVE[:] = [None, None]
+
+
+class _PerSeed(torch.autograd.Function):
+    """``fn(*args)``; under vmap, ``fn`` once per seed on its contiguous slices (on the seed's own
+    stream when ``draws``), so each slice gets the very kernel call of a separate run."""
+
+    @staticmethod
+    def forward(fn: Callable[..., torch.Tensor], draws: bool, *args: Any) -> torch.Tensor:  # pragma: no cover
+        return fn(*args)  # (vmap only: outside a batched step per_seed calls fn directly)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        pass
+
+    @staticmethod
+    def vmap(
+        info: Any, in_dims: tuple, fn: Callable[..., torch.Tensor], draws: bool, *args: Any
+    ) -> tuple[torch.Tensor, int]:
+        streams, seeds = _ACTIVE
+        if streams is None or len(seeds) != info.batch_size:
+            raise RuntimeError("per_seed under vmap outside SeedStreams.batched (or with another seed count)")
+        outs = []
+        for k, seed in enumerate(seeds):
+            sliced = [a.select(d, k).contiguous() if d is not None else a for a, d in zip(args, in_dims[2:])]
+            with streams.use(seed) if draws else contextlib.nullcontext():
+                outs.append(fn(*sliced))
+        return torch.stack(outs), 0
+
+
+def per_seed(fn: Callable[..., torch.Tensor], draws: bool, *tensors: torch.Tensor) -> torch.Tensor:
+    """``fn(*tensors)``; in a seed-batched step, ``fn`` of each seed's slices in turn (autograd flows
+    through it), with torch's global RNG on that seed's stream when ``draws`` (``fn`` draws from it)."""
+    if _ACTIVE[0] is None:
+        return fn(*tensors)
+    return _PerSeed.apply(fn, draws, *tensors)
+
+
+def random_op(fn: Callable[..., torch.Tensor], *tensors: torch.Tensor) -> torch.Tensor:
+    """``fn(*tensors)``, a call that draws from torch's global RNG (:func:`per_seed` with ``draws``)."""
+    return per_seed(fn, True, *tensors)
+
+
+class SeedDropout(nn.Module):
+    """``nn.Dropout`` whose masks come from each seed's own stream (:func:`random_op`)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Dropout of ``x`` (any shape) in training mode, identity in evaluation mode."""
+        if not self.training:
+            return x
+        return random_op(lambda t: F.dropout(t, self.p, True), x)
+
+
+class SeedBatchNorm(nn.BatchNorm1d):
+    """Training-mode ``nn.BatchNorm1d`` (affine, running statistics, a momentum) run per seed
+    (:func:`per_seed`): vmap's own BatchNorm rule normalises the seeds as one wider batch, which
+    rounds differently from a separate run."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, D]`` (or ``[B, D, L]``) batch-normalised with batch statistics; running statistics updated."""
+        self.num_batches_tracked.add_(1)
+        momentum, eps = self.momentum, self.eps
+
+        def norm(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return F.batch_norm(x, mean, var, w, b, True, momentum, eps)
+
+        return per_seed(norm, False, x, self.running_mean, self.running_var, self.weight, self.bias)
+
+
+class SeedLinear(nn.Linear):
+    """``nn.Linear`` run per seed (:func:`per_seed`): vmap's rule (``baddbmm``) rounds differently
+    from a separate run's ``addmm`` at the published shapes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[..., D_in]`` -> ``[..., D_out]``."""
+        if self.bias is None:
+            return per_seed(F.linear, False, x, self.weight)
+        return per_seed(F.linear, False, x, self.weight, self.bias)
+
+
+def seed_batched_copy(module: nn.Module) -> nn.Module:
+    """``module`` (a copy to run under vmap) with every ``nn.Dropout``, ``nn.Linear`` and (affine,
+    tracking) ``nn.BatchNorm1d`` replaced by its per-seed version (in place)."""
+    for name, child in list(module.named_children()):
+        if type(child) is nn.Dropout:
+            setattr(module, name, SeedDropout(child.p))
+        elif type(child) is nn.BatchNorm1d and child.affine and child.track_running_stats and child.momentum:
+            child.__class__ = SeedBatchNorm
+        elif type(child) is nn.Linear:
+            child.__class__ = SeedLinear
+        else:
+            seed_batched_copy(child)
+    return module
