@@ -146,7 +146,10 @@ class SeedBatch:
         n_batches = trainers[0].method.batches_per_epoch(cfg.n_batches)
         batches = [epoch_indices(t.train_set.labels, n_batches, cfg.batch_size, cfg.sampler, t.rng) for t in trainers]
         emb = trainers[0].train_embeddings
-        step = torch.vmap(self._loss, in_dims=(0, 0, 0, None, None), randomness="error")
+        # the class embeddings go in per seed too (expanded, no copy), so a random op on them
+        # (ALE/SJE/DEVISE's dropout) is drawn per seed
+        emb_s = emb.expand(len(seeds), *emb.shape)
+        step = torch.vmap(self._loss, in_dims=(0, 0, 0, None, 0), randomness="error")
         sums: list[dict[str, torch.Tensor]] = [{} for _ in seeds]
         for b in range(n_batches):
             per_seed = [
@@ -156,7 +159,7 @@ class SeedBatch:
             tensors, rest = _stacked_fields(per_seed)
             params, buffers = self._stack(seeds)
             with self.streams.batched(seeds), autocast(cfg.precision, self.device):
-                out = step(params, buffers, tensors, rest, emb)
+                out = step(params, buffers, tensors, rest, emb_s)
             for t in trainers:
                 t.optimizer.zero_grad(set_to_none=True)
             out["loss"].sum().backward()

@@ -76,8 +76,12 @@ class _PerSeed(torch.autograd.Function):
     stream when ``draws``), so each slice gets the very kernel call of a separate run."""
 
     @staticmethod
-    def forward(fn: Callable[..., torch.Tensor], draws: bool, *args: Any) -> torch.Tensor:  # pragma: no cover
-        return fn(*args)  # (vmap only: outside a batched step per_seed calls fn directly)
+    def forward(fn: Callable[..., torch.Tensor], draws: bool, *args: Any) -> torch.Tensor:
+        # reached in a batched step only when no argument varies with the seed: the result is
+        # the same for every seed, unless it draws (then each seed needs its own draw)
+        if draws:
+            raise RuntimeError("a random op in a seed-batched step on tensors that are the same for every seed")
+        return fn(*args)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
@@ -90,11 +94,12 @@ class _PerSeed(torch.autograd.Function):
         streams, seeds = _ACTIVE
         if streams is None or len(seeds) != info.batch_size:
             raise RuntimeError("per_seed under vmap outside SeedStreams.batched (or with another seed count)")
+        # unbind (not select): its backward is one stack, where S selects would add S full-size zero tensors
+        slices = [a.unbind(d) if d is not None else [a] * len(seeds) for a, d in zip(args, in_dims[2:])]
         outs = []
         for k, seed in enumerate(seeds):
-            sliced = [a.select(d, k).contiguous() if d is not None else a for a, d in zip(args, in_dims[2:])]
             with streams.use(seed) if draws else contextlib.nullcontext():
-                outs.append(fn(*sliced))
+                outs.append(fn(*(s[k].contiguous() for s in slices)))
         return torch.stack(outs), 0
 
 
