@@ -5,8 +5,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lowshot.utils.seed_streams import random_op
-
 
 def sample_negatives(
     labels: torch.Tensor, generator: torch.Generator | None = None
@@ -28,11 +26,10 @@ def sample_negatives(
     same = labels[:, None] == labels[None, :]
     counts = same.sum(dim=1).to(torch.float32)  # samples per label, indexed by position
     weights = (~same).to(torch.float32) / counts[None, :]
-    no_negative = weights.sum(dim=1, keepdim=True) == 0
-    weights = torch.where(no_negative, torch.ones_like(weights), weights)  # no data-dependent branch (vmap)
-    if generator is not None:
-        return torch.multinomial(weights, 1, generator=generator).squeeze(1)
-    return random_op(lambda w: torch.multinomial(w, 1), weights).squeeze(-1)
+    no_negative = weights.sum(dim=1) == 0
+    if bool(no_negative.any()):
+        weights[no_negative] = 1.0
+    return torch.multinomial(weights, 1, generator=generator).squeeze(1)
 
 
 def triplet(

@@ -115,16 +115,17 @@ class SeedBatch:
         # the loss of one seed, called on stacked weights: dropout draws from the seeds' streams
         self.template = _TrainingLoss(seed_batched_copy(copy.deepcopy(self.trainers[0].trainer.method)))
         self.template.train()
-        names = dict(self.template.named_parameters()), dict(self.template.named_buffers())
-        self.param_names, self.buffer_names = list(names[0]), list(names[1])
+        self.own_params = [dict(t.trainer.method.named_parameters(prefix="method")) for t in self.trainers]
+        self.params = _share(self.own_params, True)  # name -> [S, ...] leaf; seed k's parameter is row k
+        self.buffers = _share([dict(t.trainer.method.named_buffers(prefix="method")) for t in self.trainers], False)
 
     def _stack(self, seeds: Sequence[int]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """``[S, ...]`` parameters (differentiable, so each seed's gradient reaches it) and buffers."""
-        own = [dict(self.trainers[i].trainer.method.named_parameters(prefix="method")) for i in seeds]
-        bufs = [dict(self.trainers[i].trainer.method.named_buffers(prefix="method")) for i in seeds]
-        params = {n: torch.stack([p[n] for p in own]) for n in self.param_names}
-        buffers = {n: torch.stack([b[n] for b in bufs]) for n in self.buffer_names}
-        return params, buffers
+        """``[S, ...]`` parameters and buffers of ``seeds``: the shared ones themselves when all seeds
+        train (BatchNorm then updates each seed's statistics in place), else their rows (copies)."""
+        if list(seeds) == list(range(len(self.trainers))):
+            return self.params, self.buffers
+        rows = torch.as_tensor(list(seeds), device=self.device)
+        return {n: p[rows] for n, p in self.params.items()}, {n: b[rows] for n, b in self.buffers.items()}
 
     def _loss(self, params: dict, buffers: dict, tensors: dict, rest: dict, emb: torch.Tensor) -> dict:
         """One seed's ``training_loss`` (called under vmap)."""
@@ -162,12 +163,16 @@ class SeedBatch:
                 out = step(params, buffers, tensors, rest, emb_s)
             for t in trainers:
                 t.optimizer.zero_grad(set_to_none=True)
+            for p in self.params.values():
+                p.grad = None
             out["loss"].sum().backward()
-            for k, i in enumerate(seeds):
-                own = dict(trainers[k].method.named_buffers(prefix="method"))
+            if buffers is not self.buffers:  # rows were copied: write the updated statistics back
                 with torch.no_grad():
-                    for n in self.buffer_names:
-                        own[n].copy_(buffers[n][k])
+                    for n, b in buffers.items():
+                        self.buffers[n][list(seeds)] = b
+            for k, i in enumerate(seeds):
+                for n, p in self.own_params[i].items():  # each seed's gradient: its row (a view)
+                    p.grad = None if self.params[n].grad is None else self.params[n].grad[i]
                 trainers[k].optimizer.step()
                 with self.streams.use(i):
                     trainers[k].method.after_step(per_seed[k], emb)
@@ -176,6 +181,21 @@ class SeedBatch:
         for t in trainers:
             t.method.on_epoch_end(t.benchmark, t.stage)
         return [{name: float(v) / n_batches for name, v in s.items()} for s in sums]
+
+
+def _share(per_seed: Sequence[dict[str, torch.Tensor]], leaf: bool) -> dict[str, torch.Tensor]:
+    """Stack each named tensor of the seeds into one ``[S, ...]`` tensor (a leaf with the seeds'
+    ``requires_grad`` when ``leaf``) and make every seed's tensor row ``k`` of it (shared storage:
+    optimiser steps, BatchNorm updates and checkpoint loads of a seed write into the stack)."""
+    out = {}
+    for name in per_seed[0]:
+        stacked = torch.stack([own[name].detach() for own in per_seed])
+        if leaf:
+            stacked.requires_grad_(per_seed[0][name].requires_grad)
+        for k, own in enumerate(per_seed):
+            own[name].data = stacked.data[k]
+        out[name] = stacked
+    return out
 
 
 def _stacked_fields(batches: Sequence[Batch]) -> tuple[dict[str, torch.Tensor], dict[str, None]]:
