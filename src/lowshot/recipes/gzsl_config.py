@@ -64,7 +64,7 @@ class TrainConfig:
     optimiser state; losses in fp32 by autocast's op lists); evaluation stays fp32.
     ``seed_batched=true`` trains all ``seeds`` in one process as one stacked model (results per
     seed as separate runs give them, :mod:`lowshot.recipes.gzsl_seed_batched`; methods with
-    ``seed_batching`` only: clipclap, avca, ale, sje, devise).
+    ``seed_batching`` only: clipclap, ale, sje, devise).
     """
 
     epochs: int = 50

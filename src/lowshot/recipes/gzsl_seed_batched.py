@@ -48,7 +48,7 @@ def check_seed_batching(method_cls: type[GZSLMethod], method: str) -> None:
     if not method_cls.seed_batching:
         raise ConfigError(
             f"train.seed_batched: method '{method}' does not support seed-batched training "
-            "(supported: clipclap, avca, ale, sje, devise); set train.seed_batched=false"
+            "(supported: clipclap, ale, sje, devise); set train.seed_batched=false"
         )
     if distributed.world_size() > 1:
         raise ConfigError("train.seed_batched is not supported under torchrun (one process per seed batch)")
@@ -113,11 +113,14 @@ class SeedBatch:
             torch.set_rng_state(outer)
             self.trainers.append(SeedTrainer(trainer, self, k))
         # the loss of one seed, called on stacked weights: dropout draws from the seeds' streams
-        self.template = _TrainingLoss(seed_batched_copy(copy.deepcopy(self.trainers[0].trainer.method)))
+        methods = [t.trainer.method for t in self.trainers]
+        self.template = _TrainingLoss(seed_batched_copy(copy.deepcopy(methods[0]), methods))
         self.template.train()
-        self.own_params = [dict(t.trainer.method.named_parameters(prefix="method")) for t in self.trainers]
+        # the rest (outside Linear / BatchNorm layers, which use each seed's own weights): stacked
+        rest = dict(self.template.named_parameters()), dict(self.template.named_buffers())
+        self.own_params = [{n: p for n, p in m.named_parameters(prefix="method") if n in rest[0]} for m in methods]
         self.params = _share(self.own_params, True)  # name -> [S, ...] leaf; seed k's parameter is row k
-        self.buffers = _share([dict(t.trainer.method.named_buffers(prefix="method")) for t in self.trainers], False)
+        self.buffers = _share([{n: b for n, b in m.named_buffers(prefix="method") if n in rest[1]} for m in methods], False)
 
     def _stack(self, seeds: Sequence[int]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """``[S, ...]`` parameters and buffers of ``seeds``: the shared ones themselves when all seeds
@@ -171,7 +174,7 @@ class SeedBatch:
                     for n, b in buffers.items():
                         self.buffers[n][list(seeds)] = b
             for k, i in enumerate(seeds):
-                for n, p in self.own_params[i].items():  # each seed's gradient: its row (a view)
+                for n, p in self.own_params[i].items():  # stacked parameters: the seed's gradient is its row
                     p.grad = None if self.params[n].grad is None else self.params[n].grad[i]
                 trainers[k].optimizer.step()
                 with self.streams.use(i):

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: one function, or one per seed (indexed by the seed's position in its :class:`SeedStreams`)
+SeedFn = Callable[..., torch.Tensor] | Sequence[Callable[..., torch.Tensor]]
 #: the streams of the seeds of the running batched step (None outside one)
 _ACTIVE: list[SeedStreams | Sequence[int] | None] = [None, None]
 
@@ -88,9 +90,7 @@ class _PerSeed(torch.autograd.Function):
         pass
 
     @staticmethod
-    def vmap(
-        info: Any, in_dims: tuple, fn: Callable[..., torch.Tensor], draws: bool, *args: Any
-    ) -> tuple[torch.Tensor, int]:
+    def vmap(info: Any, in_dims: tuple, fn: SeedFn, draws: bool, *args: Any) -> tuple[torch.Tensor, int]:
         streams, seeds = _ACTIVE
         if streams is None or len(seeds) != info.batch_size:
             raise RuntimeError("per_seed under vmap outside SeedStreams.batched (or with another seed count)")
@@ -99,14 +99,17 @@ class _PerSeed(torch.autograd.Function):
         outs = []
         for k, seed in enumerate(seeds):
             with streams.use(seed) if draws else contextlib.nullcontext():
-                outs.append(fn(*(s[k].contiguous() for s in slices)))
+                call = fn[seed] if isinstance(fn, Sequence) else fn
+                outs.append(call(*(s[k].contiguous() for s in slices)))
         return torch.stack(outs), 0
 
 
-def per_seed(fn: Callable[..., torch.Tensor], draws: bool, *tensors: torch.Tensor) -> torch.Tensor:
-    """``fn(*tensors)``; in a seed-batched step, ``fn`` of each seed's slices in turn (autograd flows
-    through it), with torch's global RNG on that seed's stream when ``draws`` (``fn`` draws from it)."""
+def per_seed(fn: SeedFn, draws: bool, *tensors: torch.Tensor) -> torch.Tensor:
+    """``fn(*tensors)``; in a seed-batched step, ``fn`` (or ``fn[i]`` for seed ``i``, a list) of each
+    seed's slices in turn (autograd flows through it), with torch's global RNG on that seed's stream
+    when ``draws`` (``fn`` draws from it)."""
     if _ACTIVE[0] is None:
+        assert not isinstance(fn, Sequence), "a per-seed list of functions needs a seed-batched step"
         return fn(*tensors)
     return _PerSeed.apply(fn, draws, *tensors)
 
@@ -130,43 +133,64 @@ class SeedDropout(nn.Module):
         return random_op(lambda t: F.dropout(t, self.p, True), x)
 
 
-class SeedBatchNorm(nn.BatchNorm1d):
-    """Training-mode ``nn.BatchNorm1d`` (affine, running statistics, a momentum) run per seed
-    (:func:`per_seed`): vmap's own BatchNorm rule normalises the seeds as one wider batch, which
-    rounds differently from a separate run."""
+class SeedBatchNorm(nn.Module):
+    """Training-mode ``nn.BatchNorm1d`` of each seed's own module (its weights, running statistics
+    and counter), run per seed: vmap's rule normalises the seeds as one wider batch, which rounds
+    differently from a separate run.
+
+    Args:
+        own: the seeds' modules (affine, tracking running statistics, with a momentum).
+    """
+
+    def __init__(self, own: Sequence[nn.BatchNorm1d]) -> None:
+        super().__init__()
+        self.own = own  # a plain list: not submodules, so not in the copy's state
+
+        def norm(m: nn.BatchNorm1d) -> Callable[[torch.Tensor], torch.Tensor]:
+            def run(x: torch.Tensor) -> torch.Tensor:
+                m.num_batches_tracked.add_(1)
+                return F.batch_norm(x, m.running_mean, m.running_var, m.weight, m.bias, True, m.momentum, m.eps)
+
+            return run
+
+        self.fns = [norm(m) for m in own]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, D]`` (or ``[B, D, L]``) batch-normalised with batch statistics; running statistics updated."""
-        self.num_batches_tracked.add_(1)
-        momentum, eps = self.momentum, self.eps
-
-        def norm(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-            return F.batch_norm(x, mean, var, w, b, True, momentum, eps)
-
-        return per_seed(norm, False, x, self.running_mean, self.running_var, self.weight, self.bias)
+        """``[B, D]`` batch-normalised with batch statistics; each seed's running statistics updated."""
+        return per_seed(self.fns, False, x)
 
 
-class SeedLinear(nn.Linear):
-    """``nn.Linear`` run per seed (:func:`per_seed`): vmap's rule (``baddbmm``) rounds differently
-    from a separate run's ``addmm`` at the published shapes."""
+class SeedLinear(nn.Module):
+    """Each seed's own ``nn.Linear``, run per seed: vmap's rule (``baddbmm``) rounds differently from
+    a separate run's ``addmm`` at the published shapes, and the gradients land in the seeds' own
+    parameters (no stacked copy).
+
+    Args:
+        own: the seeds' modules.
+    """
+
+    def __init__(self, own: Sequence[nn.Linear]) -> None:
+        super().__init__()
+        self.own = own
+        self.fns = [lambda x, m=m: F.linear(x, m.weight, m.bias) for m in own]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[..., D_in]`` -> ``[..., D_out]``."""
-        if self.bias is None:
-            return per_seed(F.linear, False, x, self.weight)
-        return per_seed(F.linear, False, x, self.weight, self.bias)
+        return per_seed(self.fns, False, x)
 
 
-def seed_batched_copy(module: nn.Module) -> nn.Module:
-    """``module`` (a copy to run under vmap) with every ``nn.Dropout``, ``nn.Linear`` and (affine,
-    tracking) ``nn.BatchNorm1d`` replaced by its per-seed version (in place)."""
+def seed_batched_copy(module: nn.Module, seeds: Sequence[nn.Module], prefix: str = "") -> nn.Module:
+    """``module`` (a copy of ``seeds[0]`` to run under vmap) with every ``nn.Dropout`` replaced by
+    :class:`SeedDropout`, and every ``nn.Linear`` and (affine, tracking) ``nn.BatchNorm1d`` by one
+    that runs the seeds' own module of that name (in place). Returns ``module``."""
     for name, child in list(module.named_children()):
+        own = [dict(s.named_modules())[prefix + name] for s in seeds]
         if type(child) is nn.Dropout:
             setattr(module, name, SeedDropout(child.p))
         elif type(child) is nn.BatchNorm1d and child.affine and child.track_running_stats and child.momentum:
-            child.__class__ = SeedBatchNorm
+            setattr(module, name, SeedBatchNorm(own))
         elif type(child) is nn.Linear:
-            child.__class__ = SeedLinear
+            setattr(module, name, SeedLinear(own))
         else:
-            seed_batched_copy(child)
+            seed_batched_copy(child, seeds, f"{prefix}{name}.")
     return module

@@ -159,7 +159,6 @@ class AVCA(GZSLMethod):
 
     Config = AVCAConfig
     score_kind = "distance"
-    seed_batching = True
 
     def __init__(self, config: AVCAConfig, spec: InputSpec) -> None:
         super().__init__(config, spec)
