@@ -26,8 +26,16 @@ CLIPCLAP = [
 ]  # fmt: skip
 
 
-def _run(tmp: Path, batched: bool) -> Path:
-    run_gzsl(load_paper_config("clipclap.ucf", [*CLIPCLAP, f"train.seed_batched={str(batched).lower()}"]), tmp)
+#: the image-ZSL baselines (dropout on the inputs and on the class embeddings)
+COMPAT = [
+    "data.synthetic=cls_averaged", "data.synthetic_size=0.03", "train.epochs=3", "train.n_batches=4",
+    "train.batch_size=32", "train.lr_scheduler=true", "train.lr_patience=0", "train.progress=false",
+    f"train.seeds=[{','.join(map(str, SEEDS))}]",
+]  # fmt: skip
+
+
+def _run(tmp: Path, batched: bool, setting: str = "clipclap.ucf", overrides: list[str] = CLIPCLAP) -> Path:
+    run_gzsl(load_paper_config(setting, [*overrides, f"train.seed_batched={str(batched).lower()}"]), tmp)
     return tmp
 
 
@@ -92,8 +100,15 @@ def test_seed_batched_resumes_a_killed_run(separate: Path, tmp_path, monkeypatch
     assert _differences(separate, _run(tmp_path / "run", True)) == []
 
 
-def test_methods_without_seed_batching_are_rejected(tmp_path) -> None:
-    config = load_paper_config("tcaf.ucf_cls", ["data.synthetic=cls_temporal", "train.seed_batched=true"])
-    with pytest.raises(ConfigError, match="train.seed_batched: method 'tcaf' does not support"):
+@pytest.mark.parametrize("method", ["ale", "sje", "devise"])
+def test_seed_batched_compat_baselines_equal_separate_runs(method: str, tmp_path) -> None:
+    runs = [_run(tmp_path / str(b), b, f"{method}.ucf_cls", COMPAT) for b in (False, True)]
+    assert _differences(*runs) == []
+
+
+@pytest.mark.parametrize(("setting", "preset"), [("avca.ucf_cls", "cls_averaged"), ("tcaf.ucf_cls", "cls_temporal")])
+def test_methods_without_seed_batching_are_rejected(setting: str, preset: str, tmp_path) -> None:
+    config = load_paper_config(setting, [f"data.synthetic={preset}", "train.seed_batched=true"])
+    with pytest.raises(ConfigError, match=f"train.seed_batched: method '{setting.split('.')[0]}' does not support"):
         run_gzsl(config, tmp_path / "run")
     assert not (tmp_path / "run").exists()
