@@ -1,26 +1,33 @@
 """Seed-batched training (``train.seed_batched: true``): the seeds of ``train.seeds`` trained in one
-process as one stacked model, each with exactly the results of its separate run.
+process as one stacked model, each seed with exactly the results of its separate run.
 
-Design (equal to separate runs by construction, up to float rounding of batched matmuls):
+Design (bit-for-bit equal to separate runs by construction; a test checks results, histories and
+checkpoints):
 
 * every seed keeps its own :class:`~lowshot.recipes.gzsl_trainer.MethodTrainer`, built as a
   separate run builds it (``seed_everything(seed + 1000 * stage)``, then the method): own
   parameters, BatchNorm buffers, numpy batch sampler, optimiser (fused Adam) and
   ReduceLROnPlateau scheduler, so per-seed LR drops, checkpoints and resume are those of a
   separate run (a checkpoint of one can be resumed by the other);
-* one training step stacks the seeds' parameters and buffers (``[S, ...]``) and runs the
-  method's own ``training_loss`` once under :func:`torch.vmap` (``functional_call`` of a copy
-  of the method whose ``nn.Dropout`` layers draw from per-seed streams), backward of the summed
-  per-seed losses sends each seed its own gradient, updated BatchNorm statistics are copied back,
-  and each seed's optimiser steps;
-* randomness: each seed keeps its own torch RNG state (:mod:`lowshot.utils.seed_streams`); the
-  vmapped step runs with ``randomness="error"``, so a random op not routed through
-  :func:`~lowshot.utils.seed_streams.random_op` fails loudly instead of sharing a stream;
+* one training step runs the method's own ``training_loss`` once, under :func:`torch.vmap` over
+  the seeds' batches (``functional_call`` of a copy of the method). In that copy every
+  ``nn.Linear`` and ``nn.BatchNorm1d`` calls each seed's own layer on the seed's slice (vmap's
+  batched ``baddbmm`` and BatchNorm rules round differently from a separate run's ``addmm`` /
+  BatchNorm, and the published architectures' Linear -> BatchNorm biases turn such rounding into
+  LR-sized Adam steps), so gradients and running statistics land in the seeds' own tensors; the
+  remaining parameters (if any) are rows of shared ``[S, ...]`` tensors. Losses, activations and
+  other element-wise work run batched;
+* randomness: each seed keeps its own torch RNG state (:mod:`lowshot.utils.seed_streams`); dropout
+  draws each seed's mask from its stream in its separate run's order, and the step runs with
+  ``randomness="error"``, so an unrouted random op fails loudly instead of sharing a stream;
 * the protocol (:func:`~lowshot.protocols.gzsl.fit_seed_batched`) runs each seed's selection and
-  stage 2 (``best_epoch + 1`` epochs) as its own; a seed whose stage ends earlier leaves the batch.
+  stage 2 (``best_epoch + 1`` epochs) as its own; a seed whose stage ends earlier leaves the batch
+  (as does a seed resumed one epoch behind, until it has caught up).
 
-Only methods with ``seed_batching = True`` (whose ``training_loss`` is vmap-able and draws
-randomness only through dropout layers or ``random_op``) are accepted; not under torchrun.
+Only methods with ``seed_batching = True`` (ClipClap, ALE, SJE, DEVISE) are accepted, not under
+torchrun. AVCA is not: its in-batch negatives (``theta[neg]``) and the other uses of the same
+embeddings accumulate their gradients in another order under vmap (1e-7 differences from the
+first step, which training amplifies), and vmap refuses ``sample_negatives``' data-dependent branch.
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
-"""Per-seed torch RNG streams for seed-batched training (several seeds run as one stacked model).
+"""Per-seed execution inside a seed-batched step (several seeds run as one stacked model).
 
-A separate run of seed ``s`` draws its dropout masks (and AVCA's in-batch negatives) from
-torch's global RNG, in program order. Seed-batched training runs the method's
-``training_loss`` once under :func:`torch.vmap` over the stacked parameters of all seeds; every
-random op in it goes through :func:`random_op`, whose vmap rule loops over the seeds, swaps
-each seed's own saved RNG state into the global generator, draws that seed's slice with the
-very call a separate run makes, and saves the state back. Each seed therefore consumes its own
-stream in the order its separate run would: the draws are equal by construction, not by
-tolerance. Outside a batched step :func:`random_op` is the plain call, so separate runs are
-unchanged.
+A separate run of seed ``s`` draws its dropout masks from torch's global RNG, in program order.
+Seed-batched training (:mod:`lowshot.recipes.gzsl_seed_batched`) runs the method's
+``training_loss`` once under :func:`torch.vmap` over the seeds; :func:`per_seed` is an op whose
+vmap rule calls a function once per seed on that seed's slice (its autograd flows through), and
+with ``draws`` first swaps the seed's own saved RNG state into the global generator and saves it
+back afterwards. Each seed therefore consumes its own stream in the order its separate run
+would, and layers routed through it (:class:`SeedLinear`, :class:`SeedBatchNorm`) make the very
+kernel calls of a separate run: equal by construction, not by tolerance. Outside a batched step
+:func:`per_seed` is the plain call, so separate runs are unchanged.
 """
 
 from __future__ import annotations
