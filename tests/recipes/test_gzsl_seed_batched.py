@@ -73,6 +73,13 @@ def test_seed_batched_clipclap_equals_separate_runs(separate: Path, tmp_path) ->
         assert summary[0][key] == summary[1][key]
 
 
+def test_seed_batched_bf16_equals_separate_runs(tmp_path) -> None:
+    """Under ``train.precision=bf16`` too (autocast reaches the per-seed layers)."""
+    bf16 = [*CLIPCLAP, "train.precision=bf16", "train.epochs=2"]
+    runs = [_run(tmp_path / str(b), b, "clipclap.ucf", bf16) for b in (False, True)]
+    assert _differences(*runs) == []
+
+
 def test_shared_dropout_stream_is_detected(separate: Path, tmp_path, monkeypatch) -> None:
     """The equality above is no accident: with every seed drawing from seed 0's stream it fails."""
     use = seed_streams.SeedStreams.use
@@ -100,7 +107,7 @@ def test_seed_batched_resumes_a_killed_run(separate: Path, tmp_path, monkeypatch
     assert _differences(separate, _run(tmp_path / "run", True)) == []
 
 
-@pytest.mark.parametrize("method", ["ale", "sje", "devise"])
+@pytest.mark.parametrize("method", ["ale", pytest.param("sje", marks=pytest.mark.slow), pytest.param("devise", marks=pytest.mark.slow)])
 def test_seed_batched_compat_baselines_equal_separate_runs(method: str, tmp_path) -> None:
     runs = [_run(tmp_path / str(b), b, f"{method}.ucf_cls", COMPAT) for b in (False, True)]
     assert _differences(*runs) == []
