@@ -119,3 +119,12 @@ def test_methods_without_seed_batching_are_rejected(setting: str, preset: str, t
     with pytest.raises(ConfigError, match=f"train.seed_batched: method '{setting.split('.')[0]}' does not support"):
         run_gzsl(config, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_gfsl_recipe_refuses_seed_batching(tmp_path) -> None:
+    from lowshot.recipes.gfsl import run_gfsl
+
+    config = load_paper_config("avdiff.ucf_5shot", ["data.synthetic=kshot", "train.seed_batched=true"])
+    with pytest.raises(ConfigError, match="train.seed_batched: the gfsl recipe"):
+        run_gfsl(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
