@@ -10,16 +10,17 @@ checkpoints):
   ReduceLROnPlateau scheduler, so per-seed LR drops, checkpoints and resume are those of a
   separate run (a checkpoint of one can be resumed by the other);
 * one training step runs the method's own ``training_loss`` once, under :func:`torch.vmap` over
-  the seeds' batches (``functional_call`` of a copy of the method). In that copy every
-  ``nn.Linear`` and ``nn.BatchNorm1d`` calls each seed's own layer on the seed's slice (vmap's
-  batched ``baddbmm`` and BatchNorm rules round differently from a separate run's ``addmm`` /
-  BatchNorm, and the published architectures' Linear -> BatchNorm biases turn such rounding into
-  LR-sized Adam steps), so gradients and running statistics land in the seeds' own tensors; the
-  remaining parameters (if any) are rows of shared ``[S, ...]`` tensors. Losses, activations and
-  other element-wise work run batched;
-* randomness: each seed keeps its own torch RNG state (:mod:`lowshot.utils.seed_streams`); dropout
-  draws each seed's mask from its stream in its separate run's order, and the step runs with
-  ``randomness="error"``, so an unrouted random op fails loudly instead of sharing a stream;
+  the seeds' batches (``functional_call`` of a copy of the method). In that copy every block of
+  Linear / BatchNorm / ReLU / dropout layers (:class:`~lowshot.utils.seed_streams.SeedModule`)
+  runs each seed's own block on the seed's slice, on the seed's RNG stream: vmap's batched
+  ``baddbmm`` and BatchNorm rules round differently from a separate run's ``addmm`` / BatchNorm,
+  and the published architectures' Linear -> BatchNorm biases turn such rounding into LR-sized
+  Adam steps. Gradients, running statistics and dropout draws thus land in each seed's own
+  tensors and streams; remaining parameters (if any) are rows of shared ``[S, ...]`` tensors, and
+  the losses and other element-wise work run batched;
+* randomness: each seed keeps its own torch RNG state (:mod:`lowshot.utils.seed_streams`), and the
+  step runs with ``randomness="error"``, so a random op outside those blocks fails loudly instead
+  of sharing one stream between the seeds;
 * the protocol (:func:`~lowshot.protocols.gzsl.fit_seed_batched`) runs each seed's selection and
   stage 2 (``best_epoch + 1`` epochs) as its own; a seed whose stage ends earlier leaves the batch
   (as does a seed resumed one epoch behind, until it has caught up).

@@ -5,10 +5,10 @@ Seed-batched training (:mod:`lowshot.recipes.gzsl_seed_batched`) runs the method
 ``training_loss`` once under :func:`torch.vmap` over the seeds; :func:`per_seed` is an op whose
 vmap rule calls a function once per seed on that seed's slice (its autograd flows through), and
 with ``draws`` first swaps the seed's own saved RNG state into the global generator and saves it
-back afterwards. Each seed therefore consumes its own stream in the order its separate run
-would, and layers routed through it (:class:`SeedLinear`, :class:`SeedBatchNorm`) make the very
-kernel calls of a separate run: equal by construction, not by tolerance. Outside a batched step
-:func:`per_seed` is the plain call, so separate runs are unchanged.
+back afterwards. Layers routed through it (:class:`SeedModule`: each seed's own Linear /
+BatchNorm / dropout blocks) therefore make the very kernel calls of the seed's separate run and
+consume its own RNG stream in the same order: equal by construction, not by tolerance. Outside a
+batched step :func:`per_seed` is the plain call, so separate runs are unchanged.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 #: one function, or one per seed (indexed by the seed's position in its :class:`SeedStreams`)
@@ -114,83 +113,47 @@ def per_seed(fn: SeedFn, draws: bool, *tensors: torch.Tensor) -> torch.Tensor:
     return _PerSeed.apply(fn, draws, *tensors)
 
 
-def random_op(fn: Callable[..., torch.Tensor], *tensors: torch.Tensor) -> torch.Tensor:
-    """``fn(*tensors)``, a call that draws from torch's global RNG (:func:`per_seed` with ``draws``)."""
-    return per_seed(fn, True, *tensors)
+#: layers a seed-batched copy runs whole, per seed, as the seed's own module (a Sequential of them too)
+PER_SEED_LAYERS = (nn.Linear, nn.BatchNorm1d, nn.Dropout, nn.ReLU, nn.GELU, nn.LayerNorm)
 
 
-class SeedDropout(nn.Module):
-    """``nn.Dropout`` whose masks come from each seed's own stream (:func:`random_op`)."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Dropout of ``x`` (any shape) in training mode, identity in evaluation mode."""
-        if not self.training:
-            return x
-        return random_op(lambda t: F.dropout(t, self.p, True), x)
-
-
-class SeedBatchNorm(nn.Module):
-    """Training-mode ``nn.BatchNorm1d`` of each seed's own module (its weights, running statistics
-    and counter), run per seed: vmap's rule normalises the seeds as one wider batch, which rounds
-    differently from a separate run.
+class SeedModule(nn.Module):
+    """In a seed-batched step: each seed's own module (its weights, running statistics, and its RNG
+    stream for dropout) on the seed's slice, i.e. the separate run's very calls. vmap's batched
+    kernels are not used for them: ``baddbmm`` (a vmapped Linear) and vmap's BatchNorm rule round
+    differently from a separate run, and Linear -> BatchNorm biases turn such rounding into LR-sized
+    Adam steps.
 
     Args:
-        own: the seeds' modules (affine, tracking running statistics, with a momentum).
+        own: the seeds' modules, in the order of their streams (held as a plain list: not submodules).
     """
 
-    def __init__(self, own: Sequence[nn.BatchNorm1d]) -> None:
+    def __init__(self, own: Sequence[nn.Module]) -> None:
         super().__init__()
-        self.own = own  # a plain list: not submodules, so not in the copy's state
-
-        def norm(m: nn.BatchNorm1d) -> Callable[[torch.Tensor], torch.Tensor]:
-            def run(x: torch.Tensor) -> torch.Tensor:
-                m.num_batches_tracked.add_(1)
-                return F.batch_norm(x, m.running_mean, m.running_var, m.weight, m.bias, True, m.momentum, m.eps)
-
-            return run
-
-        self.fns = [norm(m) for m in own]
+        self.own = list(own)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, D]`` batch-normalised with batch statistics; each seed's running statistics updated."""
-        return per_seed(self.fns, False, x)
+        """The seeds' modules on ``x`` (one slice per seed)."""
+        return per_seed(self.own, True, x)
 
-
-class SeedLinear(nn.Module):
-    """Each seed's own ``nn.Linear``, run per seed: vmap's rule (``baddbmm``) rounds differently from
-    a separate run's ``addmm`` at the published shapes, and the gradients land in the seeds' own
-    parameters (no stacked copy).
-
-    Args:
-        own: the seeds' modules.
-    """
-
-    def __init__(self, own: Sequence[nn.Linear]) -> None:
-        super().__init__()
-        self.own = own
-        self.fns = [lambda x, m=m: F.linear(x, m.weight, m.bias) for m in own]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[..., D_in]`` -> ``[..., D_out]``."""
-        return per_seed(self.fns, False, x)
+    def __getitem__(self, idx: int | slice) -> SeedModule:
+        """The same item (or slice) of every seed's ``nn.Sequential``."""
+        return SeedModule([m[idx] for m in self.own])
 
 
 def seed_batched_copy(module: nn.Module, seeds: Sequence[nn.Module], prefix: str = "") -> nn.Module:
-    """``module`` (a copy of ``seeds[0]`` to run under vmap) with every ``nn.Dropout`` replaced by
-    :class:`SeedDropout`, and every ``nn.Linear`` and (affine, tracking) ``nn.BatchNorm1d`` by one
-    that runs the seeds' own module of that name (in place). Returns ``module``."""
+    """``module`` (a copy of ``seeds[0]`` to run under vmap) with every outermost ``nn.Sequential`` of
+    :data:`PER_SEED_LAYERS`, and every such layer elsewhere, replaced by a :class:`SeedModule` of the
+    seeds' own modules of that name (in place). Returns ``module``."""
     for name, child in list(module.named_children()):
-        own = [dict(s.named_modules())[prefix + name] for s in seeds]
-        if type(child) is nn.Dropout:
-            setattr(module, name, SeedDropout(child.p))
-        elif type(child) is nn.BatchNorm1d and child.affine and child.track_running_stats and child.momentum:
-            setattr(module, name, SeedBatchNorm(own))
-        elif type(child) is nn.Linear:
-            setattr(module, name, SeedLinear(own))
+        if _layers_only(child):
+            setattr(module, name, SeedModule([dict(s.named_modules())[prefix + name] for s in seeds]))
         else:
             seed_batched_copy(child, seeds, f"{prefix}{name}.")
     return module
+
+
+def _layers_only(module: nn.Module) -> bool:
+    if type(module) is nn.Sequential:
+        return all(_layers_only(m) for m in module)
+    return type(module) in PER_SEED_LAYERS
