@@ -10,14 +10,14 @@ checkpoints):
   ReduceLROnPlateau scheduler, so per-seed LR drops, checkpoints and resume are those of a
   separate run (a checkpoint of one can be resumed by the other);
 * one training step runs the method's own ``training_loss`` once, under :func:`torch.vmap` over
-  the seeds' batches (``functional_call`` of a copy of the method). In that copy every block of
-  Linear / BatchNorm / ReLU / dropout layers (:class:`~lowshot.utils.seed_streams.SeedModule`)
-  runs each seed's own block on the seed's slice, on the seed's RNG stream: vmap's batched
-  ``baddbmm`` and BatchNorm rules round differently from a separate run's ``addmm`` / BatchNorm,
-  and the published architectures' Linear -> BatchNorm biases turn such rounding into LR-sized
-  Adam steps. Gradients, running statistics and dropout draws thus land in each seed's own
-  tensors and streams; remaining parameters (if any) are rows of shared ``[S, ...]`` tensors, and
-  the losses and other element-wise work run batched;
+  the seeds' batches, on a copy of the method in which every block of Linear / BatchNorm / ReLU /
+  dropout layers (:class:`~lowshot.utils.seed_streams.SeedModule`) runs each seed's own block on
+  the seed's slice, on the seed's RNG stream: vmap's batched ``baddbmm`` and BatchNorm rules
+  round differently from a separate run's ``addmm`` / BatchNorm, and the published
+  architectures' Linear -> BatchNorm biases turn such rounding into LR-sized Adam steps.
+  Gradients, running statistics and dropout draws thus land in each seed's own tensors and
+  streams; the losses and other element-wise work run batched. A method with weights outside
+  such blocks is refused;
 * randomness: each seed keeps its own torch RNG state (:mod:`lowshot.utils.seed_streams`), and the
   step runs with ``randomness="error"``, so a random op outside those blocks fails loudly instead
   of sharing one stream between the seeds;
@@ -39,7 +39,6 @@ from dataclasses import fields
 
 import numpy as np
 import torch
-from torch.func import functional_call
 
 from lowshot.data.av.batch import Batch
 from lowshot.data.av.featureset import FeatureSet
@@ -47,7 +46,6 @@ from lowshot.errors import ConfigError
 from lowshot.methods.base import GZSLMethod
 from lowshot.recipes.gzsl_trainer import MethodTrainer, autocast, epoch_indices
 from lowshot.utils import distributed
-from lowshot.utils.distributed import _TrainingLoss
 from lowshot.utils.seed_streams import SeedStreams, seed_batched_copy
 
 
@@ -120,27 +118,19 @@ class SeedBatch:
             self.streams.capture()  # where the separate run's training starts drawing
             torch.set_rng_state(outer)
             self.trainers.append(SeedTrainer(trainer, self, k))
-        # the loss of one seed, called on stacked weights: dropout draws from the seeds' streams
+        # one seed's loss whose layer blocks run every seed's own block (SeedModule)
         methods = [t.trainer.method for t in self.trainers]
-        self.template = _TrainingLoss(seed_batched_copy(copy.deepcopy(methods[0]), methods))
-        self.template.train()
-        # the rest (outside Linear / BatchNorm layers, which use each seed's own weights): stacked
-        rest = dict(self.template.named_parameters()), dict(self.template.named_buffers())
-        self.own_params = [{n: p for n, p in m.named_parameters(prefix="method") if n in rest[0]} for m in methods]
-        self.params = _share(self.own_params, True)  # name -> [S, ...] leaf; seed k's parameter is row k
-        self.buffers = _share([{n: b for n, b in m.named_buffers(prefix="method") if n in rest[1]} for m in methods], False)
+        self.template = seed_batched_copy(copy.deepcopy(methods[0]), methods).train()
+        left = [n for n, _ in [*self.template.named_parameters(), *self.template.named_buffers()]]
+        if left:
+            raise ConfigError(
+                f"train.seed_batched: {type(methods[0]).__name__} has weights outside Linear / BatchNorm / "
+                f"dropout blocks ({', '.join(left)}), which seed batching does not run per seed"
+            )
 
-    def _stack(self, seeds: Sequence[int]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """``[S, ...]`` parameters and buffers of ``seeds``: the shared ones themselves when all seeds
-        train (BatchNorm then updates each seed's statistics in place), else their rows (copies)."""
-        if list(seeds) == list(range(len(self.trainers))):
-            return self.params, self.buffers
-        rows = torch.as_tensor(list(seeds), device=self.device)
-        return {n: p[rows] for n, p in self.params.items()}, {n: b[rows] for n, b in self.buffers.items()}
-
-    def _loss(self, params: dict, buffers: dict, tensors: dict, rest: dict, emb: torch.Tensor) -> dict:
-        """One seed's ``training_loss`` (called under vmap)."""
-        return functional_call(self.template, (params, buffers), (Batch(**tensors, **rest), emb))
+    def _loss(self, tensors: dict, rest: dict, emb: torch.Tensor) -> dict:
+        """One seed's ``training_loss`` (called under vmap over the seeds)."""
+        return self.template.training_loss(Batch(**tensors, **rest), emb)
 
     def train_epochs(self, epoch: int, seeds: Sequence[int]) -> list[dict[str, float]]:
         """Train epoch ``epoch`` of the seeds ``seeds`` (indices into :attr:`trainers`) together, each
@@ -151,7 +141,7 @@ class SeedBatch:
         """
         trainers = [self.trainers[i].trainer for i in seeds]
         cfg = trainers[0].config
-        self.template.method.on_epoch_start(epoch)
+        self.template.on_epoch_start(epoch)
         for t in trainers:
             t.method.train()
             t.method.on_epoch_start(epoch)
@@ -161,7 +151,7 @@ class SeedBatch:
         # the class embeddings go in per seed too (expanded, no copy), so a random op on them
         # (ALE/SJE/DEVISE's dropout) is drawn per seed
         emb_s = emb.expand(len(seeds), *emb.shape)
-        step = torch.vmap(self._loss, in_dims=(0, 0, 0, None, 0), randomness="error")
+        step = torch.vmap(self._loss, in_dims=(0, None, 0), randomness="error")
         sums: list[dict[str, torch.Tensor]] = [{} for _ in seeds]
         for b in range(n_batches):
             per_seed = [
@@ -169,21 +159,12 @@ class SeedBatch:
                 for t, idx in zip(trainers, batches)
             ]
             tensors, rest = _stacked_fields(per_seed)
-            params, buffers = self._stack(seeds)
             with self.streams.batched(seeds), autocast(cfg.precision, self.device):
-                out = step(params, buffers, tensors, rest, emb_s)
+                out = step(tensors, rest, emb_s)
             for t in trainers:
                 t.optimizer.zero_grad(set_to_none=True)
-            for p in self.params.values():
-                p.grad = None
-            out["loss"].sum().backward()
-            if buffers is not self.buffers:  # rows were copied: write the updated statistics back
-                with torch.no_grad():
-                    for n, b in buffers.items():
-                        self.buffers[n][list(seeds)] = b
+            out["loss"].sum().backward()  # each seed's gradient reaches its own parameters
             for k, i in enumerate(seeds):
-                for n, p in self.own_params[i].items():  # stacked parameters: the seed's gradient is its row
-                    p.grad = None if self.params[n].grad is None else self.params[n].grad[i]
                 trainers[k].optimizer.step()
                 with self.streams.use(i):
                     trainers[k].method.after_step(per_seed[k], emb)
@@ -192,21 +173,6 @@ class SeedBatch:
         for t in trainers:
             t.method.on_epoch_end(t.benchmark, t.stage)
         return [{name: float(v) / n_batches for name, v in s.items()} for s in sums]
-
-
-def _share(per_seed: Sequence[dict[str, torch.Tensor]], leaf: bool) -> dict[str, torch.Tensor]:
-    """Stack each named tensor of the seeds into one ``[S, ...]`` tensor (a leaf with the seeds'
-    ``requires_grad`` when ``leaf``) and make every seed's tensor row ``k`` of it (shared storage:
-    optimiser steps, BatchNorm updates and checkpoint loads of a seed write into the stack)."""
-    out = {}
-    for name in per_seed[0]:
-        stacked = torch.stack([own[name].detach() for own in per_seed])
-        if leaf:
-            stacked.requires_grad_(per_seed[0][name].requires_grad)
-        for k, own in enumerate(per_seed):
-            own[name].data = stacked.data[k]
-        out[name] = stacked
-    return out
 
 
 def _stacked_fields(batches: Sequence[Batch]) -> tuple[dict[str, torch.Tensor], dict[str, None]]:
