@@ -199,6 +199,10 @@ class GZSLMethod(Method):
 
     family: ClassVar[Family] = "av_gzsl"
     score_kind: ClassVar[Literal["distance", "probability"]] = "distance"
+    #: ``train.seed_batched`` is allowed: ``training_loss`` runs under ``torch.vmap`` and draws
+    #: randomness only through ``nn.Dropout`` or :func:`lowshot.utils.seed_streams.random_op`
+    #: (:mod:`lowshot.recipes.gzsl_seed_batched`)
+    seed_batching: ClassVar[bool] = False
 
     def __init__(self, config: object, spec: InputSpec) -> None:
         super().__init__()

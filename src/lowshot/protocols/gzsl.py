@@ -20,7 +20,7 @@ it stopped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -227,56 +227,69 @@ class TwoStageProtocol:
             chain.commit(state["epoch"], trainer.state(), {k: v for k, v in state.items() if k != "epoch"})
 
     # ----------------------------------------------------------------- stages
-    def _stage1(self, benchmark: GZSLBenchmark, trainer: EpochTrainer) -> dict[str, Any]:
-        chain, state = self._resume(1, trainer, {
+    def _start_stage1(self, trainer: EpochTrainer) -> tuple[CheckpointChain | None, dict[str, Any]]:
+        return self._resume(1, trainer, {
             "epoch": -1, "history": [], "best_epoch": None, "best_hm": None, "beta": None, "lr_drops": []
         })
-        for epoch in range(state["epoch"] + 1, self.epochs):
-            losses = trainer.train_epoch(epoch)
+
+    def _end_stage1_epoch(
+        self,
+        benchmark: GZSLBenchmark,
+        trainer: EpochTrainer,
+        chain: CheckpointChain | None,
+        state: dict[str, Any],
+        epoch: int,
+        losses: dict[str, float],
+    ) -> None:
+        """After stage-1 epoch ``epoch`` was trained: validate, step the scheduler, select, commit."""
+        ev = evaluate_gzsl(benchmark, 1, trainer.scores, betas=self.betas)
+        dropped = trainer.step_scheduler(ev.hm)
+        record = {"stage": 1, "epoch": epoch, **losses, **{f"val_{k}": v for k, v in ev.percent().items()},
+                  "val_beta": ev.beta, "lr_dropped": dropped}
+        state["history"].append(record)
+        if dropped:
+            state["lr_drops"].append(epoch)
+        if state["best_hm"] is None or ev.hm > state["best_hm"]:  # None = not set; 0 is a value
+            state.update(best_epoch=epoch, best_hm=ev.hm, beta=ev.beta)
+            if self.checkpoint_dir is not None and is_main():
+                save_state(self.checkpoint_dir / "stage1_best_model.safetensors", trainer.model_state())
+        state["epoch"] = epoch
+        self._commit(chain, trainer, state)
+        if self.on_epoch:
+            self.on_epoch(record)
+
+    def _start_stage2(self, trainer: EpochTrainer) -> tuple[CheckpointChain | None, dict[str, Any]]:
+        return self._resume(2, trainer, {"epoch": -1, "history": []})
+
+    def _end_stage2_epoch(
+        self,
+        benchmark: GZSLBenchmark,
+        trainer: EpochTrainer,
+        chain: CheckpointChain | None,
+        state: dict[str, Any],
+        selected: dict[str, Any],
+        epoch: int,
+        losses: dict[str, float],
+    ) -> None:
+        """After stage-2 epoch ``epoch`` was trained: replay (or legacy-step) the LR schedule, commit."""
+        record: dict[str, Any] = {"stage": 2, "epoch": epoch, **losses}
+        if self.stage2_scheduler == "replay":
+            if epoch in selected["lr_drops"]:
+                trainer.drop_lr()
+                record["lr_dropped"] = True
+        else:  # legacy_val_on_train: HM on stage-1 validation folders (now training data)
             ev = evaluate_gzsl(benchmark, 1, trainer.scores, betas=self.betas)
-            dropped = trainer.step_scheduler(ev.hm)
-            record = {"stage": 1, "epoch": epoch, **losses, **{f"val_{k}": v for k, v in ev.percent().items()},
-                      "val_beta": ev.beta, "lr_dropped": dropped}
-            state["history"].append(record)
-            if dropped:
-                state["lr_drops"].append(epoch)
-            if state["best_hm"] is None or ev.hm > state["best_hm"]:  # None = not set; 0 is a value
-                state.update(best_epoch=epoch, best_hm=ev.hm, beta=ev.beta)
-                if self.checkpoint_dir is not None and is_main():
-                    save_state(self.checkpoint_dir / "stage1_best_model.safetensors", trainer.model_state())
-            state["epoch"] = epoch
-            self._commit(chain, trainer, state)
-            if self.on_epoch:
-                self.on_epoch(record)
-        return state
+            record["lr_dropped"] = trainer.step_scheduler(ev.hm)
+        state["history"].append(record)
+        state["epoch"] = epoch
+        self._commit(chain, trainer, state)
+        if self.on_epoch:
+            self.on_epoch(record)
 
-    def _stage2(self, benchmark: GZSLBenchmark, trainer: EpochTrainer, selected: dict[str, Any]) -> dict[str, Any]:
-        n_epochs = selected["best_epoch"] + 1
-        chain, state = self._resume(2, trainer, {"epoch": -1, "history": []})
-        for epoch in range(state["epoch"] + 1, n_epochs):
-            losses = trainer.train_epoch(epoch)
-            record: dict[str, Any] = {"stage": 2, "epoch": epoch, **losses}
-            if self.stage2_scheduler == "replay":
-                if epoch in selected["lr_drops"]:
-                    trainer.drop_lr()
-                    record["lr_dropped"] = True
-            else:  # legacy_val_on_train: HM on stage-1 validation folders (now training data)
-                ev = evaluate_gzsl(benchmark, 1, trainer.scores, betas=self.betas)
-                record["lr_dropped"] = trainer.step_scheduler(ev.hm)
-            state["history"].append(record)
-            state["epoch"] = epoch
-            self._commit(chain, trainer, state)
-            if self.on_epoch:
-                self.on_epoch(record)
-        return state
-
-    def fit(self, benchmark: GZSLBenchmark, make_trainer: Callable[[int], EpochTrainer]) -> TwoStageProtocol:
-        """Run both stages. ``make_trainer(stage)`` returns a fresh trainer for that stage."""
-        trainer1 = make_trainer(1)
-        s1 = self._stage1(benchmark, trainer1)
-        del trainer1
-        trainer2 = make_trainer(2)
-        s2 = self._stage2(benchmark, trainer2, s1)
+    def _finish(
+        self, benchmark: GZSLBenchmark, trainer2: EpochTrainer, s1: dict[str, Any], s2: dict[str, Any]
+    ) -> TwoStageProtocol:
+        """Test with the transferred beta, save the final model, set the fitted attributes."""
         test = evaluate_gzsl(benchmark, 2, trainer2.scores, beta=s1["beta"])
         if self.checkpoint_dir is not None and is_main():
             save_state(self.checkpoint_dir / "final_model.safetensors", trainer2.model_state())
@@ -288,6 +301,19 @@ class TwoStageProtocol:
         self.result_ = test
         self.trainer_ = trainer2
         return self
+
+    def fit(self, benchmark: GZSLBenchmark, make_trainer: Callable[[int], EpochTrainer]) -> TwoStageProtocol:
+        """Run both stages. ``make_trainer(stage)`` returns a fresh trainer for that stage."""
+        trainer1 = make_trainer(1)
+        chain, s1 = self._start_stage1(trainer1)
+        for epoch in range(s1["epoch"] + 1, self.epochs):
+            self._end_stage1_epoch(benchmark, trainer1, chain, s1, epoch, trainer1.train_epoch(epoch))
+        del trainer1
+        trainer2 = make_trainer(2)
+        chain, s2 = self._start_stage2(trainer2)
+        for epoch in range(s2["epoch"] + 1, s1["best_epoch"] + 1):
+            self._end_stage2_epoch(benchmark, trainer2, chain, s2, s1, epoch, trainer2.train_epoch(epoch))
+        return self._finish(benchmark, trainer2, s1, s2)
 
     def summary(self) -> dict[str, Any]:
         """JSON-able result: test S/U/HM/ZSL (x100), selected epoch and beta, per-class accuracies."""
@@ -302,4 +328,69 @@ class TwoStageProtocol:
         }
 
 
-__all__ = ["EpochTrainer", "GZSLEvaluation", "evaluate_gzsl", "TwoStageProtocol"]
+class SeedBatchTrainer(Protocol):
+    """What :func:`fit_seed_batched` needs: one trainer per seed plus one step that trains
+    several of them together (one fresh instance per stage)."""
+
+    trainers: Sequence[EpochTrainer]
+
+    def train_epochs(self, epoch: int, seeds: Sequence[int]) -> list[dict[str, float]]:
+        """Run epoch ``epoch`` of the trainers ``seeds`` together; their mean loss terms, in that order."""
+
+
+def _lockstep(
+    batch: SeedBatchTrainer,
+    first: Sequence[int],
+    stop: Sequence[int],
+    end_epoch: Callable[[int, int, dict[str, float]], None],
+) -> None:
+    """Train seed ``i`` from epoch ``first[i]`` to ``stop[i] - 1``, all due seeds together each epoch
+    (a seed resumed one epoch behind the others catches up alone); ``end_epoch(i, epoch, losses)``
+    after each."""
+    nxt = list(first)
+    while True:
+        due = [i for i in range(len(nxt)) if nxt[i] < stop[i]]
+        if not due:
+            return
+        epoch = min(nxt[i] for i in due)
+        due = [i for i in due if nxt[i] == epoch]
+        for i, losses in zip(due, batch.train_epochs(epoch, due)):
+            end_epoch(i, epoch, losses)
+            nxt[i] += 1
+
+
+def fit_seed_batched(
+    protocols: Sequence[TwoStageProtocol],
+    benchmark: GZSLBenchmark,
+    make_batch: Callable[[int], SeedBatchTrainer],
+) -> list[TwoStageProtocol]:
+    """:meth:`TwoStageProtocol.fit` of several seeds (one protocol each: own checkpoints, selection
+    and LR schedule) whose epochs are trained together by ``make_batch(stage)``.
+
+    Each seed's stage 1 and stage 2 have the epochs its separate run would have; a seed whose
+    stage 2 (``best_epoch + 1`` epochs) is shorter simply leaves the batch early.
+    """
+    batch = make_batch(1)
+    s1 = [p._start_stage1(t) for p, t in zip(protocols, batch.trainers)]
+    _lockstep(
+        batch,
+        [s["epoch"] + 1 for _, s in s1],
+        [p.epochs for p in protocols],
+        lambda i, epoch, losses: protocols[i]._end_stage1_epoch(benchmark, batch.trainers[i], *s1[i], epoch, losses),
+    )
+    selected = [s for _, s in s1]
+    del batch  # release the stage-1 models first
+    batch = make_batch(2)
+    s2 = [p._start_stage2(t) for p, t in zip(protocols, batch.trainers)]
+    _lockstep(
+        batch,
+        [s["epoch"] + 1 for _, s in s2],
+        [s["best_epoch"] + 1 for s in selected],
+        lambda i, epoch, losses: protocols[i]._end_stage2_epoch(
+            benchmark, batch.trainers[i], *s2[i], selected[i], epoch, losses
+        ),
+    )
+    return [p._finish(benchmark, t, a, b[1]) for p, t, a, b in zip(protocols, batch.trainers, selected, s2)]
+
+
+__all__ = ["EpochTrainer", "GZSLEvaluation", "SeedBatchTrainer", "evaluate_gzsl", "fit_seed_batched", "TwoStageProtocol"]

@@ -168,6 +168,8 @@ def run_gfsl_seed(
 def run_gfsl(config: dict[str, Any], run_dir: Path, data_root: Path | None = None) -> RunResult:
     """Run a GFSL experiment config end to end; returns (and writes) the aggregated result."""
     exp, model_cfg = parse_gfsl_experiment(config)
+    if exp.train.seed_batched:
+        raise ConfigError("train.seed_batched: the gfsl recipe trains its seeds one by one; set it to false")
     resolve_device(exp.train.device, "train.device")
     if exp.train.num_threads is not None:
         import torch

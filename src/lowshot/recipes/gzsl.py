@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -123,24 +124,22 @@ def input_spec(benchmark: GZSLBenchmark) -> InputSpec:
     )
 
 
-def run_seed(
-    exp: ExperimentConfig, model_cfg: Any, benchmark: GZSLBenchmark, seed: int, out: Path
-) -> dict[str, Any]:
-    """Run the two-stage protocol for one seed (resuming if ``out`` holds a partial run)."""
-    rd = RunDir(out)
-    done = rd.result()
-    if done is not None:
-        log.info("seed %d already finished in %s", seed, out)
-        return done
+def _make_trainer(
+    exp: ExperimentConfig, model_cfg: Any, benchmark: GZSLBenchmark, seed: int, stage: int
+) -> MethodTrainer:
+    """A fresh trainer of ``seed`` for ``stage`` (torch's global RNG seeded first, then the method built)."""
     method_cls = method_of_family(exp.method, GZSLMethod, "gzsl")
-    spec = input_spec(benchmark)
     device = resolve_device(exp.train.device, "train.device")
+    seed_everything(seed + 1000 * stage)
+    return MethodTrainer(method_cls(model_cfg, input_spec(benchmark)), benchmark, stage, exp.train, seed, device)
 
-    def make_trainer(stage: int) -> MethodTrainer:
-        seed_everything(seed + 1000 * stage)
-        return MethodTrainer(method_cls(model_cfg, spec), benchmark, stage, exp.train, seed, device)
 
-    writer = _tensorboard(out) if exp.train.tensorboard else None
+def _seed_protocol(
+    exp: ExperimentConfig, seed: int, rd: RunDir
+) -> tuple[TwoStageProtocol, Callable[[TwoStageProtocol], dict[str, Any]]]:
+    """The protocol of one seed (checkpoints, history, TensorBoard, progress bar under ``rd``) and the
+    function that closes its logs and writes its result once it is fitted."""
+    writer = _tensorboard(rd.path) if exp.train.tensorboard else None
     bar = _progress(exp, seed) if distributed.is_main() else None
 
     def on_epoch(record: dict[str, Any]) -> None:
@@ -155,22 +154,60 @@ def run_seed(
             bar.set_postfix({k: f"{v:.2f}" for k, v in record.items() if k in ("loss", "val_HM")})
             bar.update(1)
 
+    def finish(protocol: TwoStageProtocol) -> dict[str, Any]:
+        if bar is not None:
+            bar.close()
+        if writer is not None:
+            writer.close()
+        result = {"seed": seed, **protocol.summary()}
+        if distributed.is_main():
+            atomic_write_json(rd.path / "history.json", protocol.history_)
+            rd.write_result(result)
+        return result
+
     protocol = TwoStageProtocol(
         exp.train.epochs,
         beta_grid(*exp.protocol.beta_grid),
         checkpoint_dir=rd.path / "checkpoints",
         stage2_scheduler=exp.protocol.stage2_scheduler,
         on_epoch=on_epoch,
-    ).fit(benchmark, make_trainer)
-    if bar is not None:
-        bar.close()
-    if writer is not None:
-        writer.close()
-    result = {"seed": seed, **protocol.summary()}
-    if distributed.is_main():
-        atomic_write_json(rd.path / "history.json", protocol.history_)
-        rd.write_result(result)
-    return result
+    )
+    return protocol, finish
+
+
+def run_seed(
+    exp: ExperimentConfig, model_cfg: Any, benchmark: GZSLBenchmark, seed: int, out: Path
+) -> dict[str, Any]:
+    """Run the two-stage protocol for one seed (resuming if ``out`` holds a partial run)."""
+    rd = RunDir(out)
+    done = rd.result()
+    if done is not None:
+        log.info("seed %d already finished in %s", seed, out)
+        return done
+    protocol, finish = _seed_protocol(exp, seed, rd)
+    return finish(protocol.fit(benchmark, lambda stage: _make_trainer(exp, model_cfg, benchmark, seed, stage)))
+
+
+def run_seeds_batched(
+    exp: ExperimentConfig, model_cfg: Any, benchmark: GZSLBenchmark, outs: dict[int, Path]
+) -> list[dict[str, Any]]:
+    """:func:`run_seed` of every seed of ``outs`` (seed -> its directory), the unfinished ones trained
+    together as one stacked model (``train.seed_batched``); results in the order of ``outs``."""
+    from lowshot.protocols.gzsl import fit_seed_batched
+    from lowshot.recipes.gzsl_seed_batched import SeedBatch
+
+    results = {s: RunDir(out).result() for s, out in outs.items()}
+    pending = [s for s, r in results.items() if r is None]
+    if pending:
+        runs = [_seed_protocol(exp, s, RunDir(outs[s])) for s in pending]
+        device = resolve_device(exp.train.device, "train.device")
+        fitted = fit_seed_batched(
+            [p for p, _ in runs],
+            benchmark,
+            lambda stage: SeedBatch(lambda s: _make_trainer(exp, model_cfg, benchmark, s, stage), pending, device),
+        )
+        results.update({s: finish(p) for s, (_, finish), p in zip(pending, runs, fitted)})
+    return [results[s] for s in outs]
 
 
 def run_gzsl(config: dict[str, Any], run_dir: Path, data_root: Path | None = None) -> RunResult:
@@ -178,6 +215,10 @@ def run_gzsl(config: dict[str, Any], run_dir: Path, data_root: Path | None = Non
     (:mod:`lowshot.utils.results`; ``extra``: benchmark, test class counts, selected epoch and beta
     per seed)."""
     exp, model_cfg = parse_experiment(config)  # value ranges are checked here
+    if exp.train.seed_batched:
+        from lowshot.recipes.gzsl_seed_batched import check_seed_batching
+
+        check_seed_batching(method_of_family(exp.method, GZSLMethod, "gzsl"), exp.method)
     resolve_device(exp.train.device, "train.device")  # an unusable device fails before anything is written
     if exp.train.num_threads is not None:
         import torch
@@ -199,7 +240,11 @@ def run_gzsl(config: dict[str, Any], run_dir: Path, data_root: Path | None = Non
         rd = RunDir(run_dir)
         if distributed.is_main():
             rd.write_config(exp, fingerprint, root)  # refuses another config or other data once a run made progress
-    results = [run_seed(exp, model_cfg, benchmark, s, rd.path / f"seed_{s}") for s in exp.train.seeds]
+    outs = {s: rd.path / f"seed_{s}" for s in exp.train.seeds}
+    if exp.train.seed_batched:
+        results = run_seeds_batched(exp, model_cfg, benchmark, outs)
+    else:
+        results = [run_seed(exp, model_cfg, benchmark, s, out) for s, out in outs.items()]
     result = make_result(
         setting=exp.name,
         family="av_gzsl",

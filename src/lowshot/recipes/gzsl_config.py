@@ -62,6 +62,9 @@ class TrainConfig:
     these small models when other processes share a 2-core CPU. ``precision="bf16"`` runs
     the training forward and backward under bfloat16 autocast (fp32 master weights and
     optimiser state; losses in fp32 by autocast's op lists); evaluation stays fp32.
+    ``seed_batched=true`` trains all ``seeds`` in one process as one stacked model (results per
+    seed as separate runs give them, :mod:`lowshot.recipes.gzsl_seed_batched`; methods with
+    ``seed_batching`` only: clipclap, ale, sje, devise).
     """
 
     epochs: int = 50
@@ -78,6 +81,7 @@ class TrainConfig:
     num_threads: int | None = None
     precision: Literal["fp32", "bf16"] = "fp32"
     seeds: tuple[int, ...] = (42,)
+    seed_batched: bool = False
     tensorboard: bool = False
     progress: bool = True
 

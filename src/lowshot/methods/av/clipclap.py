@@ -47,6 +47,7 @@ from lowshot.data.av.batch import Batch
 from lowshot.errors import ConfigError
 from lowshot.methods.base import GZSLMethod, InputSpec
 from lowshot.models.av.clipclap import ClipClapNet, ClipClapNetConfig
+from lowshot.utils.seed_streams import per_seed
 
 log = logging.getLogger(__name__)
 LossTerm = Literal["ce", "reg", "rec"]
@@ -81,6 +82,7 @@ class ClipClap(GZSLMethod):
 
     Config = ClipClapConfig
     score_kind = "distance"
+    seed_batching = True
 
     def __init__(self, config: ClipClapConfig, spec: InputSpec) -> None:
         super().__init__(config, spec)
@@ -131,7 +133,7 @@ class ClipClap(GZSLMethod):
         w_enc, theta_w = self.net.embed_labels(w, batch.targets)  # [B, d_model], [B, d_out]
         terms: dict[str, torch.Tensor] = {}
         if "ce" in self.config.losses:  # Eq. 5.5
-            terms["ce"] = F.cross_entropy(theta_o @ theta_w_train.T, batch.targets)
+            terms["ce"] = per_seed(_ce, False, theta_o, theta_w_train, batch.targets)
         if "reg" in self.config.losses:  # Eq. 5.7
             terms["reg"] = F.mse_loss(theta_o, theta_w)
         if "rec" in self.config.losses:  # Eq. 5.6, target: encoded label embedding
@@ -159,3 +161,9 @@ class ClipClap(GZSLMethod):
     def embed_classes(self, class_embeddings: torch.Tensor) -> torch.Tensor:
         """theta_w ``[C, d_out]`` of label embeddings ``[C, D_t]``."""
         return self.net.embed_labels(class_embeddings[:, self.text_slice])[1]
+
+
+def _ce(theta_o: torch.Tensor, theta_w: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Eq. 5.5: cross-entropy of ``theta_o [B, d]`` against ``theta_w [C_train, d]`` for ``targets [B]``
+    (per seed in a seed-batched step, where vmap's batched matmul and cross-entropy round differently)."""
+    return F.cross_entropy(theta_o @ theta_w.T, targets)

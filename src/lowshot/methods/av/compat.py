@@ -74,6 +74,7 @@ class LinearCompat(GZSLMethod):
 
     Config = CompatConfig
     score_kind = "distance"
+    seed_batching = True
     #: how the hinges of one sample are reduced (see :mod:`lowshot.losses.ranking`)
     reduction: ClassVar[Reduction]
 
