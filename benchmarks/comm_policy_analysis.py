@@ -17,9 +17,9 @@ perceives (grayscale: shape, size, material; normal: all four) within the one-at
 (its first distinguishing attribute: the best one-attribute policy that reads the scene), the
 warmed-up speaker (pi_0) and, for grayscale, "always shape". Every variant starts from the same
 adapter initialisation (``torch.manual_seed(seed)`` before ``add_adapter``, as ``run_world``
-does between runs). Variants marked ``ties -1`` train against a listener that answers "I cannot
+does between runs). Variants ``*_ties-1`` train against a listener that answers "I cannot
 tell." (reward -1) when both images match the description equally, instead of guessing
-(the evaluation listener always guesses). Run:
+(``world_config.train_abstain_on_ties``; the evaluation listener always guesses). Run:
 
     OMP_NUM_THREADS=1 python benchmarks/comm_policy_analysis.py --seeds 0 1 2 \
         [--jobs grayscale:ppo normal:ppo ...] [--interactions 900]
@@ -34,8 +34,6 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from lowshot.comm.listeners import PixelListener
-
 VARIANTS = {
     # name: (algorithm, overrides of the comm.demo hyperparameters, listener abstains on ties)
     "ppo": ("ppo", {}, False),
@@ -48,21 +46,6 @@ VARIANTS = {
 }
 JOBS = ["grayscale:ppo", "grayscale:ppo_kl0.05", "grayscale:ppo_ties-1", "grayscale:kto", "grayscale:kto_ties-1",
         "normal:ppo", "normal:ppo_kl0.05", "normal:ppo_ties-1"]
-
-
-class AbstainOnTies(PixelListener):
-    """A pixel listener that answers "I cannot tell." (reward -1) on ties instead of guessing."""
-
-    def answer(self, images, messages):
-        from lowshot.comm.attributes import mentioned_values
-        from lowshot.comm.listeners import score
-
-        out = []
-        for (a, b), msg in zip(images, messages):
-            m = mentioned_values(msg)
-            sa, sb = score(self._perceive(a), m), score(self._perceive(b), m)
-            out.append("I cannot tell." if not m or sa == sb else self._words(0 if sa > sb else 1))
-        return out
 
 
 def _analyse(world, describe, listener) -> dict[str, float]:
@@ -102,27 +85,6 @@ def first_word_probe(world) -> dict[str, float]:
     return {"valid_mass": float(np.mean([sum(float(p[k, j]) for j, t in enumerate(types) if t in d)
                                          for k, d in enumerate(dist)])),
             "argmax_valid": float(np.mean([types[int(p[k].argmax())] in d for k, d in enumerate(dist)]))}
-
-
-def _game(world, weakness: str, seed: int, abstain: bool):
-    """``world.game`` whose training listener (the first one it builds) abstains on ties."""
-    if not abstain:
-        return world.game(weakness, seed)
-    built: list[object] = []
-    make = world.listener
-
-    def listener(w: str, s: int = 0):
-        li = make(w, s)
-        if not built:
-            li.listener.__class__ = AbstainOnTies
-        built.append(li)
-        return li
-
-    world.listener = listener
-    try:
-        return world.game(weakness, seed)
-    finally:
-        del world.listener
 
 
 def main() -> None:
@@ -179,8 +141,8 @@ def main() -> None:
                 algo_name, hp, abstain = VARIANTS[vname]
                 torch.manual_seed(seed)  # the same adapter initialisation for every variant
                 policy.add_adapter(f"{vname}-{weakness}".replace(".", "_"))
-                adapt(policy, _game(world, weakness, seed, abstain), replace(cfg.algorithms[algo_name], **hp),
-                      loop, seed=seed)
+                world.cfg = replace(world.cfg, train_abstain_on_ties=abstain)
+                adapt(policy, world.game(weakness, seed), replace(cfg.algorithms[algo_name], **hp), loop, seed=seed)
                 row(seed, weakness, vname, _analyse(world, lambda e, p=policy: p.describe(e, k), listener))
 
 
