@@ -72,7 +72,7 @@ class WorldConfig:
             description is ``<type> <value>`` per type (``"shape cube"``).
         blur_radius: blur of a ``blur`` listener in pixels per 64 px.
         left_bias: listener's probability of "left" on ties.
-        train_abstain_on_ties: REI: the listener that gives the training rewards answers
+        train_abstain_on_ties: REI: the pixel listener that gives the training rewards answers
             "I cannot tell." (reward -1) when a description fits both images equally, instead
             of guessing (reward +-1 at random); evaluation listeners always guess. Not the
             thesis' reward (its listeners always guess), so off by default; measured in
