@@ -1,10 +1,10 @@
 """Why does the adapted speaker settle on "always name the shape"? (issue 14, item 10)
 
-Offline world of ``comm.demo`` (one attribute per description, colour-blind listener): the
-speaker is warmed up, adapted with each variant, then its greedy descriptions of the 300
+Offline world of ``comm.demo`` (one attribute per description): the speaker is warmed up,
+adapted with each variant against one listener, then its greedy descriptions of the 300
 held-out episodes are analysed:
 
-* ``shape``: share of descriptions that name the shape;
+* ``shape`` / ``color``: share of descriptions that name the shape / a colour;
 * ``valid``: share whose named attribute tells target and confounder apart;
 * ``shape|useless``: P(names the shape) on episodes where the shapes are the same;
 * ``success``: held-out success with the evaluation listener;
@@ -13,11 +13,16 @@ and, before adapting, the warmed-up speaker's first word with colour removed
 (:func:`first_word_probe`).
 
 References on the same episodes and listener: the GT speaker with every attribute the listener
-perceives (no colour) without a budget, and with the budget (its first distinguishing
-non-colour attribute: the best one-attribute policy that reads the scene), and "always shape".
-Run:
+perceives (grayscale: shape, size, material; normal: all four) within the one-attribute budget
+(its first distinguishing attribute: the best one-attribute policy that reads the scene), the
+warmed-up speaker (pi_0) and, for grayscale, "always shape". Every variant starts from the same
+adapter initialisation (``torch.manual_seed(seed)`` before ``add_adapter``, as ``run_world``
+does between runs). Variants ``*_ties-1`` train against a listener that answers "I cannot
+tell." (reward -1) when both images match the description equally, instead of guessing
+(``world_config.train_abstain_on_ties``; the evaluation listener always guesses). Run:
 
-    OMP_NUM_THREADS=1 python benchmarks/comm_policy_analysis.py [--seeds 0 1] [--interactions 900]
+    OMP_NUM_THREADS=1 python benchmarks/comm_policy_analysis.py --seeds 0 1 2 \
+        [--jobs grayscale:ppo normal:ppo ...] [--interactions 900]
 """
 
 from __future__ import annotations
@@ -30,13 +35,17 @@ import numpy as np
 import torch
 
 VARIANTS = {
-    # name: (algorithm, overrides of the comm.demo hyperparameters)
-    "ppo (demo: kl 0.2)": ("ppo", {}),
-    "ppo kl 0.05": ("ppo", {"kl_coef": 0.05}),
-    "ppo kl 0": ("ppo", {"kl_coef": 0.0}),
-    "ppo kl 0.2 lr/3": ("ppo", {"lr": 1e-4}),
-    "kto (demo)": ("kto", {}),
+    # name: (algorithm, overrides of the comm.demo hyperparameters, listener abstains on ties)
+    "ppo": ("ppo", {}, False),
+    "ppo_kl0.05": ("ppo", {"kl_coef": 0.05}, False),
+    "ppo_kl0": ("ppo", {"kl_coef": 0.0}, False),
+    "ppo_ties-1": ("ppo", {}, True),
+    "nlpo": ("nlpo", {}, False),
+    "kto": ("kto", {}, False),
+    "kto_ties-1": ("kto", {}, True),
 }
+JOBS = ["grayscale:ppo", "grayscale:ppo_kl0.05", "grayscale:ppo_ties-1", "grayscale:kto", "grayscale:kto_ties-1",
+        "normal:ppo", "normal:ppo_kl0.05", "normal:ppo_ties-1"]
 
 
 def _analyse(world, describe, listener) -> dict[str, float]:
@@ -81,10 +90,9 @@ def first_word_probe(world) -> dict[str, float]:
 def main() -> None:
     warnings.filterwarnings("ignore")
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--interactions", type=int, default=900)
-    ap.add_argument("--listener", default="grayscale")
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    ap.add_argument("--jobs", nargs="+", default=JOBS, help=f"listener:variant (variants: {', '.join(VARIANTS)})")
     ap.add_argument("--sft-steps", type=int, default=None, help="warm-up steps (comm.demo: 300)")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -97,53 +105,45 @@ def main() -> None:
 
     over = [f"world_config.speaker.sft_steps={args.sft_steps}"] if args.sft_steps else []
     cfg = load_config(load_paper_config("comm.demo", over))
+    k = 2 * cfg.world_config.budget
     loop = replace(cfg.loop, interactions=args.interactions,
-                   sampling=replace(cfg.loop.sampling, max_new_tokens=2 * cfg.world_config.budget),
-                   eval_max_new_tokens=2 * cfg.world_config.budget)
+                   sampling=replace(cfg.loop.sampling, max_new_tokens=k), eval_max_new_tokens=k)
     cols = ("shape", "color", "valid", "shape|useless", "success")
-    print(f"listener {args.listener}, {args.interactions} interactions, 300 held-out episodes, "
-          f"warm-up {cfg.world_config.speaker.sft_steps} steps")
-    print(f"{'seed':4s} {'speaker':26s} " + " ".join(f"{c:>13s}" for c in cols))
+    print(f"{args.interactions} interactions, 300 held-out episodes, warm-up {cfg.world_config.speaker.sft_steps} steps")
+    print(f"{'seed':4s} {'listener':9s} {'speaker':22s} " + " ".join(f"{c:>13s}" for c in cols))
+
+    def row(seed: int, weakness: str, name: str, m: dict[str, float]) -> None:
+        print(f"{seed:<4d} {weakness:9s} {name:22s} " + " ".join(f"{m[c]:13.3f}" for c in cols), flush=True)
+
     for seed in args.seeds:
         world = World(cfg.world_config, seed)
         world.pretrain()
-        listener = world.listener(args.listener, seed + 7919)
-        k = 2 * cfg.world_config.budget
-        refs = {"GT no colour, no budget": GTSpeaker(types=("shape", "size", "material"), name_types=True),
-                "GT no colour, 1 attribute": GTSpeaker(types=("shape", "size", "material"), budget=k,
-                                                       name_types=True),
-                "always shape": None}
-        for name, sp in refs.items():
-            if sp is None:
-                def describe(eps):
-                    return [f"shape {e.target.scene.objects[0].shape}" for e in eps]
-            else:
-                describe = sp.describe
-            if name.endswith("no budget"):
-                # the listener reads every word: no truncation for this reference
-                from lowshot.comm.games import evaluate_rei
-
-                listener.listener.rng = np.random.default_rng(1)
-                s = evaluate_rei(describe, listener, world.test_episodes)["success_rate"]
-                print(f"{seed:<4d} {name:26s} " + " ".join(f"{'':>13s}" for _ in cols[:-1]) + f" {s:13.3f}")
-                continue
-            m = _analyse(world, describe, listener)
-            print(f"{seed:<4d} {name:26s} " + " ".join(f"{m[c]:13.3f}" for c in cols))
         probe = first_word_probe(world)
         print(f"{seed:<4d} pi_0 without colour: {probe['valid_mass']:.3f} of its mass on a distinguishing "
               f"attribute, argmax distinguishing {probe['argmax_valid']:.3f}")
         policy = world.policy()
-        m = _analyse(world, lambda e, p=policy, k=k: p.describe(e, k), listener)
-        print(f"{seed:<4d} {'warmed-up speaker':26s} " + " ".join(f"{m[c]:13.3f}" for c in cols))
-        for vname in args.variants:
-            algo_name, over = VARIANTS[vname]
-            algo = replace(cfg.algorithms[algo_name], **over)
-            adapter = vname.replace(" ", "_").replace(".", "").replace("(", "").replace(")", "").replace(":", "")
-            adapter = adapter.replace("/", "_")
-            policy.add_adapter(adapter)
-            adapt(policy, world.game(args.listener, seed), algo, loop, seed=seed)
-            m = _analyse(world, lambda e, p=policy, k=k: p.describe(e, k), listener)
-            print(f"{seed:<4d} {vname:26s} " + " ".join(f"{m[c]:13.3f}" for c in cols), flush=True)
+        for weakness in dict.fromkeys(j.split(":")[0] for j in args.jobs):
+            listener = world.listener(weakness, seed + 7919)
+            perceived = ("shape", "size", "material") if weakness == "grayscale" else ("color", "shape", "size",
+                                                                                         "material")
+            row(seed, weakness, "GT, perceived attrs", _analyse(world, GTSpeaker(types=perceived, budget=k,
+                                                                              name_types=True).describe, listener))
+            if weakness == "grayscale":
+                row(seed, weakness, "always shape", _analyse(
+                    world, lambda eps: [f"shape {e.target.scene.objects[0].shape}" for e in eps], listener))
+            torch.manual_seed(seed)
+            policy.add_adapter(f"pi0-{weakness}")
+            row(seed, weakness, "warmed-up (pi_0)", _analyse(world, lambda e, p=policy: p.describe(e, k), listener))
+            for job in args.jobs:
+                w, vname = job.split(":")
+                if w != weakness:
+                    continue
+                algo_name, hp, abstain = VARIANTS[vname]
+                torch.manual_seed(seed)  # the same adapter initialisation for every variant
+                policy.add_adapter(f"{vname}-{weakness}".replace(".", "_"))
+                world.cfg = replace(world.cfg, train_abstain_on_ties=abstain)
+                adapt(policy, world.game(weakness, seed), replace(cfg.algorithms[algo_name], **hp), loop, seed=seed)
+                row(seed, weakness, vname, _analyse(world, lambda e, p=policy: p.describe(e, k), listener))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from lowshot.comm.agents import Weakened
-from lowshot.comm.attributes import has_color_word, mentioned_values
+from lowshot.comm.attributes import COLORS, has_color_word, mentioned_values
 from lowshot.comm.episodes import ImageItem, RESItem
 from lowshot.comm.games import (
     evaluate_rei,
@@ -173,6 +173,24 @@ def test_pixel_listener_with_gt_speaker_and_weakness_effects():
     assert 0.3 < guess["success_rate"] < 0.7
     r, answers = play_rei(eps[:5], GTSpeaker().describe(eps[:5]), PixelListener(answer_style="picture"))
     assert all(a.startswith("Picture") for a in answers) and (r == 1).all()
+
+
+def _absent_colour(e):
+    """A colour that neither image of REI episode ``e`` shows (a description that ties)."""
+    shown = e.target.scene.values("color") | e.confounder.scene.values("color")
+    return next(c for c in COLORS if c not in shown)
+
+
+def test_pixel_listener_abstains_on_ties_only_when_asked():
+    eps = sample_rei_episodes(_pool(40), 60, np.random.default_rng(1))
+    ties = [f"color {_absent_colour(e)}" for e in eps]  # fits neither image: both score -1
+    guessing, _ = play_rei(eps, ties, PixelListener(seed=0))
+    assert (guessing == 1).any() and (guessing == -1).any()  # the default listener guesses
+    abstaining, answers = play_rei(eps, ties, PixelListener(seed=0, abstain_on_ties=True))
+    assert (abstaining == -1).all() and set(answers) == {"I cannot tell."}
+    # a description that tells the images apart is answered as before
+    gt = GTSpeaker().describe(eps)
+    assert (play_rei(eps, gt, PixelListener(seed=0, abstain_on_ties=True))[0] == 1).all()
 
 
 def test_res_game_with_scripted_listener_gives_graded_iou():

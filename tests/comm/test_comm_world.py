@@ -69,6 +69,33 @@ def test_recipe_runs_and_writes_run_dir(tmp_path):
         load_config({**data, "listners": ["normal"]})
 
 
+def test_train_listener_abstains_on_ties_only_with_the_option():
+    """``train_abstain_on_ties`` changes the training rewards, never the evaluation listener."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from lowshot.comm.attributes import COLORS
+
+    world = World(replace(WorldConfig.tiny(), test_episodes=60, train_abstain_on_ties=True), seed=0)
+    game = world.game("normal", seed=0)
+    eps = game.sample(60, np.random.default_rng(0))
+
+    def ties(batch):  # a colour neither image shows: the listener cannot prefer either
+        out = []
+        for e in batch:
+            shown = e.target.scene.values("color") | e.confounder.scene.values("color")
+            out.append("color " + next(c for c in COLORS if c not in shown))
+        return out
+
+    assert (game.play(eps, ties(eps)) == -1).all()
+    assert 0.2 < game.evaluate(ties)["success_rate"] < 0.8  # evaluation guesses on ties
+    guessing = World(replace(WorldConfig.tiny(), test_episodes=60), seed=0).game("normal", seed=0)
+    assert (guessing.play(eps, ties(eps)) == 1).any()
+    with pytest.raises(ConfigError, match="train_abstain_on_ties"):
+        load_config(load_paper_config("comm.res_demo", ["world_config.train_abstain_on_ties=true"]))
+
+
 def test_all_comm_paper_configs_validate():
     from lowshot.config.paper import paper_config_names
 

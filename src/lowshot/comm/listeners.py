@@ -9,7 +9,8 @@ Scoring: an object/image gets +1 per mentioned value it shows and -1 per mention
 it contradicts; ties are broken at random (``left_bias`` = probability of "left"). A
 message that names no attribute value at all gets "I cannot tell." (ambiguous, so -1),
 unless ``guess_without_evidence``: this closes the exploit of saying nothing, which would
-otherwise earn chance-level reward.
+otherwise earn chance-level reward. ``abstain_on_ties`` (off by default; the thesis' listeners
+always guess) also answers "I cannot tell." when a description fits both images equally.
 """
 
 from __future__ import annotations
@@ -93,16 +94,19 @@ class PixelListener:
         seed: seed of tie breaks.
         guess_without_evidence: guess at random on messages without attribute values
             instead of answering "I cannot tell.".
+        abstain_on_ties: REI: answer "I cannot tell." (reward -1) when both images score
+            the same instead of guessing.
     """
 
     def __init__(self, answer_style: str = "leftright", left_bias: float = 0.5, seed: int = 0,
-                 guess_without_evidence: bool = False) -> None:
+                 guess_without_evidence: bool = False, abstain_on_ties: bool = False) -> None:
         if answer_style not in ("leftright", "picture"):
             raise ValueError("answer_style must be 'leftright' or 'picture'")
         self.answer_style = answer_style
         self.left_bias = left_bias
         self.rng = np.random.default_rng(seed)
         self.guess_without_evidence = guess_without_evidence
+        self.abstain_on_ties = abstain_on_ties
         self._cache: dict[bytes, list[PerceivedObject]] = {}
 
     def _perceive(self, image: Image.Image) -> list[PerceivedObject]:
@@ -120,7 +124,8 @@ class PixelListener:
 
     def answer(self, images: Sequence[tuple[Image.Image, Image.Image]], messages: Sequence[str]) -> list[str]:
         """REI: per (image pair, message), the side whose perceived objects match the
-        mentioned values best (ties at random), or "I cannot tell." when the message names none."""
+        mentioned values best (ties at random, or "I cannot tell." with ``abstain_on_ties``),
+        or "I cannot tell." when the message names none."""
         out = []
         for (a, b), msg in zip(images, messages):
             m = mentioned_values(msg)
@@ -128,6 +133,9 @@ class PixelListener:
                 out.append("I cannot tell.")
                 continue
             sa, sb = score(self._perceive(a), m), score(self._perceive(b), m)
+            if sa == sb and self.abstain_on_ties:
+                out.append("I cannot tell.")
+                continue
             side = 0 if sa > sb else 1 if sb > sa else int(self.rng.random() >= self.left_bias)
             out.append(self._words(side))
         return out

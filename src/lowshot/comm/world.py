@@ -72,6 +72,11 @@ class WorldConfig:
             description is ``<type> <value>`` per type (``"shape cube"``).
         blur_radius: blur of a ``blur`` listener in pixels per 64 px.
         left_bias: listener's probability of "left" on ties.
+        train_abstain_on_ties: REI: the pixel listener that gives the training rewards answers
+            "I cannot tell." (reward -1) when a description fits both images equally, instead
+            of guessing (reward +-1 at random); evaluation listeners always guess. Not the
+            thesis' reward (its listeners always guess), so off by default; measured in
+            ``docs/benchmarks.md`` (issue 14 item 10).
         speaker: the tiny speaker LM.
         lora: adapter size.
     """
@@ -84,6 +89,7 @@ class WorldConfig:
     budget: int = 1
     blur_radius: float = 3.0
     left_bias: float = 0.5
+    train_abstain_on_ties: bool = False
     speaker: SpeakerLMConfig = field(default_factory=SpeakerLMConfig)
     lora: LoraSpec = field(default_factory=lambda: LoraSpec(r=8, alpha=16.0))
 
@@ -239,9 +245,10 @@ class World:
         """Words a speaker may say: a type word and a value per attribute of the budget."""
         return 2 * self.cfg.budget
 
-    def listener(self, weakness: str, seed: int = 0) -> Weakened:
-        """A pixel listener seeing through ``weakness`` (``normal``, ``grayscale``, ``blur``, ...)."""
-        return Weakened(PixelListener(left_bias=self.cfg.left_bias, seed=seed),
+    def listener(self, weakness: str, seed: int = 0, abstain_on_ties: bool = False) -> Weakened:
+        """A pixel listener seeing through ``weakness`` (``normal``, ``grayscale``, ``blur``, ...)
+        (:class:`~lowshot.comm.listeners.PixelListener` options: ``abstain_on_ties``)."""
+        return Weakened(PixelListener(left_bias=self.cfg.left_bias, seed=seed, abstain_on_ties=abstain_on_ties),
                         make_weakness(weakness, self.cfg.blur_radius))
 
     def game(self, weakness: str, seed: int = 0, listener: Any = None) -> Any:
@@ -256,7 +263,7 @@ class World:
         from lowshot.comm.adapt import Game
 
         if listener is None:
-            train_listener = self.listener(weakness, seed)
+            train_listener = self.listener(weakness, seed, self.cfg.train_abstain_on_ties)
             eval_listener = self.listener(weakness, seed + 7919)
         else:
             train_listener = eval_listener = Weakened(listener, make_weakness(weakness, self.cfg.blur_radius))

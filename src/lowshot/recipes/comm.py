@@ -182,6 +182,9 @@ def load_config(mapping: dict[str, Any]) -> CommConfig:
     if cfg.game not in world.games:
         raise ConfigError(f"{where}: world '{cfg.world}' does not play game '{cfg.game}' "
                           f"(it plays: {', '.join(world.games)})")
+    if rules.segments and cfg.world_config.train_abstain_on_ties:
+        raise ConfigError(f"{where}: world_config.train_abstain_on_ties is an REI option (two images to tie); "
+                          f"game '{cfg.game}' scores masks")
     if rules.segments:
         kto = algos.get("kto")
         if kto is not None and not (kto.binary_ge and kto.desirable_threshold == 0.5):
