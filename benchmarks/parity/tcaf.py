@@ -29,8 +29,10 @@ PRESET = {"cls": "cls_temporal"}
 #: published config file of each dataset (``config/best/best_cls``)
 CONFIG = {"UCF": "best_ucf", "ActivityNet": "best_anet", "VGGSound": "best_vggsound"}
 #: shims (``upstream_shim.py``): one validation batch (the HM), no TensorBoard hparams write;
-#: numpy 1.20 ragged arrays and a pandas < 2 column label in a numpy-2 / pandas-3 environment
-SHIM_OPTIONS = ("--skip-val-loss", "--skip-hparams-log", "--ragged-object-arrays", "--pandas-keys-columns")
+#: numpy 1.20 ragged arrays and a pandas < 2 column label in a numpy-2 / pandas-3 environment;
+#: batches stacked in one copy (same tensors; the published per-element conversion dominates a step)
+SHIM_OPTIONS = ("--skip-val-loss", "--skip-hparams-log", "--ragged-object-arrays", "--pandas-keys-columns",
+                "--stacked-list-tensors")
 #: lowshot options that mirror the published TCaF code (key variant "aligned": names agree)
 LEGACY = (
     "protocol.stage2_scheduler=legacy_val_on_train",
