@@ -3,7 +3,7 @@
 Published side, per seed, the training command of the checkout's README (``main.py --cfg
 config/best/best_<split>/best_<ds>.yaml --run all``: stage 1, stage 2 for ``selected epoch +
 1`` epochs and the evaluation in one process) with ``--epochs`` / ``--n_batches`` / ``--bs``
-from the harness settings and ``--seed``, ``--device cpu``, ``--root_dir``, ``--log_dir`` and
+(and ``--lr`` / ``--transformer_depth`` when the harness sets them) from the harness settings and ``--seed``, ``--device cpu``, ``--root_dir``, ``--log_dir`` and
 ``--exp_name`` added. The data are the temporal per-class pickles (``cls_temporal`` preset).
 The published code runs in the seed's folder, not in the checkout: it caches its processed
 features under ``<cwd>/avgzsl_benchmark_non_averaged_datasets/<DS>/_features_processed`` and
