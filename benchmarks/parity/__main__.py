@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--n-batches", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate for both sides (default: each setting's published one)")
+    p.add_argument("--depth", type=int, default=None,
+                   help="transformer depth for both sides (tcaf only; default: the published one)")
     p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     p.add_argument("--size", type=float, default=0.2, help="synthetic data size (fraction of real)")
     p.add_argument("--data-seed", type=int, default=0)
@@ -55,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("LOWSHOT_NO_PROGRESS", "1")
     mod = METHODS[a.method]
     st = Settings(a.dataset, a.split, a.epochs, a.n_batches, a.batch_size, tuple(a.seeds), a.size,
-                  a.data_seed, a.keys)
+                  a.data_seed, a.keys, a.lr, a.depth)
+    if a.depth and a.method != "tcaf":
+        raise SystemExit("--depth: only tcaf has a transformer depth setting")
     work = a.work / a.method / st.tag()
     data_root = work / "data"
     write_parity_data(data_root, a.shared, st.dataset, mod.PRESET[st.split], st.size, st.data_seed, st.keys)

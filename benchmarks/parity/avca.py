@@ -2,7 +2,7 @@
 
 Published side, per seed, exactly the three commands of ``run_scripts/<DS>-GZSL/avca.sh``
 (their arguments are read from the checkout, then ``--epochs`` / ``--n_batches`` / ``--bs`` are
-replaced by the harness settings and ``--seed`` / ``--device cpu`` / ``--dump_path`` added):
+replaced by the harness settings (and ``--lr`` when set) and ``--seed`` / ``--device cpu`` / ``--dump_path`` added):
 
 1. stage 1 (``main.py``, validation);
 2. stage 2 (``main.py --retrain_all --save_checkpoints``) for ``selected epoch + 1`` epochs:
@@ -110,10 +110,7 @@ def run_published_seed(
     if not link.exists():
         link.symlink_to(data_root.resolve(), target_is_directory=True)
     log = cwd / "harness.log"
-    common = {"--epochs": settings.epochs, "--n_batches": settings.n_batches, "--seed": seed,
-              "--device": "cpu", "--dump_path": cwd}
-    if settings.batch_size:
-        common["--bs"] = settings.batch_size
+    common = {**settings.published_flags(), "--seed": seed, "--device": "cpu", "--dump_path": cwd}
     names = {"stage1": f"avca_s{seed}_A", "stage2": f"avca_s{seed}_B"}
 
     def stage_args(stage: str, epochs: int) -> list[str]:

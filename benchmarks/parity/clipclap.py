@@ -67,7 +67,7 @@ def run_published_run_all(
 ) -> SeedResult:
     """One seed of a ``main.py ... --run all`` entry point (ClipClap, TCaF); parse its logs.
 
-    The harness settings replace ``--epochs`` / ``--n_batches`` / ``--bs``; ``--seed``,
+    The harness settings replace ``--epochs`` / ``--n_batches`` / ``--bs`` / ``--lr``; ``--seed``,
     ``--device cpu``, ``--root_dir``, ``--log_dir`` and ``--exp_name`` are added. The
     published code runs in the checkout (``in_repo``) or in the seed's folder (then
     ``published_args`` must name files by absolute path).
@@ -77,10 +77,8 @@ def run_published_run_all(
     runs = cwd / "runs"
     args = list(published_args)
     values = {"--dataset_name": settings.dataset, "--root_dir": (data_root / settings.dataset).resolve(),
-              "--log_dir": runs, "--epochs": settings.epochs, "--n_batches": settings.n_batches,
-              "--seed": seed, "--device": "cpu", "--exp_name": f"{name}_s{seed}"}
-    if settings.batch_size:
-        values["--bs"] = settings.batch_size
+              "--log_dir": runs, **settings.published_flags(), "--seed": seed, "--device": "cpu",
+              "--exp_name": f"{name}_s{seed}"}
     for flag, value in values.items():
         args = _set(args, flag, value)
     if not list(runs.glob("*/eval.log")):

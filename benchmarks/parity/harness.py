@@ -35,6 +35,9 @@ class Settings:
         size: synthetic data size (fraction of the real video counts).
         data_seed: seed of the data generator.
         keys: ``aligned`` or ``released`` class-embedding keys (see ``data.py``).
+        lr: None keeps the learning rate of the setting (published and lowshot alike).
+        depth: None keeps the transformer depth of the setting (TCaF only: published
+            ``--transformer_depth``, lowshot ``model.depth``).
     """
 
     dataset: str = "UCF"
@@ -46,11 +49,26 @@ class Settings:
     size: float = 0.2
     data_seed: int = 0
     keys: str = "aligned"
+    lr: float | None = None
+    depth: int | None = None
 
     def tag(self) -> str:
         bs = f"_bs{self.batch_size}" if self.batch_size else ""
-        return (f"{self.dataset}_{self.split}_e{self.epochs}_nb{self.n_batches}{bs}_size{self.size}"
+        lr = f"_lr{self.lr:g}" if self.lr else ""
+        lr += f"_depth{self.depth}" if self.depth else ""
+        return (f"{self.dataset}_{self.split}_e{self.epochs}_nb{self.n_batches}{bs}{lr}_size{self.size}"
                 f"_d{self.data_seed}_{self.keys}")
+
+    def published_flags(self) -> dict[str, object]:
+        """The settings as published command-line flags (``--bs`` / ``--lr`` / depth only when set)."""
+        flags: dict[str, object] = {"--epochs": self.epochs, "--n_batches": self.n_batches}
+        if self.batch_size:
+            flags["--bs"] = self.batch_size
+        if self.lr:
+            flags["--lr"] = self.lr
+        if self.depth:
+            flags["--transformer_depth"] = self.depth
+        return flags
 
 
 @dataclass
@@ -104,6 +122,10 @@ def run_lowshot_seed(
     ]  # fmt: skip
     if settings.batch_size:
         ov.append(f"train.batch_size={settings.batch_size}")
+    if settings.lr:
+        ov.append(f"train.lr={settings.lr}")
+    if settings.depth:
+        ov.append(f"model.depth={settings.depth}")
     config = load_paper_config(setting, [*ov, *overrides])
     start = time.perf_counter()
     summary = run_gzsl(config, run_dir)

@@ -3,7 +3,7 @@
 Published side, per seed, the training command of the checkout's README (``main.py --cfg
 config/best/best_<split>/best_<ds>.yaml --run all``: stage 1, stage 2 for ``selected epoch +
 1`` epochs and the evaluation in one process) with ``--epochs`` / ``--n_batches`` / ``--bs``
-from the harness settings and ``--seed``, ``--device cpu``, ``--root_dir``, ``--log_dir`` and
+(and ``--lr`` / ``--transformer_depth`` when the harness sets them) from the harness settings and ``--seed``, ``--device cpu``, ``--root_dir``, ``--log_dir`` and
 ``--exp_name`` added. The data are the temporal per-class pickles (``cls_temporal`` preset).
 The published code runs in the seed's folder, not in the checkout: it caches its processed
 features under ``<cwd>/avgzsl_benchmark_non_averaged_datasets/<DS>/_features_processed`` and
@@ -29,8 +29,10 @@ PRESET = {"cls": "cls_temporal"}
 #: published config file of each dataset (``config/best/best_cls``)
 CONFIG = {"UCF": "best_ucf", "ActivityNet": "best_anet", "VGGSound": "best_vggsound"}
 #: shims (``upstream_shim.py``): one validation batch (the HM), no TensorBoard hparams write;
-#: numpy 1.20 ragged arrays and a pandas < 2 column label in a numpy-2 / pandas-3 environment
-SHIM_OPTIONS = ("--skip-val-loss", "--skip-hparams-log", "--ragged-object-arrays", "--pandas-keys-columns")
+#: numpy 1.20 ragged arrays and a pandas < 2 column label in a numpy-2 / pandas-3 environment;
+#: batches stacked in one copy (same tensors; the published per-element conversion dominates a step)
+SHIM_OPTIONS = ("--skip-val-loss", "--skip-hparams-log", "--ragged-object-arrays", "--pandas-keys-columns",
+                "--stacked-list-tensors")
 #: lowshot options that mirror the published TCaF code (key variant "aligned": names agree)
 LEGACY = (
     "protocol.stage2_scheduler=legacy_val_on_train",
