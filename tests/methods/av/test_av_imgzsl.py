@@ -271,6 +271,21 @@ def test_per_family_input_norm_keeps_vggish_samples_apart() -> None:
     assert float(per_family[0] @ per_family[1]) < 0.5
 
 
+def test_per_family_input_norm_gives_each_modality_a_comparable_share() -> None:
+    """With per_family + norm_inputs, de-quantised VGGish (norm ~10) and L2-normalised C3D (norm 1)
+    each carry about half of the normalised concat's squared norm (before: VGGish ~0.99)."""
+    from lowshot.models.av.compat import joint_input
+
+    rng = np.random.default_rng(0)
+    audio = torch.as_tensor(np.round(128 + 40 * rng.standard_normal((8, 128))).clip(0, 255), dtype=torch.float32)
+    video = torch.as_tensor(np.maximum(rng.standard_normal((8, 4096)), 0), dtype=torch.float32)
+    x = joint_input(audio, video, True, "per_family", ("vggish", "c3d"))
+    video_share = x[:, :4096].pow(2).sum(1)
+    audio_share = x[:, 4096:].pow(2).sum(1)
+    torch.testing.assert_close(video_share, torch.full_like(video_share, 0.5))
+    torch.testing.assert_close(audio_share, torch.full_like(audio_share, 0.5))
+
+
 def test_classifier_phase_recognises_unseen_classes_from_true_class_means(tiny_averaged, monkeypatch) -> None:
     """Sanity split of generator vs classifier: with the generator replaced by the real unseen
     class means + noise, the fitted classifier (real seen + synthetic unseen) recognises the
