@@ -92,8 +92,9 @@ def _zsl_per_seed(bench, setting: str, overrides: list[str]) -> tuple[float, dic
 @pytest.mark.parametrize("name", sorted(SETTINGS))
 def test_zsl_above_chance_on_every_seed(ucf_cls, name: str) -> None:
     chance, results = _zsl_per_seed(ucf_cls, SETTINGS[name], SCHEDULE)
-    # measured ZSL 41-57 on every seed (chance 16.7, 6 unseen test classes); AVCA and ClipClap
-    # with the same schedule: 17-36 (docs/benchmarks.md)
+    # measured with the balanced per-family input: ZSL 38.5-59.5 on every seed except DEVISE seed 43
+    # (34.1, under one test video above 2 x chance; chance 16.7, 6 unseen test classes); AVCA and
+    # ClipClap with the same schedule: 17-37 (docs/benchmarks.md)
     assert all(z > 2 * chance for z in results.values()), (name, chance, results)
 
 
