@@ -4,7 +4,7 @@ and their S / U / HM / ZSL on the synthetic UCF-cls data beside AVCA and ClipCla
 Usage (figures in docs/benchmarks.md)::
 
     python benchmarks/gzsl_imgzsl.py epoch --size 1.0 --batches 20
-    python benchmarks/gzsl_imgzsl.py table --size 0.1 --epochs 5 --n-batches 100
+    python benchmarks/gzsl_imgzsl.py table --size 0.1 --epochs 4 --n-batches 50 --lr 0.002 --batch-size 128
 
 ``epoch`` builds the synthetic UCF-cls benchmark (VGGish 128 + C3D 4096, time-averaged; real
 class and video counts times ``--size``) once, then, for each method in a fresh process (so
@@ -142,8 +142,9 @@ def bench_table(args: argparse.Namespace) -> None:
             for seed in (42, 43, 44):
                 def make_trainer(stage: int, seed: int = seed, name: str = name):
                     seed_everything(seed + 1000 * stage)
+                    common = {"batch_size": args.batch_size, "lr": args.lr, "lr_scheduler": False} if args.lr else {}
                     method, train, _ = method_and_train(
-                        name, bench, epochs=args.epochs, n_batches=args.n_batches, seeds=(seed,)
+                        name, bench, epochs=args.epochs, n_batches=args.n_batches, seeds=(seed,), **common
                     )
                     return MethodTrainer(method, bench, stage, train, seed, torch.device("cpu"))
 
@@ -169,6 +170,9 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--n-batches", type=int, default=100)
     p.add_argument("--methods", nargs="+", default=[*BASELINES, "avca", "clipclap"])
+    p.add_argument("--lr", type=float, default=None,
+                   help="one Adam lr for every method, with --batch-size and no LR scheduler (default: each setting's own)")
+    p.add_argument("--batch-size", type=int, default=128)
     p = sub.add_parser("_one")
     p.add_argument("method")
     p.add_argument("--size", type=float, required=True)

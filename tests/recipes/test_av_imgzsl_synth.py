@@ -1,7 +1,7 @@
 """Image-ZSL baselines through the recipe, and issue 11's done-when for them: on the built-in
 synthetic UCF-cls data (``lowshot data synth`` preset ``cls_averaged``), each linear baseline,
 with its published UCF setting and a shortened schedule (the same for all), beats chance ZSL
-on seeds 42, 43 and 44."""
+on seeds 42, 43 and 44, and so does f-VAEGAN-D2 with its own shortened schedule."""
 
 from __future__ import annotations
 
@@ -29,9 +29,16 @@ SCHEDULE = [
     "train.lr_scheduler=false",
     "train.progress=false",
 ]
-#: f-VAEGAN-D2 is not here: with the CPU budget tried (3 epochs x 150 batches) it did not beat
-#: chance on every seed; its generator does not learn the class-conditional means at this budget
-#: while its classifier phase does (diagnosis in docs/benchmarks.md, issue 11 section)
+#: f-VAEGAN-D2 (generative; its own schedule, below): the published UCF values on the cls data, with
+#: the published effective critic/generator ratio of 1 (the published loop trains one critic and one
+#: generator step per "epoch") and ``syn_num`` near the real per-class count of this 0.1-size data
+FVAEGAN_SCHEDULE = [
+    "train.epochs=3",
+    "train.n_batches=100",
+    "train.progress=false",
+    "model.critic_iter=1",
+    "model.syn_num=20",
+]
 SETTINGS = {"ale": "ale.ucf_cls", "sje": "sje.ucf_cls", "devise": "devise.ucf_cls", "apn": "apn.ucf_cls"}
 
 
@@ -64,22 +71,35 @@ def test_paper_config_runs_through_the_recipe_and_reloads(setting: str, extra: l
     ).shape == (4, bench.num_classes)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(SETTINGS))
-def test_zsl_above_chance_on_every_seed(ucf_cls, name: str) -> None:
-    exp, model_cfg = parse_experiment(load_paper_config(SETTINGS[name], SCHEDULE))
+def _zsl_per_seed(bench, setting: str, overrides: list[str]) -> tuple[float, dict[int, float]]:
+    """Chance ZSL and the two-stage ZSL of ``setting`` on seeds 42, 43, 44."""
+    exp, model_cfg = parse_experiment(load_paper_config(setting, overrides))
     cls = method_of_family(exp.method, GZSLMethod, "gzsl")
-    n_unseen = len(ucf_cls.split_classes["stage_2_test_unseen"])
-    chance = 100.0 / n_unseen
+    chance = 100.0 / len(bench.split_classes["stage_2_test_unseen"])
     results = {}
     for seed in (42, 43, 44):
         def make_trainer(stage: int, seed: int = seed) -> MethodTrainer:
             seed_everything(seed + 1000 * stage)
-            method = cls(model_cfg, input_spec(ucf_cls))
-            return MethodTrainer(method, ucf_cls, stage, exp.train, seed, torch.device("cpu"))
+            method = cls(model_cfg, input_spec(bench))
+            return MethodTrainer(method, bench, stage, exp.train, seed, torch.device("cpu"))
 
-        protocol = TwoStageProtocol(exp.train.epochs, beta_grid(*exp.protocol.beta_grid)).fit(ucf_cls, make_trainer)
+        protocol = TwoStageProtocol(exp.train.epochs, beta_grid(*exp.protocol.beta_grid)).fit(bench, make_trainer)
         results[seed] = protocol.summary()["ZSL"]
-    # measured ZSL 41-57 on every seed (chance 16.7, 6 unseen test classes); AVCA and ClipClap
-    # with the same schedule: 17-36 (docs/benchmarks.md)
+    return chance, results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_zsl_above_chance_on_every_seed(ucf_cls, name: str) -> None:
+    chance, results = _zsl_per_seed(ucf_cls, SETTINGS[name], SCHEDULE)
+    # measured with the balanced per-family input: ZSL 38.5-59.5 on every seed except DEVISE seed 43
+    # (34.1, under one test video above 2 x chance; chance 16.7, 6 unseen test classes); AVCA and
+    # ClipClap with the same schedule: 17-37 (docs/benchmarks.md)
     assert all(z > 2 * chance for z in results.values()), (name, chance, results)
+
+
+@pytest.mark.slow
+def test_fvaegan_zsl_above_chance_on_every_seed(ucf_cls) -> None:
+    chance, results = _zsl_per_seed(ucf_cls, "fvaegan_d2.ucf_main", FVAEGAN_SCHEDULE)
+    # measured ZSL 29.1 / 39.5 / 47.0 on seeds 42 / 43 / 44 (chance 16.7; published loss scale: 22.9 / 15.8 / 16.8)
+    assert all(z > 1.5 * chance for z in results.values()), (chance, results)

@@ -20,7 +20,9 @@ Differences from the published code (ExplainableML/AVCA-GZSL @ 2711aeb, ``src/mo
 
 * each modality is normalised for its feature family before the concat
   (``model.input_norm=per_family``: VGGish de-quantised to [-2, 2], C3D L2-normalised,
-  SeLaVi unchanged, so the main-feature cells see the published input). The published code
+  SeLaVi unchanged, so the main-feature cells see the published input; with
+  ``model.norm_inputs`` (the cls cells) each modality is then L2-normalised, so both carry
+  half of the normalised concat: de-quantised VGGish would otherwise carry ~0.99). The published code
   concatenates the raw features (reference §6.5): on the cls features the uint8 VGGish
   values (all near 128) then dominate the L2-normalised concat, every sample becomes nearly
   the same vector, and on the synthetic UCF-cls data SJE stayed at chance ZSL on one of three

@@ -7,7 +7,12 @@ Framework for Any-Shot Learning", CVPR 2019; adapted to audio-visual GZSL in the
 Training (each batch, :meth:`FVAEGAND2.training_loss`): the conditional WGAN critic ``D`` is
 updated on real vs generated features with the gradient penalty (``lambda1``); every
 ``critic_iter``-th batch the encoder ``E`` and generator ``G`` are updated too, on
-``gan_weight * (-D(G(z_E, w)) - D(G(z, w))) + vae_weight * (BCE(G(z_E, w), x) + KL)``.
+``gan_weight * (-D(G(z_E, w)) - D(G(z, w))) + vae_weight * (recon(G(z_E, w), x) + KL)``, the
+VAE term averaged over the batch (per sample, as in Xian et al.'s loss) and ``gan_weight`` 10
+(their gamma). E, G and D work on the L2-normalised concat scaled by ``sqrt(D_x)``, i.e. with a
+per-dimension RMS of 1, the scale their initialisation and the N(0, 1) noise assume; the
+generated features are L2-normalised again before the classifier, so the scale changes no
+direction the classifier sees.
 After each epoch (:meth:`FVAEGAND2.on_epoch_end`), ``syn_num`` features per unseen class of
 the stage are generated in one batched pass and a softmax classifier is fitted on the real
 training features + the generated ones; scores are its probabilities over all classes
@@ -16,6 +21,17 @@ training features + the generated ones; scores are its probabilities over all cl
 Differences from the published code (ExplainableML/AVCA-GZSL @ 2711aeb,
 ``vae_gan_d2_xu_fsl.py``, ``src/model_gen.py``, ``src/classifier_fsl.py``; reference §6.8):
 
+* **loss scale** (the published weighting switches the VAE half off): the published code trains
+  E, G and D on the unit-norm 1024-d (or 4224-d) concat, whose per-dimension values
+  (~1/sqrt(D_x)) are ~10x below what a default-initialised generator fed N(0, 1) noise
+  outputs, with the VAE loss **summed** over the batch and ``gan_weight`` 1e5. On the
+  synthetic UCF-cls data a VAE alone on that scale does not fit even the seen class means
+  in 150 steps (centred cosine of generated vs real seen class means 0.00; scaled: 0.47), and
+  with gan_weight 1e5 the critic's gradient swamps the reconstruction whatever the scale
+  (0.00), so the generator never learns class-conditional features (docs/benchmarks.md).
+  Here: features scaled to unit per-dimension RMS, the VAE loss per sample, ``gan_weight``
+  10 (Xian et al.'s gamma). Published: ``model.legacy_loss_scale=true model.gan_weight=1e5``
+  (the flag restores the unit-norm scale and the summed VAE loss);
 * the published inner loop **breaks after the first batch**, so one "epoch" is one critic and
   one generator step. Here an epoch trains ``n_batches`` batches; published:
   ``model.legacy_one_batch_per_epoch=true``;
@@ -35,15 +51,16 @@ Differences from the published code (ExplainableML/AVCA-GZSL @ 2711aeb,
   generator term sees the critic's weights detached), not in two sequential steps; the
   second, unconditional critic ``D2`` of the published code is left out: its output never
   reaches the generator's loss (no unlabelled unseen data is used), so it cannot change results;
-* the generator's output is the published sigmoid + binary cross-entropy reconstruction for
-  non-negative features (the released ones); for features with negative values (e.g. the
-  synthetic SeLaVi-like ones), which a sigmoid cannot produce and binary cross-entropy
-  refuses, ``model.generator_output=auto`` (default) switches to a linear output + squared
-  error (``sigmoid`` forces the published one and then refuses such features);
-* ``model.input_norm=per_family`` (default) de-quantises VGGish and L2-normalises C3D before
-  the concat: the published code ran on SeLaVi only (unchanged by it); on the cls features the
-  raw uint8 VGGish values would make every L2-normalised concat nearly the same vector
-  (``none`` keeps the raw concat);
+* the generator's output is linear with a squared-error reconstruction: the scaled features
+  leave ``[0, 1]``. The published sigmoid + binary cross-entropy needs features in ``[0, 1]``:
+  with ``legacy_loss_scale``, ``model.generator_output=auto`` (default) picks it for
+  non-negative features (the released ones) and the linear output for features with
+  negative values (e.g. the synthetic SeLaVi-like ones), which a sigmoid cannot produce;
+  ``sigmoid`` forces it and then refuses such features;
+* ``model.input_norm=per_family`` (default) de-quantises VGGish and L2-normalises C3D, then
+  L2-normalises each modality before the concat (equal shares; SeLaVi only gets the latter):
+  the published code ran on SeLaVi only; on the cls features the raw uint8 VGGish values
+  would make every L2-normalised concat nearly the same vector (``none`` keeps the raw concat);
 * concat order is [video, audio] (published [audio, video]; irrelevant to the results);
 * generation is one batched pass for all unseen classes (published: a loop over classes).
 """
@@ -83,7 +100,8 @@ class FVAEGANConfig(FVAEGANNetConfig):
     """Hyperparameters (published values: ``src/args_gen.py`` and the run scripts, reference §4.2).
 
     Attributes:
-        gan_weight: weight of the generator's WGAN term (published 1e5).
+        gan_weight: weight of the generator's WGAN term (Xian et al.'s gamma 10; published 1e5
+            beside the summed VAE loss of ``legacy_loss_scale``).
         vae_weight: weight of the VAE term (published 1).
         lambda1: gradient-penalty weight (published 10).
         critic_iter: the generator is updated every ``critic_iter``-th batch (published 5).
@@ -96,12 +114,15 @@ class FVAEGANConfig(FVAEGANNetConfig):
             (:mod:`lowshot.layers.input_norm`): ``per_family`` de-quantises VGGish and
             L2-normalises C3D (SeLaVi unchanged, so the published main-feature input is
             unchanged); ``none`` concatenates the raw features.
+        legacy_loss_scale: the published scale: E, G, D on the unit-norm concat and the VAE
+            loss summed over the batch (default: features scaled by ``sqrt(D_x)``, VAE loss
+            averaged per sample).
         legacy_one_batch_per_epoch: one batch per epoch, as published (reference §6.8).
         legacy_select_on_test: the classifier keeps its epoch of best HM on the evaluated
             split (test in stage 2), as published; results are test-selected.
     """
 
-    gan_weight: float = 1e5
+    gan_weight: float = 10.0
     vae_weight: float = 1.0
     lambda1: float = 10.0
     critic_iter: int = 5
@@ -111,6 +132,7 @@ class FVAEGANConfig(FVAEGANNetConfig):
     classifier_lr: float = 1e-3
     classifier_batch_size: int = 1000
     input_norm: InputNorm = "per_family"
+    legacy_loss_scale: bool = False
     legacy_one_batch_per_epoch: bool = False
     legacy_select_on_test: bool = False
 
@@ -127,6 +149,11 @@ class FVAEGANConfig(FVAEGANNetConfig):
         if self.generator_output not in ("auto", "sigmoid", "linear"):
             raise ConfigError(
                 f"model.generator_output must be 'auto', 'sigmoid' or 'linear', got '{self.generator_output}'"
+            )
+        if self.generator_output == "sigmoid" and not self.legacy_loss_scale:
+            raise ConfigError(
+                "model.generator_output=sigmoid needs model.legacy_loss_scale=true (the features scaled to "
+                "unit per-dimension RMS leave [0, 1])"
             )
         if self.input_norm not in ("per_family", "none"):
             raise ConfigError(f"model.input_norm must be 'per_family' or 'none', got '{self.input_norm}'")
@@ -148,6 +175,9 @@ class FVAEGAND2(GZSLMethod):
         self.generator = Generator(x_dim, spec.text_dim, config)
         self.critic = Critic(x_dim, spec.text_dim, config)
         self.head = SoftmaxHead(x_dim)
+        self.gan_scale = 1.0 if config.legacy_loss_scale else float(x_dim) ** 0.5
+        if config.generator_output == "auto":  # linear unless the published scale (decided on data)
+            self.generator.sigmoid = config.legacy_loss_scale
         self._step = 0
         if config.legacy_select_on_test:
             log.warning("fvaegan_d2: legacy_select_on_test=true; the classifier selects its epoch on "
@@ -188,7 +218,7 @@ class FVAEGAND2(GZSLMethod):
             networks) and the terms ``wasserstein`` (``D(real) - D(fake)``) and ``gp``.
         """
         cfg = self.config
-        x = self.features(batch.audio, batch.video)  # [B, D_x]
+        x = self.features(batch.audio, batch.video) * self.gan_scale  # [B, D_x], per-dim RMS 1 (default)
         w = class_embeddings[batch.targets]  # [B, D_w]
         if self._step == 0:
             self._check_output(x)
@@ -205,6 +235,8 @@ class FVAEGAND2(GZSLMethod):
             mean, log_var = self.encoder(x, w)
             recon = self.generator(mean + torch.randn_like(mean) * torch.exp(0.5 * log_var), w)
             vae = self._reconstruction(recon, x) - 0.5 * torch.sum(1 + log_var - mean.pow(2) - log_var.exp())
+            if not cfg.legacy_loss_scale:
+                vae = vae / x.shape[0]  # per sample
             frozen = {k: v.detach() for k, v in self.critic.named_parameters()}
             g_gan = -(functional_call(self.critic, frozen, (recon, w)).mean()
                       + functional_call(self.critic, frozen, (fake, w)).mean())
@@ -218,13 +250,14 @@ class FVAEGAND2(GZSLMethod):
         return (recon - x).pow(2).sum()
 
     def _check_output(self, x: torch.Tensor) -> None:
-        """On the first batch of an epoch: resolve ``generator_output=auto``; refuse negative features for ``sigmoid``."""
+        """On the first batch of an epoch: resolve ``generator_output=auto`` (sigmoid only for
+        non-negative features at the published scale); refuse negative features for ``sigmoid``."""
         negative = bool((x < 0).any())
         if self.config.generator_output == "auto":
-            if self.generator.sigmoid == negative:
-                log.info("fvaegan_d2: %s generator output (features %s negative values)",
-                         "linear" if negative else "sigmoid", "have" if negative else "have no")
-            self.generator.sigmoid = not negative
+            sigmoid = self.config.legacy_loss_scale and not negative
+            if self.generator.sigmoid != sigmoid:
+                log.info("fvaegan_d2: %s generator output", "sigmoid" if sigmoid else "linear")
+            self.generator.sigmoid = sigmoid
         elif negative and self.generator.sigmoid:
             raise DataError(
                 "fvaegan_d2: the input features have negative values, which a sigmoid generator cannot "

@@ -29,10 +29,15 @@ def joint_input(
 
     The image-ZSL baselines take this vector in place of an image feature (thesis §2.4.3).
     Each modality first goes through ``input_norm`` (:mod:`lowshot.layers.input_norm`) for its
-    feature family ``kinds = (audio_kind, video_kind)``.
+    feature family ``kinds = (audio_kind, video_kind)``. With ``normalise`` and ``per_family``,
+    each modality is also L2-normalised before the concat, so that both carry half of its
+    squared norm (de-quantised 128-d VGGish has a norm ~10x that of L2-normalised C3D and would
+    otherwise be almost all of the normalised concat).
     """
     audio = normalize_features(audio, kinds[0], "audio", input_norm)
     video = normalize_features(video, kinds[1], "video", input_norm)
+    if normalise and input_norm == "per_family":
+        audio, video = F.normalize(audio, dim=1), F.normalize(video, dim=1)
     x = torch.cat([video, audio], dim=1)
     return F.normalize(x, dim=1) if normalise else x
 
@@ -46,7 +51,8 @@ class JointInputConfig:
             the cls features).
         input_norm: per-modality normalisation before the concat
             (:mod:`lowshot.layers.input_norm`): ``per_family`` de-quantises VGGish and
-            L2-normalises C3D (SeLaVi unchanged); ``none`` (published) concatenates the raw
+            L2-normalises C3D (SeLaVi unchanged) and, with ``norm_inputs``, L2-normalises each
+            modality before the concat (equal shares); ``none`` (published) concatenates the raw
             features, so on the cls features the uint8 VGGish values (offset ~128) dominate.
     """
 

@@ -32,7 +32,8 @@ class FVAEGANNetConfig:
         critic_hidden: hidden width of the critic (published ``ndh`` 512).
         generator_output: ``sigmoid`` (published; features in ``[0, 1]``, reconstruction by
             binary cross-entropy), ``linear`` (any sign, reconstruction by squared error) or
-            ``auto``: ``sigmoid`` unless the first training batch has a negative value.
+            ``auto``: linear, or with the method's ``legacy_loss_scale`` (unit-norm features)
+            ``sigmoid`` unless the first training batch has a negative value.
     """
 
     latent_dim: int = 300
