@@ -20,12 +20,12 @@ from lowshot.utils.seed import seed_everything
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-#: the shortened schedule, the same for every linear baseline (measured in docs/benchmarks.md)
+#: the shortened schedule, the same for every linear baseline, at their published learning rate
+#: (1e-3; measured in docs/benchmarks.md)
 SCHEDULE = [
     "train.epochs=4",
     "train.n_batches=50",
     "train.batch_size=128",
-    "train.lr=0.002",
     "train.lr_scheduler=false",
     "train.progress=false",
 ]
@@ -92,9 +92,10 @@ def _zsl_per_seed(bench, setting: str, overrides: list[str]) -> tuple[float, dic
 @pytest.mark.parametrize("name", sorted(SETTINGS))
 def test_zsl_above_chance_on_every_seed(ucf_cls, name: str) -> None:
     chance, results = _zsl_per_seed(ucf_cls, SETTINGS[name], SCHEDULE)
-    # measured with the balanced per-family input: ZSL 38.5-59.5 on every seed except DEVISE seed 43
-    # (34.1, under one test video above 2 x chance; chance 16.7, 6 unseen test classes); AVCA and
-    # ClipClap with the same schedule: 17-37 (docs/benchmarks.md)
+    # measured with the balanced per-family input at the published lr 1e-3, seeds 42 / 43 / 44: ALE
+    # 56.9 / 54.8 / 63.6, SJE 54.4 / 53.6 / 60.2, DEVISE 53.2 / 44.8 / 52.2, APN 59.6 / 56.4 / 60.3
+    # (chance 16.7, 6 unseen test classes). At lr 2e-3 DEVISE seed 43 reached only 34.1, under one
+    # test video above 2 x chance, so the schedule keeps the published lr (docs/benchmarks.md)
     assert all(z > 2 * chance for z in results.values()), (name, chance, results)
 
 
