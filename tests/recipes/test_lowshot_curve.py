@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,15 @@ def test_novel_accuracy_above_chance_at_every_k(tiny_temporal, tmp_path: Path, s
     write_curve(rows, tmp_path, "tiny")
     assert (tmp_path / "curve.png").stat().st_size > 0
     assert (tmp_path / "curve.md").read_text().count("\n") == 2 + len(aggregate_curve(rows))
+
+
+def test_synthetic_data_of_another_size_in_the_same_folder_is_refused(tmp_path: Path) -> None:
+    """A rerun with another ``--synthetic-size`` must not silently reuse the first run's tree."""
+    from lowshot.errors import DataError
+    from lowshot.recipes.gzsl import load_benchmark
+
+    data = DataConfig(dataset="UCF", split="cls", feature_dir="cls_features", synthetic="cls_averaged", synthetic_size=0.02)
+    assert len(load_benchmark(data, None, tmp_path).splits["stage_1_train"]) > 0
+    load_benchmark(data, None, tmp_path)  # same parameters: reused
+    with pytest.raises(DataError, match="another synthetic benchmark"):
+        load_benchmark(replace(data, synthetic_size=0.04), None, tmp_path)
