@@ -80,7 +80,7 @@ def test_avdiff_novel_accuracy_rises_with_k(seed: int) -> None:
     # videos per class, so that k = 20 leaves 10 per class to test
     bench = make_benchmark(noise=2.0, per_class={"stage_1_val_unseen": 30, "stage_2_test_unseen": 30})
     entry = CurveEntry("avdiff", "avdiff", LEARNT_GENERATOR, DataConfig(), CURVE_TRAIN, GFSLProtocolConfig(epochs_fine_tune=6), None)
-    n = {r["k"]: r["N"] for r in curve_points(entry, bench, (1, 20), (seed,))}
+    n = {r["k"]: r["N"] for r in curve_points(entry, bench, (1, 5, 10, 20), (seed,))}
     chance = 100 / 20
     assert min(n.values()) > 2 * chance, n
-    assert n[20] > n[1], n
+    assert n[20] > n[1], n  # not monotone in between on every seed (seed 1: 82.4, 80.2, 89.2, 86.7)
