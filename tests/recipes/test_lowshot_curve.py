@@ -64,7 +64,7 @@ def test_synthetic_data_of_another_size_in_the_same_folder_is_refused(tmp_path: 
 
 
 #: AV-Diff whose generator learns within the run: the thesis' amount of noise in 20 steps
-#: (beta 1e-4 -> 0.2: sqrt(alpha_bar_T) 0.35, as 1e-4 -> 0.02 over the published T = 200) and
+#: (beta 1e-4 -> 0.2: sqrt(alpha_bar_T) 0.34, about 1e-4 -> 0.02 over the published T = 200) and
 #: 300 steps per phase. With TINY_AVDIFF's T = 20 (sqrt(alpha_bar_T) 0.90) and 32 steps the
 #: generated features are noise labelled as novel classes and N does not rise with k.
 LEARNT_GENERATOR = AVDiffConfig(**{**TINY_AVDIFF, "beta_end": 0.2})

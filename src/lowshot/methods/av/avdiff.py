@@ -12,7 +12,7 @@ The generated features only help once the diffusion model has learnt: an untrain
 (epsilon loss about 1, i.e. predicting zero) returns noise that CE then labels as novel
 classes, one per real novel sample, which cancels what more real shots add. Short schedules
 (demo sizes, few hundred steps) and T far below the published 100-300 (the linear schedule
-then ends far from noise: sqrt(alpha_bar_T) = 0.90 at T = 20, 0.37 at T = 200) show this; see
+then ends far from noise: sqrt(alpha_bar_T) = 0.90 at T = 20, 0.36 at T = 200) show this; see
 docs/benchmarks.md ("AV-Diff low-shot curve").
 
 Model (§4.4.1–4.4.2): TCaF-style temporal tokens fused by L layers whose first Z use
