@@ -34,8 +34,11 @@ PER_CLASS = {
 }
 
 
-def make_benchmark(seed: int = 0, noise: float = 0.5, temporal: bool = True) -> GZSLBenchmark:
-    """A 20-class benchmark with temporal (or time-averaged) features."""
+def make_benchmark(
+    seed: int = 0, noise: float = 0.5, temporal: bool = True, per_class: dict[str, int] | None = None
+) -> GZSLBenchmark:
+    """A 20-class benchmark with temporal (or time-averaged) features; ``per_class`` overrides
+    :data:`PER_CLASS` for some stage folders (e.g. more unseen videos for k-shot draws)."""
     rng = np.random.default_rng(seed)
     n_classes = N_CLASSES
     w = rng.standard_normal((n_classes, D_W)).astype(np.float32)
@@ -43,7 +46,7 @@ def make_benchmark(seed: int = 0, noise: float = 0.5, temporal: bool = True) -> 
     map_a = rng.standard_normal((D_W, D_A)).astype(np.float32)
     map_v = rng.standard_normal((D_W, D_V)).astype(np.float32)
     splits = {}
-    for stage, n in PER_CLASS.items():
+    for stage, n in {**PER_CLASS, **(per_class or {})}.items():
         labels = np.repeat(SPLIT[stage], n)
         audio, video = [], []
         for c in labels:

@@ -73,10 +73,8 @@ def load_benchmark(data: DataConfig, data_root: Path | None, run_dir: Path) -> G
     if data.synthetic is not None:
         from lowshot.data.av.synth import write_synthetic
 
-        if not (root / data.dataset).exists():
-            write_synthetic(
-                root, preset=data.synthetic, dataset=data.dataset, seed=data.synthetic_seed, size=data.synthetic_size
-            )
+        # a no-op for a tree of the same parameters, an error for another size or seed
+        write_synthetic(root, preset=data.synthetic, dataset=data.dataset, seed=data.synthetic_seed, size=data.synthetic_size)
         trust = True  # files this run generated itself
     else:
         trust = data.trust_pickle

@@ -4,7 +4,16 @@ Reference: O.-B. Mercea, T. Hummel, A. S. Koepke, Z. Akata, "Text-to-feature dif
 audio-visual few-shot learning", DAGM GCPR 2023; thesis ch. 4 and app. C (O.-B. Mercea,
 *Multimodal Data Efficient Learning*, 2024). Published code: ExplainableML/AVDIFF-GFSL @ a8c7f70
 (read through reference §4.4, §5.3, §6; the repository itself could not be fetched in the
-session that wrote this file, so details marked [inferred] follow the reference, not the code).
+session that wrote this file, so details marked [inferred] follow the reference, not the code;
+re-read against thesis §4.4-4.5 and app. C: nothing there contradicts them — the thesis gives
+the epsilon-MLP's inputs [x_t, w, t] but not its layers, and sigma_t only as "sigma_t^2 I").
+
+The generated features only help once the diffusion model has learnt: an untrained DDPM
+(epsilon loss about 1, i.e. predicting zero) returns noise that CE then labels as novel
+classes, one per real novel sample, which cancels what more real shots add. Short schedules
+(demo sizes, few hundred steps) and T far below the published 100-300 (the linear schedule
+then ends far from noise: sqrt(alpha_bar_T) = 0.90 at T = 20, 0.36 at T = 200) show this; see
+docs/benchmarks.md ("AV-Diff low-shot curve").
 
 Model (§4.4.1–4.4.2): TCaF-style temporal tokens fused by L layers whose first Z use
 within-modality attention (A_self + A_c) and the rest full attention (A); ``c_o = Proj_net(cls)``;
@@ -29,9 +38,11 @@ switch, off by default, or listed here):
   documents the replay for the fine-tunes only]; ActivityNet's stage-1 validation crop of 30
   steps is not reproduced (evaluation crops to ``eval_maxlen``);
 * batches: the published fine-tune zips one base and one novel loader (two optimiser steps
-  per iteration); here each step draws one class-balanced batch from base + novel samples
-  (the GZSL trainer's sampler) and generates one feature per real novel sample in it.
-  Same per-sample generation ratio, fewer novel samples per step;
+  per iteration), and thesis §4.4.3 says the same ("for each batch composed of real samples
+  from novel classes, we generate a corresponding batch of the same size"); here each step
+  draws one class-balanced batch from base + novel samples (the GZSL trainer's sampler) and
+  generates one feature per real novel sample in it. Same per-sample generation ratio, fewer
+  novel samples per step (UCF stage 2: about 1 in 8 real samples is novel, against 1 in 2);
 * generation runs without gradients (one batched reverse chain of T network calls per
   training step); the generated features train CL_net only. [inferred]
 * CL_net has a row for every class of the dataset; CE and the evaluation softmax range over
