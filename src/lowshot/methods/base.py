@@ -9,7 +9,8 @@ Scoring is family-specific: :meth:`GZSLMethod.class_scores` here,
 builds only methods of its own family (:func:`method_of_family`).
 
 The GZSL runner only calls :meth:`GZSLMethod.collate`, :meth:`GZSLMethod.training_loss`,
-:meth:`GZSLMethod.class_scores` and the two epoch hooks :meth:`GZSLMethod.batches_per_epoch`
+:meth:`GZSLMethod.class_scores`, the batch hook :meth:`GZSLMethod.epoch_indices` (which samples
+form each batch) and the two epoch hooks :meth:`GZSLMethod.batches_per_epoch`
 and :meth:`GZSLMethod.on_epoch_end` (a two-phase method, e.g. a generative one that fits a
 classifier on synthesised features after each epoch, uses the latter); it never looks inside.
 
@@ -32,6 +33,7 @@ from torch import nn
 from lowshot._registry import METHODS
 from lowshot.data.av.batch import Batch
 from lowshot.data.av.featureset import FeatureSet, GZSLBenchmark, SequenceStore
+from lowshot.data.av.sampling import epoch_indices
 from lowshot.errors import ConfigError
 
 __all__ = [
@@ -244,6 +246,19 @@ class GZSLMethod(Method):
     def class_scores(self, batch: Batch, class_embeddings: torch.Tensor) -> torch.Tensor:
         """Scores ``[B, C]`` against ``class_embeddings`` ``[C, D_w]`` (higher is better)."""
         raise NotImplementedError
+
+    def epoch_indices(
+        self, labels: np.ndarray, n_batches: int, batch_size: int, sampler: str, rng: np.random.Generator
+    ) -> np.ndarray:
+        """``[n_batches, B']`` training-sample indices of one epoch; default: ``sampler``'s draw
+        (:func:`~lowshot.data.av.sampling.epoch_indices`) with ``B' = batch_size``.
+
+        Args:
+            labels: ``[N]`` class of each training sample.
+            sampler: ``train.sampler`` (``class_balanced`` or ``uniform``).
+            rng: the trainer's sampler RNG.
+        """
+        return epoch_indices(labels, n_batches, batch_size, sampler, rng)
 
     def batches_per_epoch(self, n_batches: int) -> int:
         """How many of the configured ``n_batches`` one epoch trains on; default: all of them."""

@@ -44,7 +44,7 @@ from lowshot.data.av.batch import Batch
 from lowshot.data.av.featureset import FeatureSet
 from lowshot.errors import ConfigError
 from lowshot.methods.base import GZSLMethod
-from lowshot.recipes.gzsl_trainer import MethodTrainer, autocast, epoch_indices
+from lowshot.recipes.gzsl_trainer import MethodTrainer, autocast
 from lowshot.utils import distributed
 from lowshot.utils.seed_streams import SeedStreams, seed_batched_copy
 
@@ -146,7 +146,7 @@ class SeedBatch:
             t.method.train()
             t.method.on_epoch_start(epoch)
         n_batches = trainers[0].method.batches_per_epoch(cfg.n_batches)
-        batches = [epoch_indices(t.train_set.labels, n_batches, cfg.batch_size, cfg.sampler, t.rng) for t in trainers]
+        batches = [t.method.epoch_indices(t.train_set.labels, n_batches, cfg.batch_size, cfg.sampler, t.rng) for t in trainers]
         emb = trainers[0].train_embeddings
         # the class embeddings go in per seed too (expanded, no copy), so a random op on them
         # (ALE/SJE/DEVISE's dropout) is drawn per seed

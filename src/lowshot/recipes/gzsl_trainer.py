@@ -34,25 +34,6 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def epoch_indices(
-    labels: np.ndarray, n_batches: int, batch_size: int, sampler: str, rng: np.random.Generator
-) -> np.ndarray:
-    """``[n_batches, batch_size]`` sample indices for one epoch.
-
-    Args:
-        labels: ``[N]`` class of each training sample.
-        sampler: ``"class_balanced"`` or ``"uniform"``.
-    """
-    total = n_batches * batch_size
-    if sampler == "uniform":
-        return rng.integers(0, len(labels), size=(n_batches, batch_size))
-    order = np.argsort(labels, kind="stable")
-    classes, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
-    pick = rng.integers(0, len(classes), size=total)
-    offset = (rng.random(total) * counts[pick]).astype(np.int64)
-    return order[starts[pick] + offset].reshape(n_batches, batch_size)
-
-
 class MethodTrainer:
     """The method's optimiser and scheduler (:meth:`GZSLMethod.build_optimizer`; default fused
     Adam + optional ReduceLROnPlateau) around a :class:`GZSLMethod` for one stage.
@@ -96,7 +77,8 @@ class MethodTrainer:
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """Train one epoch of sampled mini-batches (``on_epoch_start``, step, ``after_step``, ``on_epoch_end``).
 
-        The epoch has ``method.batches_per_epoch(n_batches)`` batches.
+        The epoch has ``method.batches_per_epoch(n_batches)`` batches, their sample indices drawn
+        by ``method.epoch_indices`` (the ``train.sampler`` draw unless a method composes its own).
 
         Returns:
             Each loss term of ``training_loss`` averaged over the epoch's batches.
@@ -105,7 +87,7 @@ class MethodTrainer:
         self.method.train()
         self.method.on_epoch_start(epoch)
         n_batches = self.method.batches_per_epoch(cfg.n_batches)
-        batches = epoch_indices(self.train_set.labels, n_batches, cfg.batch_size, cfg.sampler, self.rng)
+        batches = self.method.epoch_indices(self.train_set.labels, n_batches, cfg.batch_size, cfg.sampler, self.rng)
         sums: dict[str, torch.Tensor] = {}
         for idx in batches:
             batch = self.method.collate(self.train_set, idx, self.targets[idx], True, self.rng)

@@ -13,8 +13,10 @@ from lowshot.data.av.fsl import gfsl_from_gzsl
 from lowshot.errors import ConfigError
 from lowshot.methods.av.avdiff import AVDiff, AVDiffConfig
 from lowshot.methods.gfsl import GFSLInputSpec
+from lowshot.protocols.gfsl import start_phase
 from lowshot.recipes.gfsl import GFSLProtocolConfig, fit_gfsl
 from lowshot.recipes.gzsl_config import TrainConfig
+from lowshot.recipes.gzsl_trainer import MethodTrainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -73,6 +75,32 @@ def test_full_phase_freezes_fusion_and_generates_for_novel_samples(tiny_temporal
     scores = m.class_scores(batch, torch.as_tensor(tiny_temporal.class_embeddings))
     assert scores.shape == (len(idx), 20)
     assert torch.allclose(scores.sum(1), torch.ones(len(idx))) and (scores[:, 14:] == 0).all()
+
+
+def test_full_phase_step_takes_a_base_batch_a_novel_batch_and_a_generated_batch(tiny_temporal) -> None:
+    """Thesis §4.4.3: each full-phase step trains on B real base samples (class-balanced over
+    the base classes), B real novel shots (class-balanced over the novel classes) and B
+    generated novel features, one per real novel sample."""
+    torch.manual_seed(0)
+    bench = gfsl_from_gzsl(tiny_temporal, 2)
+    view = bench.phase(1, "full")
+    m = AVDiff(AVDiffConfig(**TINY), _spec())
+    start_phase(m, view, "full", bench.partition.novel_1)
+    novel = m.novel_.numpy()
+    assert len(novel) and np.isin(view.stage_train(1).labels, novel).mean() < 0.5  # novel shots are a minority
+    batches: list[np.ndarray] = []  # labels of each training batch
+    generated: list[int] = []  # size of each generated batch
+    loss, generate = m.training_loss, m.generate
+    m.training_loss = lambda batch, emb: batches.append(batch.labels.numpy()) or loss(batch, emb)
+    m.generate = lambda cond: generated.append(len(cond)) or generate(cond)
+    B = 8
+    train = TrainConfig(batch_size=B, n_batches=3, device="cpu", progress=False)
+    MethodTrainer(m, view, 1, train, 0, torch.device("cpu")).train_epoch(0)
+    assert len(batches) == 3 and generated == [B] * 3
+    for labels in batches:
+        is_novel = np.isin(labels, novel)
+        assert len(labels) == 2 * B and is_novel.sum() == B
+        assert is_novel[1::2].all()  # interleaved: any contiguous shard keeps the 1:1 mix
 
 
 @pytest.mark.slow

@@ -19,9 +19,13 @@ Model (§4.4.1–4.4.2): TCaF-style temporal tokens fused by L layers whose firs
 within-modality attention (A_self + A_c) and the rest full attention (A); ``c_o = Proj_net(cls)``;
 ``CL_net(c_o)`` gives the class scores (softmax; calibrated stacking subtracts beta from base
 probabilities). A DDPM with an epsilon-MLP on ``[x_t ; t ; w]`` learns ``c_o`` conditioned on
-the class-label embedding ``w`` (Eq. 4.8); in the full phase it generates one synthetic
-``c_o`` per real novel sample of a batch, and CL_net is trained on real and generated
-features. Loss: ``L_ce + L_diff,w`` in both phases. The diffusion model is not used at inference.
+the class-label embedding ``w`` (Eq. 4.8). In the full phase every training step takes a
+class-balanced base batch and a class-balanced novel batch of ``B`` real samples each
+(:meth:`AVDiff.epoch_indices`), and the diffusion model generates a batch of ``B`` synthetic
+``c_o``, one per real novel sample (§4.4.3: "for each batch composed of real samples from novel
+classes, we generate a corresponding batch of the same size"); CL_net is trained on real and
+generated features. Loss: ``L_ce + L_diff,w`` in both phases. The diffusion model is not used
+at inference.
 
 Differences from the published code (each published behaviour that changes numbers is a
 switch, off by default, or listed here):
@@ -37,12 +41,13 @@ switch, off by default, or listed here):
   metric) and stage 2 replays those drops as well as the full phase's [the reference
   documents the replay for the fine-tunes only]; ActivityNet's stage-1 validation crop of 30
   steps is not reproduced (evaluation crops to ``eval_maxlen``);
-* batches: the published fine-tune zips one base and one novel loader (two optimiser steps
-  per iteration), and thesis §4.4.3 says the same ("for each batch composed of real samples
-  from novel classes, we generate a corresponding batch of the same size"); here each step
-  draws one class-balanced batch from base + novel samples (the GZSL trainer's sampler) and
-  generates one feature per real novel sample in it. Same per-sample generation ratio, fewer
-  novel samples per step (UCF stage 2: about 1 in 8 real samples is novel, against 1 in 2);
+* full-phase batches: the published fine-tune zips one base and one novel loader and takes
+  two optimiser steps per iteration (base batch: CE + diffusion; novel batch: CE on real and
+  generated + diffusion); here one step takes the pair (``B`` base + ``B`` novel real samples,
+  ``B`` generated), so an epoch has ``n_batches`` steps of ``2B`` real samples. Every sample
+  weighs the same as in the published pair of losses (CE and diffusion are means over the
+  ``2B`` real samples, the generated CE a sum over its ``B`` divided by ``2B``); the two
+  batches share one gradient step instead of two;
 * generation runs without gradients (one batched reverse chain of T network calls per
   training step); the generated features train CL_net only. [inferred]
 * CL_net has a row for every class of the dataset; CE and the evaluation softmax range over
@@ -78,7 +83,7 @@ import torch.nn.functional as F
 
 from lowshot._registry import METHODS
 from lowshot.data.av.batch import Batch
-from lowshot.errors import ConfigError
+from lowshot.errors import ConfigError, DataError
 from lowshot.losses.wgan import wgan_gp_losses
 from lowshot.methods.av.tcaf import TCaF, TCaFConfig
 from lowshot.methods.base import InputSpec, LossResult
@@ -167,6 +172,29 @@ class AVDiff(TCaF):
         for p in self.net.fusion_parameters():
             p.requires_grad_(not frozen)
 
+    # ----------------------------------------------------------------------------- batches
+    def epoch_indices(
+        self, labels: np.ndarray, n_batches: int, batch_size: int, sampler: str, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Base phase: the trainer's draw ``[n_batches, B]``. Full phase: ``[n_batches, 2B]``, a base
+        batch of ``B`` (``sampler`` over base-class samples) and a novel batch of ``B`` (``sampler``
+        over the novel shots), interleaved (base, novel, base, ...) so that every contiguous slice
+        (a distributed rank's shard) keeps the 1:1 mix (thesis §4.4.3).
+
+        Args:
+            labels: ``[N]`` global class of each training sample of the phase.
+            rng: the trainer's sampler RNG.
+        """
+        if len(self.novel_) == 0:
+            return super().epoch_indices(labels, n_batches, batch_size, sampler, rng)
+        novel = np.isin(labels, self.novel_.cpu().numpy())
+        halves = []
+        for pool in (np.flatnonzero(~novel), np.flatnonzero(novel)):
+            if len(pool) == 0:
+                raise DataError("avdiff full phase: the training set has no " + ("novel" if halves else "base") + " samples")
+            halves.append(pool[super().epoch_indices(labels[pool], n_batches, batch_size, sampler, rng)])
+        return np.stack(halves, axis=2).reshape(n_batches, 2 * batch_size)
+
     # ----------------------------------------------------------------------------- losses
     def _logits(self, c_o: torch.Tensor) -> torch.Tensor:
         """CL_net logits over the phase's classes ``[B, C_phase]`` (all classes outside a phase)."""
@@ -220,7 +248,9 @@ class AVDiff(TCaF):
             )
         if c.generate and bool(novel.any()):
             fake = self.generate(cond[novel])  # one synthetic c_o per real novel sample
-            terms["ce_generated"] = F.cross_entropy(self._logits(fake), rows[novel])
+            # summed over the generated batch / real batch size: every sample, real or generated, weighs
+            # the same (as the published base step + novel step, whose losses are means over B each)
+            terms["ce_generated"] = F.cross_entropy(self._logits(fake), rows[novel], reduction="sum") / len(rows)
         return {"loss": torch.stack(list(terms.values())).sum(), "loss_terms": terms}
 
     @torch.no_grad()
