@@ -7,8 +7,8 @@ published UCF 5-shot model (``avdiff.ucf_5shot``: L 4, Z 2, T 200, batch 64). Bo
 stage 1 run through the real trainer (:class:`~lowshot.recipes.gzsl_trainer.MethodTrainer`):
 
 * ``base``: base-phase batches (CE + diffusion loss, everything trains);
-* ``full``: full-phase batches (fusion frozen, one batched reverse chain of T steps per batch
-  for its novel samples); the share of the time spent generating is measured by timing
+* ``full``: full-phase steps (a base batch and a novel batch of ``B`` each, fusion frozen, one
+  batched reverse chain of T steps per step for the ``B`` novel samples); the share of the time spent generating is measured by timing
   :meth:`AVDiff.generate`.
 
 The compute floor is the analytic matmul FLOPs of a batch (:func:`model_gflop_per_batch`)
@@ -138,10 +138,12 @@ def run(batches: int, size: float, dataset: str = "UCF") -> list[dict[str, Any]]
         trainer.train_epoch(1)
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         store = view.stage_train(1)
-        flop = model_gflop_per_batch(cfg, spec, train.batch_size, float(store.audio.lengths.mean()),
+        # real samples per step: B in the base phase, B base + B novel in the full phase
+        real = method.epoch_indices(store.labels, 1, train.batch_size, train.sampler, np.random.default_rng(0)).shape[1]
+        flop = model_gflop_per_batch(cfg, spec, real, float(store.audio.lengths.mean()),
                                      float(store.video.lengths.mean()), gen["samples"] / batches, phase)  # fmt: skip
         rows.append({
-            "phase": phase, "batches_timed": batches, "batch_size": train.batch_size,
+            "phase": phase, "batches_timed": batches, "batch_size": train.batch_size, "real_per_batch": real,
             "ms_per_batch": 1000 * seconds / batches, "s_per_epoch": seconds / batches * full_batches,
             "cpu_s_per_epoch": cpu / batches * full_batches, "generation_share": gen["s"] / seconds,
             "reverse_chains": gen["calls"], "generated_per_batch": gen["samples"] / batches,
