@@ -7,11 +7,13 @@ reported with the load average seen during the run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 
@@ -83,3 +85,53 @@ def matmul_runner(
                 a.T @ g
 
     return run, flops
+
+
+class _GlobalOnly(contextlib.nullcontext):
+    """Stands in for ``FlopCounterMode``'s module tracker: every FLOP goes to ``"Global"``."""
+
+    parents = frozenset({"Global"})
+
+
+def linear_shapes_and_flops(
+    module: torch.nn.Module, step: Callable[[], object]
+) -> tuple[list[tuple[int, int, int]], float]:
+    """Run ``step`` once; the ``(rows, in, out)`` shapes of ``module``'s Linear layers it met
+    and the FLOPs it ran (``torch.utils.flop_counter``: forward + backward matmuls,
+    convolutions and attention; element-wise work is not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    shapes = []
+    hooks = [mod.register_forward_hook(lambda m, i, o: shapes.append((i[0].reshape(-1, m.in_features).shape[0],
+                                                                        m.in_features, m.out_features)))
+             for mod in module.modules() if isinstance(mod, torch.nn.Linear)]  # fmt: skip
+    counter = FlopCounterMode(display=False)
+    # count globally only: the per-module tracker's autograd hooks make torch.autograd.grad
+    # (f-VAEGAN-D2's gradient penalty) fail ("A leaf node was passed to _will_engine_execute_node")
+    counter.mod_tracker = _GlobalOnly()
+    with counter:
+        step()
+    for h in hooks:
+        h.remove()
+    return sorted(set(shapes)), float(counter.get_total_flops())
+
+
+def gzsl_trainer(
+    setting: str, preset: str, size: float, overrides: Sequence[str] = (), device: str = "cpu"
+) -> Any:
+    """A stage-1 ``MethodTrainer`` of paper setting ``setting`` (model and training values) on
+    ``make_synthetic_benchmark(preset, <the setting's dataset>, size=size)``, seeded 0."""
+    from lowshot.config.paper import load_paper_config
+    from lowshot.data.av.synth import make_synthetic_benchmark
+    from lowshot.methods.base import GZSLMethod, method_of_family
+    from lowshot.recipes.gzsl import input_spec, parse_experiment
+    from lowshot.recipes.gzsl_trainer import MethodTrainer
+
+    exp, model_cfg = parse_experiment(
+        load_paper_config(setting, ["train.progress=false", *overrides])
+    )
+    text = list(exp.data.text) if exp.data.text else None
+    bench = make_synthetic_benchmark(preset, exp.data.dataset, seed=0, size=size, text=text)
+    torch.manual_seed(0)
+    method = method_of_family(exp.method, GZSLMethod, "gzsl")(model_cfg, input_spec(bench))
+    return MethodTrainer(method, bench, 1, exp.train, seed=0, device=torch.device(device))
