@@ -98,8 +98,25 @@ def linear_shapes_and_flops(
 ) -> tuple[list[tuple[int, int, int]], float]:
     """Run ``step`` once; the ``(rows, in, out)`` shapes of ``module``'s Linear layers it met
     and the FLOPs it ran (``torch.utils.flop_counter``: forward + backward matmuls,
-    convolutions and attention; element-wise work is not counted)."""
+    convolutions and attention; element-wise work is not counted).
+
+    A model without Linear layers (its maps held as Parameters, e.g. APN) gets the shapes of
+    the 2-D products (``mm`` / ``addmm``) its forward passes ran instead.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils.flop_counter import FlopCounterMode
+
+    products: list[tuple[int, int, int]] = []
+
+    class ForwardProducts(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            if torch.is_grad_enabled() and func in (
+                torch.ops.aten.mm.default,
+                torch.ops.aten.addmm.default,
+            ):
+                a, b = args[-2:]
+                products.append((a.shape[0], a.shape[1], b.shape[1]))
+            return func(*args, **(kwargs or {}))
 
     shapes = []
     hooks = [mod.register_forward_hook(lambda m, i, o: shapes.append((i[0].reshape(-1, m.in_features).shape[0],
@@ -109,11 +126,11 @@ def linear_shapes_and_flops(
     # count globally only: the per-module tracker's autograd hooks make torch.autograd.grad
     # (f-VAEGAN-D2's gradient penalty) fail ("A leaf node was passed to _will_engine_execute_node")
     counter.mod_tracker = _GlobalOnly()
-    with counter:
+    with counter, ForwardProducts():
         step()
     for h in hooks:
         h.remove()
-    return sorted(set(shapes)), float(counter.get_total_flops())
+    return sorted(set(shapes or products)), float(counter.get_total_flops())
 
 
 def gzsl_trainer(

@@ -73,7 +73,7 @@ def floor_one(method: str, dataset: str, size: float, steps: int, rounds: int) -
     return {
         "method": method, "setting": setting, "batch": trainer.config.batch_size, "gflop_step": flops / 1e9,
         "cpu_step_s": step_s, "achieved_gflops": flops / step_s / 1e9, "matmul_gflops": matmul_gflops,
-        "floor_step_s": floor_s, "share": floor_s / step_s, "n_linear_shapes": len(shapes),
+        "floor_step_s": floor_s, "share": floor_s / step_s, "shapes": shapes,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }  # fmt: skip
 
