@@ -24,6 +24,7 @@ import json
 import resource
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 from _timing import (
@@ -87,6 +88,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    ap.add_argument(
+        "--json", help="also write the figures (and Linear shapes) of every method here"
+    )
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -97,6 +101,7 @@ def main() -> None:
     print(f"{machine()}; load average {load_average()}")
     print("| setting | batch | GFLOP/step (fwd+bwd) | CPU s/step | achieved GFLOP/s | matmul GFLOP/s at its "
           "Linear shapes | floor s/step | share of floor | peak RSS (MiB) |\n|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+    rows = []
     for m in args.methods:
         cmd = [sys.executable, __file__, "--one", m, "--dataset", args.dataset, "--size", str(args.size),
                "--steps", str(args.steps), "--rounds", str(args.rounds)]  # fmt: skip
@@ -108,7 +113,10 @@ def main() -> None:
         print(f"| {r['setting']} | {r['batch']} | {r['gflop_step']:.2f} | {r['cpu_step_s']:.3f} | "
               f"{r['achieved_gflops']:.1f} | {r['matmul_gflops']:.1f} | {r['floor_step_s']:.3f} | "
               f"{100 * r['share']:.0f} % | {r['peak_rss_mib']:.0f} |", flush=True)  # fmt: skip
+        rows.append(r)
     print(f"load average at the end {load_average()}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":
