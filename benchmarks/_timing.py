@@ -58,19 +58,33 @@ def interleaved_medians(
 
 
 def matmul_runner(
-    shapes: Iterable[tuple[int, int, int]], dtype: torch.dtype, device: str = "cpu"
+    shapes: Iterable[tuple[int, int, int]],
+    dtype: torch.dtype,
+    device: str = "cpu",
+    weighted: bool = False,
 ) -> tuple[Callable[[], None], float]:
     """A function running ``[m, k] @ [k, n]`` products at the given shapes, and its FLOPs.
 
     Each shape runs as the forward product plus the two backward products (``dX`` and
     ``dW``), i.e. what a Linear layer costs in a training step, ``reps`` times (about 0.2
-    GFLOP per shape on CPU, 20 on GPU). Time it with :func:`interleaved_medians` next to
-    the step it is the floor of; throughput = FLOPs / median seconds.
+    GFLOP per shape on CPU, 20 on GPU). With ``weighted``, ``shapes`` lists one entry per
+    call of the step (repeats allowed) and each distinct shape gets the share of the same
+    total budget that it has of the step's FLOPs, so that throughput is that of the step's
+    mix (not dragged down by tiny shapes that carry few FLOPs). Time it with
+    :func:`interleaved_medians` next to the step it is the floor of; throughput = FLOPs /
+    median seconds.
     """
+    shapes = list(shapes)
+    distinct = sorted(set(shapes))
+    budget = 2e8 if device == "cpu" else 2e10
+    share = {s: 1.0 for s in distinct}
+    if weighted:
+        total = sum(m * k * n for m, k, n in shapes)
+        share = {s: len(distinct) * shapes.count(s) * s[0] * s[1] * s[2] / total for s in distinct}
     work = []
     flops = 0.0
-    for m, k, n in shapes:
-        reps = max(1, int((2e8 if device == "cpu" else 2e10) / (6 * m * k * n)))
+    for m, k, n in distinct:
+        reps = max(1, int(budget * share[(m, k, n)] / (6 * m * k * n)))
         a = torch.randn(m, k, device=device, dtype=dtype)
         w = torch.randn(k, n, device=device, dtype=dtype)
         g = torch.randn(m, n, device=device, dtype=dtype)
@@ -97,7 +111,7 @@ def linear_shapes_and_flops(
     module: torch.nn.Module, step: Callable[[], object]
 ) -> tuple[list[tuple[int, int, int]], float]:
     """Run ``step`` once; the ``(rows, in, out)`` shapes of ``module``'s Linear layers it met
-    and the FLOPs it ran (``torch.utils.flop_counter``: forward + backward matmuls,
+    (one entry per call, sorted) and the FLOPs it ran (``torch.utils.flop_counter``: forward + backward matmuls,
     convolutions and attention; element-wise work is not counted).
 
     A model without Linear layers (its maps held as Parameters, e.g. APN) gets the shapes of
@@ -130,7 +144,7 @@ def linear_shapes_and_flops(
         step()
     for h in hooks:
         h.remove()
-    return sorted(set(shapes or products)), float(counter.get_total_flops())
+    return sorted(shapes or products), float(counter.get_total_flops())
 
 
 def gzsl_trainer(

@@ -93,9 +93,10 @@ def _trainer(method: str, precision: str, device: str = "cpu") -> Any:
 def speed(method: str, batches: int, rounds: int, device: str = "cpu") -> dict[str, Any]:
     trainers = {p: _trainer(method, p, device)[0] for p in ("fp32", "bf16")}
     per_epoch = _trainer(method, "fp32")[1]
-    shapes, flops = linear_shapes_and_flops(
+    calls, flops = linear_shapes_and_flops(
         trainers["fp32"].method, lambda: trainers["fp32"].train_epoch(0)
     )
+    shapes = sorted(set(calls))
     for t in trainers.values():
         t.config = type(t.config)(**{**t.config.__dict__, "n_batches": batches})
     variants = {p: (lambda t=t: t.train_epoch(1)) for p, t in trainers.items()}
