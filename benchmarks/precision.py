@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _timing import interleaved_medians, load_average, machine, matmul_runner
+from _timing import (
+    gzsl_trainer,
+    interleaved_medians,
+    linear_shapes_and_flops,
+    load_average,
+    machine,
+    matmul_runner,
+)
 
 #: small synthetic runs of the parity table: (setting, overrides)
 PARITY = {
@@ -75,44 +82,21 @@ def parity(method: str, seeds: list[int], threads: int) -> list[dict[str, Any]]:
 
 def _trainer(method: str, precision: str, device: str = "cpu") -> Any:
     from lowshot.config.paper import load_paper_config
-    from lowshot.data.av.synth import make_synthetic_benchmark
-    from lowshot.methods.base import GZSLMethod, method_of_family
-    from lowshot.recipes.gzsl import input_spec, parse_experiment
-    from lowshot.recipes.gzsl_trainer import MethodTrainer
 
     setting, preset, size = SPEED[method]
-    exp, model_cfg = parse_experiment(
-        load_paper_config(setting, [f"train.precision={precision}", "train.n_batches=1"])
+    trainer = gzsl_trainer(
+        setting, preset, size, [f"train.precision={precision}", "train.n_batches=1"], device
     )
-    text = list(exp.data.text) if exp.data.text else None
-    bench = make_synthetic_benchmark(preset, exp.data.dataset, seed=0, size=size, text=text)
-    torch.manual_seed(0)
-    m = method_of_family(exp.method, GZSLMethod, "gzsl")(model_cfg, input_spec(bench))
-    per_epoch = load_paper_config(setting)["train"]["n_batches"]
-    return MethodTrainer(m, bench, 1, exp.train, seed=0, device=torch.device(device)), int(
-        per_epoch
-    )
-
-
-def _linear_shapes_and_flops(trainer: Any) -> tuple[list[tuple[int, int, int]], float]:
-    """Linear ``(rows, in, out)`` shapes of one training step and its FLOPs (fwd + bwd)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    shapes = []
-    hooks = [mod.register_forward_hook(lambda m, i, o: shapes.append((i[0].reshape(-1, m.in_features).shape[0],
-                                                                        m.in_features, m.out_features)))
-             for mod in trainer.method.modules() if isinstance(mod, torch.nn.Linear)]  # fmt: skip
-    with FlopCounterMode(display=False) as counter:
-        trainer.train_epoch(0)
-    for h in hooks:
-        h.remove()
-    return sorted(set(shapes)), float(counter.get_total_flops())
+    return trainer, int(load_paper_config(setting)["train"]["n_batches"])
 
 
 def speed(method: str, batches: int, rounds: int, device: str = "cpu") -> dict[str, Any]:
     trainers = {p: _trainer(method, p, device)[0] for p in ("fp32", "bf16")}
     per_epoch = _trainer(method, "fp32")[1]
-    shapes, flops = _linear_shapes_and_flops(trainers["fp32"])
+    calls, flops = linear_shapes_and_flops(
+        trainers["fp32"].method, lambda: trainers["fp32"].train_epoch(0)
+    )
+    shapes = sorted(set(calls))
     for t in trainers.values():
         t.config = type(t.config)(**{**t.config.__dict__, "n_batches": batches})
     variants = {p: (lambda t=t: t.train_epoch(1)) for p, t in trainers.items()}

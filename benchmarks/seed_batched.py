@@ -14,15 +14,23 @@ from __future__ import annotations
 import argparse
 
 import torch
-from _timing import interleaved_medians, load_average, machine, matmul_runner
-from precision import _linear_shapes_and_flops, _trainer
+from _timing import (
+    interleaved_medians,
+    linear_shapes_and_flops,
+    load_average,
+    machine,
+    matmul_runner,
+)
+from precision import _trainer
 
 from lowshot.recipes.gzsl_seed_batched import SeedBatch
 
 
 def measure(method: str, n_seeds: int, batches: int, rounds: int) -> None:
     """Print ms per step of the three variants, their ratio to one seed and their GFLOP/s against the floor."""
-    shapes, flops = _linear_shapes_and_flops(_trainer(method, "fp32")[0])
+    probe = _trainer(method, "fp32")[0]
+    calls, flops = linear_shapes_and_flops(probe.method, lambda: probe.train_epoch(0))
+    shapes = sorted(set(calls))
     separate = [_trainer(method, "fp32")[0] for _ in range(n_seeds)]
     pool = iter([_trainer(method, "fp32")[0] for _ in range(n_seeds)])
     batch = SeedBatch(lambda _seed: next(pool), list(range(n_seeds)), torch.device("cpu"))
