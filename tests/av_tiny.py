@@ -13,6 +13,20 @@ from lowshot.data.av.featureset import FeatureSet, GZSLBenchmark, SequenceStore
 from lowshot.methods.base import InputSpec
 
 D_A, D_V, D_W = 12, 20, 8
+#: small widths of the cross-attention methods in tests (AVCA, Hyper-multiple)
+AVCA_TINY = dict(dim=24, encoder_hidden=32, decoder_hidden=32, dim_out=8, heads=2, dim_head=12, mlp_dim=16)
+#: small widths of the TCaF-family transformers in tests (TCaF, Attention Fusion, Perceiver)
+TCAF_TINY = dict(
+    dim=24, encoder_hidden=32, decoder_hidden=32, dim_out=8, pos_dim=8, depth=2, heads=2, dim_head=8, mlp_dim=16
+)
+#: run-level overrides of a recipe smoke run: 2 epochs of 3 batches of 32 on 3 % synthetic data
+RECIPE_SMOKE = [
+    "train.epochs=2",
+    "train.n_batches=3",
+    "train.batch_size=32",
+    "train.progress=false",
+    "data.synthetic_size=0.03",
+]
 AUDIO_STEP, VIDEO_STEP = 0.96, 0.64
 N_CLASSES = 20
 #: class lists of the tiny split: 10 stage-1 training classes, 4 validation-unseen, 6 test-unseen

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from av_tiny import make_benchmark, tiny_spec
+from av_tiny import AVCA_TINY, TCAF_TINY, make_benchmark, tiny_spec
 
 from lowshot.methods.av.attention_fusion import AttentionFusion, AttentionFusionConfig
 from lowshot.methods.av.avgzslnet import AVGZSLNet, AVGZSLNetConfig
@@ -19,15 +19,8 @@ from lowshot.recipes.gzsl_trainer import MethodTrainer
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TEMPORAL = dict(
-    dim=24,
-    encoder_hidden=32,
-    decoder_hidden=32,
-    dim_out=8,
-    pos_dim=8,
+    TCAF_TINY,
     depth=1,
-    heads=2,
-    dim_head=8,
-    mlp_dim=16,
     embedding_dropout=0.1,
     token_dropout=0.1,
     transformer_dropout=0.1,
@@ -42,13 +35,7 @@ CASES = {
     "hyper_multiple": (
         HyperMultiple,
         HyperMultipleConfig(
-            dim=24,
-            encoder_hidden=32,
-            decoder_hidden=32,
-            dim_out=8,
-            heads=2,
-            dim_head=12,
-            mlp_dim=16,
+            **AVCA_TINY,
             embedding_dropout=0.1,
             decoder_dropout=0.1,
             additional_dropout=0.1,

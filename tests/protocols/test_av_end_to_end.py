@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from av_tiny import make_benchmark, tiny_spec
+from av_tiny import AVCA_TINY, TCAF_TINY, make_benchmark, tiny_spec
 
 from lowshot.methods.av.avca import AVCA, AVCAConfig
 from lowshot.methods.av.tcaf import TCaF, TCaFConfig
@@ -19,28 +19,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 LOW_DROPOUT = dict(embedding_dropout=0.1, decoder_dropout=0.1, additional_dropout=0.1)
 TCAF_DROPOUT = dict(token_dropout=0.1, transformer_dropout=0.1, **LOW_DROPOUT)
-AVCA_SMALL = AVCAConfig(
-    dim=24,
-    encoder_hidden=32,
-    decoder_hidden=32,
-    dim_out=8,
-    heads=2,
-    dim_head=12,
-    mlp_dim=16,
-    **LOW_DROPOUT,
-)
-TCAF_SMALL = TCaFConfig(
-    dim=24,
-    encoder_hidden=32,
-    decoder_hidden=32,
-    dim_out=8,
-    pos_dim=8,
-    depth=2,
-    heads=2,
-    dim_head=8,
-    mlp_dim=16,
-    **TCAF_DROPOUT,
-)
+AVCA_SMALL = AVCAConfig(**AVCA_TINY, **LOW_DROPOUT)
+TCAF_SMALL = TCaFConfig(**TCAF_TINY, **TCAF_DROPOUT)
 TRAIN = TrainConfig(
     epochs=5, batch_size=32, n_batches=20, lr=3e-3, eval_batch_size=256, progress=False
 )

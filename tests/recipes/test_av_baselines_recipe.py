@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from av_tiny import RECIPE_SMOKE
 
 from lowshot.config.paper import load_paper_config
 from lowshot.recipes.gzsl import run_gzsl
@@ -33,20 +34,13 @@ SETTINGS = {
     "avca.ucf_clipclap": ("clipclap", SMALL_AVCA),
     "hyper_multiple.ucf_clipclap": ("clipclap", SMALL_AVCA),
 }
-TINY = [
-    "train.epochs=2",
-    "train.n_batches=3",
-    "train.batch_size=32",
-    "train.progress=false",
-    "data.synthetic_size=0.03",
-]
 
 
 @pytest.mark.parametrize("setting", sorted(SETTINGS))
 def test_setting_runs_both_stages_on_generated_data(setting: str, tmp_path) -> None:
     preset, small = SETTINGS[setting]
     summary = run_gzsl(
-        load_paper_config(setting, [*TINY, f"data.synthetic={preset}", *small]), tmp_path / "run"
+        load_paper_config(setting, [*RECIPE_SMOKE, f"data.synthetic={preset}", *small]), tmp_path / "run"
     )
     for key in ("S", "U", "HM", "ZSL"):
         value = summary.metrics[key].mean

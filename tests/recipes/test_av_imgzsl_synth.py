@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from av_tiny import RECIPE_SMOKE
 
 from lowshot.config.paper import load_paper_config
 from lowshot.data.av.synth import make_synthetic_benchmark
@@ -56,10 +57,7 @@ def ucf_cls():
     ],
 )
 def test_paper_config_runs_through_the_recipe_and_reloads(setting: str, extra: list[str], tmp_path) -> None:
-    config = load_paper_config(setting, [
-        "data.synthetic_size=0.03",
-        "train.epochs=2", "train.n_batches=3", "train.batch_size=32", "train.progress=false", *extra,
-    ])
+    config = load_paper_config(setting, [*RECIPE_SMOKE, *extra])
     summary = run_gzsl(config, tmp_path / "run")
     for key in ("S", "U", "HM", "ZSL"):
         assert 0.0 <= summary.metrics[key].mean <= 100.0

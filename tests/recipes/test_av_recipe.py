@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+from av_tiny import RECIPE_SMOKE
 
 import lowshot.methods.av.avca  # noqa: F401  (registers avca)
 import lowshot.methods.av.tcaf  # noqa: F401  (registers tcaf)
@@ -13,14 +14,6 @@ from lowshot.config.paper import load_paper_config
 from lowshot.recipes.gzsl import run_gzsl
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-TINY = [
-    "train.epochs=2",
-    "train.n_batches=3",
-    "train.batch_size=32",
-    "train.progress=false",
-    "data.synthetic_size=0.03",
-]
 
 
 @pytest.mark.parametrize(
@@ -42,7 +35,7 @@ TINY = [
     ],
 )
 def test_paper_config_runs_through_the_recipe(setting: str, extra: list[str], tmp_path) -> None:
-    config = load_paper_config(setting, TINY + extra)
+    config = load_paper_config(setting, RECIPE_SMOKE + extra)
     summary = run_gzsl(config, tmp_path / "run")
     for key in ("S", "U", "HM", "ZSL"):
         value = summary.metrics[key].mean

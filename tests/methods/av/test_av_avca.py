@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from av_tiny import tiny_spec
+from av_tiny import AVCA_TINY, tiny_spec
 
 from lowshot._registry import METHODS
 from lowshot.errors import ConfigError
@@ -14,9 +14,7 @@ from lowshot.methods.av.avca import AVCA, OBJECTIVE_TERMS, AVCAConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-SMALL = dict(
-    dim=24, encoder_hidden=32, decoder_hidden=32, dim_out=8, heads=2, dim_head=12, mlp_dim=16
-)
+SMALL = AVCA_TINY
 
 ABLATIONS = {
     "full": {},

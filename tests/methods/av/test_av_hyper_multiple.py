@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from av_tiny import tiny_spec
+from av_tiny import AVCA_TINY, tiny_spec
 
 from lowshot._registry import METHODS
 from lowshot.errors import ConfigError
@@ -16,9 +16,7 @@ from lowshot.methods.av.hyper_multiple import HyperMultiple, HyperMultipleConfig
 from lowshot.models.av.hyper_multiple import alignment_loss, expmap0
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-SMALL = dict(
-    dim=24, encoder_hidden=32, decoder_hidden=32, dim_out=8, heads=2, dim_head=12, mlp_dim=16
-)
+SMALL = AVCA_TINY
 
 
 def test_expmap_stays_inside_the_ball_and_matches_the_closed_form() -> None:

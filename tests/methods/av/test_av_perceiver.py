@@ -5,24 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 from av_method_testing import loss_before_and_after, method_and_train_batch
-from av_tiny import tiny_spec
+from av_tiny import TCAF_TINY, tiny_spec
 
 from lowshot._registry import METHODS
 from lowshot.errors import ConfigError
 from lowshot.methods.av.perceiver import Perceiver, PerceiverConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-SMALL = dict(
-    dim=16,
-    encoder_hidden=16,
-    decoder_hidden=16,
-    dim_out=8,
-    pos_dim=8,
-    depth=2,
-    heads=2,
-    dim_head=8,
-    mlp_dim=16,
-)
+SMALL = dict(TCAF_TINY, dim=16, encoder_hidden=16, decoder_hidden=16)
 
 
 def _setup(bench, seed: int = 0, **kw):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from av_tiny import tiny_spec
+from av_tiny import TCAF_TINY, tiny_spec
 
 from lowshot._registry import METHODS
 from lowshot.errors import ConfigError
@@ -15,17 +15,7 @@ from lowshot.methods.base import InputSpec
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-SMALL = dict(
-    dim=24,
-    encoder_hidden=32,
-    decoder_hidden=32,
-    dim_out=8,
-    pos_dim=8,
-    depth=2,
-    heads=2,
-    dim_head=8,
-    mlp_dim=16,
-)
+SMALL = TCAF_TINY
 NO_DROPOUT = dict(
     embedding_dropout=0.0,
     token_dropout=0.0,
