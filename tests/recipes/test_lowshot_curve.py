@@ -84,3 +84,28 @@ def test_avdiff_novel_accuracy_rises_with_k(seed: int) -> None:
     chance = 100 / 20
     assert min(n.values()) > 2 * chance, n
     assert n[20] > n[1], n  # not monotone in between on every seed (seed 1: 82.4, 80.2, 89.2, 86.7)
+
+
+def test_a_rerun_reuses_finished_points_and_refuses_another_setting(tmp_path: Path, monkeypatch) -> None:
+    """Points are written as they finish: a killed curve resumes where it stopped."""
+    import lowshot.recipes.lowshot_curve as curve
+    from lowshot.errors import ConfigError
+
+    calls: list[tuple[int, int]] = []
+
+    def fake_fit(entry, bench, k, seed):
+        calls.append((k, seed))
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # killed while computing the third point
+        return {"B": 1.0 * k, "N": 2.0, "HM": 3.0, "FSL": float(seed)}
+
+    monkeypatch.setattr(curve, "fit_point", fake_fit)
+    args = dict(dataset="ucf", out=tmp_path, shots=(0, 1), seeds=(0, 1), synthetic_size=0.02)
+    with pytest.raises(KeyboardInterrupt):
+        curve.run_curve(["avca"], **args)
+    assert sorted(p.name for p in (tmp_path / "points").iterdir()) == ["avca_k0_seed0.json", "avca_k1_seed0.json"]
+    rows = curve.run_curve(["avca"], **args)
+    assert calls == [(0, 0), (1, 0), (0, 1), (0, 1), (1, 1)]  # the two finished points are not redone
+    assert [(r["k"], r["seed"], r["B"], r["FSL"]) for r in rows] == [(0, 0, 0.0, 0.0), (1, 0, 1.0, 0.0), (0, 1, 0.0, 1.0), (1, 1, 1.0, 1.0)]
+    with pytest.raises(ConfigError, match=r"avca_k0_seed0\.json: this point was computed with another setting"):
+        curve.run_curve(["avca"], **args, overrides=["train.lr=0.5"])

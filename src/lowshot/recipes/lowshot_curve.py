@@ -11,10 +11,17 @@ distance methods run the GFSL full phase for as many epochs as their base phase.
 AV-Diff has no k = 0 point: its classifier has no row trained for a class without a sample.
 
 Reported per (method, k, seed): B (S at k = 0), N (U at k = 0), HM and FSL (ZSL at k = 0), x100.
+
+Each finished point is written at once (``<out>/points/<method>_k<k>_seed<s>.json``, atomically,
+with a digest of the method's resolved setting and of the data it read); a rerun after a kill
+reuses the finished points and computes only the rest, and refuses a point file that another
+setting or other data produced. A point interrupted half-way is recomputed from its start.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -28,9 +35,16 @@ from lowshot.methods.base import GZSLMethod, method_of_family
 from lowshot.protocols.calibration import beta_grid
 from lowshot.protocols.gzsl import TwoStageProtocol
 from lowshot.recipes.gfsl import GFSLProtocolConfig, fit_gfsl, parse_gfsl_experiment
-from lowshot.recipes.gzsl import input_spec, load_benchmark, parse_experiment
+from lowshot.recipes.gzsl import (
+    benchmark_root,
+    data_fingerprint,
+    input_spec,
+    load_benchmark,
+    parse_experiment,
+)
 from lowshot.recipes.gzsl_config import DataConfig, TrainConfig
 from lowshot.recipes.gzsl_trainer import MethodTrainer
+from lowshot.utils.io import atomic_write_json, read_json
 from lowshot.utils.seed import resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
@@ -119,10 +133,66 @@ def fit_gzsl_point(entry: CurveEntry, bench: GZSLBenchmark, seed: int) -> dict[s
     return {"B": res["S"], "N": res["U"], "HM": res["HM"], "FSL": res["ZSL"]}
 
 
+def fit_point(entry: CurveEntry, bench: GZSLBenchmark, k: int, seed: int) -> dict[str, float]:
+    """One point: the GZSL protocol at k = 0, else the GFSL protocol on the seed's k-shot draws."""
+    if k == 0:
+        return fit_gzsl_point(entry, bench, seed)
+    s = fit_gfsl(entry.method, entry.model, gfsl_from_gzsl(bench, k, seed), entry.train, entry.protocol, seed).summary()
+    return {m: s[m] for m in ("B", "N", "HM", "FSL")}
+
+
+@dataclass(frozen=True)
+class PointStore:
+    """Finished points of one method, one JSON file each, tied to the setting and data that made them.
+
+    Attributes:
+        folder: where the point files live (``<out>/points``).
+        digest: SHA-256 of the resolved entry and the data fingerprint.
+    """
+
+    folder: Path
+    digest: str
+
+    @classmethod
+    def for_entry(cls, folder: Path, entry: CurveEntry, data_digest: Any) -> PointStore:
+        text = json.dumps({"entry": repr(entry), "data": data_digest}, sort_keys=True, default=str)
+        return cls(Path(folder), hashlib.sha256(text.encode()).hexdigest())
+
+    def path(self, label: str, k: int, seed: int) -> Path:
+        return self.folder / f"{label}_k{k}_seed{seed}.json"
+
+    def get(self, label: str, k: int, seed: int) -> dict[str, float] | None:
+        """The finished point, or None.
+
+        Raises:
+            ConfigError: the file was written by another setting or other data.
+        """
+        path = self.path(label, k, seed)
+        if not path.is_file():
+            return None
+        record = read_json(path)
+        if not isinstance(record, dict) or record.get("digest") != self.digest:
+            raise ConfigError(
+                f"{path}: this point was computed with another setting or other data; "
+                "use another --out or delete the file to recompute it"
+            )
+        return record["point"]
+
+    def put(self, label: str, k: int, seed: int, point: dict[str, float]) -> None:
+        atomic_write_json(self.path(label, k, seed), {"digest": self.digest, "point": point})
+
+
 def curve_points(
-    entry: CurveEntry, bench: GZSLBenchmark, shots: tuple[int, ...], seeds: tuple[int, ...]
+    entry: CurveEntry,
+    bench: GZSLBenchmark,
+    shots: tuple[int, ...],
+    seeds: tuple[int, ...],
+    store: PointStore | None = None,
 ) -> list[dict[str, Any]]:
     """Every (k, seed) point of one method on one GZSL benchmark.
+
+    Args:
+        store: where finished points are kept and reused (None: compute every point).
 
     Returns:
         ``[{"method", "k", "seed", "B", "N", "HM", "FSL"}]`` (x100); k = 0 is skipped for
@@ -131,14 +201,13 @@ def curve_points(
     out = []
     for seed in seeds:
         for k in shots:
-            if k == 0:
-                if entry.gzsl_betas is None:
-                    continue
-                point = fit_gzsl_point(entry, bench, seed)
-            else:
-                gfsl = gfsl_from_gzsl(bench, k, seed)
-                s = fit_gfsl(entry.method, entry.model, gfsl, entry.train, entry.protocol, seed).summary()
-                point = {m: s[m] for m in ("B", "N", "HM", "FSL")}
+            if k == 0 and entry.gzsl_betas is None:
+                continue
+            point = store.get(entry.label, k, seed) if store is not None else None
+            if point is None:
+                point = fit_point(entry, bench, k, seed)
+                if store is not None:
+                    store.put(entry.label, k, seed, point)
             log.info("%s k=%d seed=%d: %s", entry.label, k, seed, point)
             out.append({"method": entry.label, "k": k, "seed": seed, **point})
     return out
@@ -159,7 +228,8 @@ def run_curve(
     Args:
         methods: registry names (default settings) or paper-setting names.
         dataset: ``ucf`` | ``activitynet`` | ``vggsound``.
-        out: output folder (synthetic data goes to ``out/data/<preset>``).
+        out: output folder (synthetic data goes to ``out/data/<preset>``, finished points to
+            ``out/points``: a rerun reuses them).
         shots: k values (0 = GZSL).
         seeds: training and draw seeds.
         overrides: ``key=value`` overrides applied to every setting (e.g. ``train.epochs=2``).
@@ -174,6 +244,10 @@ def run_curve(
         if synthetic_size is not None:
             size = kshot_synthetic_size(data.dataset, max(shots), synthetic_size)
             data = replace(data, synthetic=synthetic_preset(data), synthetic_size=size)
-        bench = load_benchmark(data, data_root, out / "data" / (data.synthetic or "released"))
-        rows += curve_points(entry, bench, tuple(shots), tuple(seeds))
+        entry = replace(entry, data=data)
+        data_dir = out / "data" / (data.synthetic or "released")
+        bench = load_benchmark(data, data_root, data_dir)
+        fingerprint = data_fingerprint(data, benchmark_root(data, data_root, data_dir), bench)
+        store = PointStore.for_entry(out / "points", entry, fingerprint)
+        rows += curve_points(entry, bench, tuple(shots), tuple(seeds), store)
     return rows
