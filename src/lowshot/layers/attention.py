@@ -70,7 +70,7 @@ class MultiHeadAttention(nn.Module):
             qkv = padded
         b, n, _ = qkv.shape
         qkv = qkv.view(b, n, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]  # [B, H, N, d_head]
+        q, k, v = qkv.unbind(0)  # [B, H, N, d_head] (backward: one stack, not 3 zero-filled copies)
         attn = None
         if return_attention:
             dots = (q @ k.transpose(-1, -2)) / math.sqrt(self.dim_head)  # Eq. 3.10
