@@ -16,6 +16,7 @@ in fp32 and in bf16 (:func:`_timing.matmul_runner`, timed interleaved with the s
 Usage::
 
     OMP_NUM_THREADS=1 nice python benchmarks/precision.py parity --method clipclap
+    OMP_NUM_THREADS=1 nice python benchmarks/precision.py parity --method tcaf --set data.synthetic_size=0.1
     OMP_NUM_THREADS=1 nice python benchmarks/precision.py speed --method avca --batches 10
 """
 
@@ -58,11 +59,14 @@ SPEED = {
 }
 
 
-def parity(method: str, seeds: list[int], threads: int) -> list[dict[str, Any]]:
+def parity(
+    method: str, seeds: list[int], threads: int, extra: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     from lowshot.config.paper import load_paper_config
     from lowshot.recipes.gzsl import run_gzsl
 
     setting, overrides = PARITY[method]
+    overrides = [*overrides, *extra]
     rows = []
     for seed in seeds:  # fp32 and bf16 of a seed one after the other: a cut-off run stays paired
         for precision in ("fp32", "bf16"):
@@ -135,6 +139,9 @@ def main() -> None:
     p = sub.add_parser("parity")
     p.add_argument("--method", choices=sorted(PARITY), action="append")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument(
+        "--set", nargs="*", default=[], help="extra config overrides, e.g. data.synthetic_size=0.1"
+    )
     p = sub.add_parser("speed")
     p.add_argument("--method", choices=sorted(SPEED), action="append")
     p.add_argument("--batches", type=int, default=10)
@@ -148,7 +155,9 @@ def main() -> None:
     print(f"{machine()}; load average {load_average()}")
     if args.what == "parity":
         out: Any = [
-            r for m in args.method or sorted(PARITY) for r in parity(m, args.seeds, args.threads)
+            r
+            for m in args.method or sorted(PARITY)
+            for r in parity(m, args.seeds, args.threads, tuple(args.set))
         ]
     else:
         methods = args.method or ["clipclap", "avca"]

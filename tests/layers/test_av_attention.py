@@ -171,3 +171,41 @@ def test_cross_blocks_compute_only_the_allowed_scores() -> None:
     n = 1 + TA + TV
     with pytest.raises(ValueError, match="one \\[N\\] modality-id vector"):
         BlockMask.from_ids(torch.zeros(2, n, dtype=torch.long), None, "cross")
+
+
+@pytest.mark.parametrize("block_sparse", [False, True])
+@pytest.mark.parametrize("mask", ["block", "dense", "none"])
+def test_bf16_autocast_attention_kernel_runs_in_fp32_on_cpu(
+    block_sparse: bool, mask: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CPU flash attention's bf16 backward is several times slower than its fp32 one at
+    # TCaF's shapes (docs/benchmarks.md): under bf16 autocast every fused call gets fp32
+    # q/k/v, the module's output and input gradients keep autocast's dtypes
+    import lowshot.layers.attention as attention
+
+    if block_sparse:  # the block path from 10 tokens on
+        monkeypatch.setattr(attention, "BLOCK_SPARSE_MIN_TOKENS", 1 + TA + TV)
+    kernel, seen = attention.F.scaled_dot_product_attention, []
+
+    def spy(q, k, v, attn_mask=None):  # type: ignore[no-untyped-def]
+        seen.append((q.dtype, k.dtype, v.dtype))
+        return kernel(q, k, v, attn_mask=attn_mask)
+
+    monkeypatch.setattr(attention.F, "scaled_dot_product_attention", spy)
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(DIM, heads=3, dim_head=8).eval()
+    x = torch.randn(2, 1 + TA + TV, DIM, requires_grad=True)
+    valid = torch.ones(2, 1 + TA + TV, dtype=torch.bool)
+    valid[0, -2:] = False
+    block = BlockMask.from_ids(_ids(), valid, "cross")
+    m = {"block": block, "dense": block.dense(), "none": None}[mask]
+    ref, _ = attn(x, m)
+    assert {d for s in seen for d in s} == {torch.float32}
+    seen.clear()
+    with torch.autocast("cpu", torch.bfloat16):
+        out, _ = attn(x, m)
+    assert seen and {d for s in seen for d in s} == {torch.float32}
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, rtol=0, atol=5e-2)
+    out.float().sum().backward()
+    assert x.grad is not None and x.grad.dtype == torch.float32 and torch.isfinite(x.grad).all()

@@ -70,7 +70,7 @@ class MultiHeadAttention(nn.Module):
             qkv = padded
         b, n, _ = qkv.shape
         qkv = qkv.view(b, n, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]  # [B, H, N, d_head]
+        q, k, v = qkv.unbind(0)  # [B, H, N, d_head] (backward: one stack, not 3 zero-filled copies)
         attn = None
         if return_attention:
             dots = (q @ k.transpose(-1, -2)) / math.sqrt(self.dim_head)  # Eq. 3.10
@@ -79,13 +79,38 @@ class MultiHeadAttention(nn.Module):
             attn = dots.softmax(dim=-1)
             out = attn @ v
         elif mask is None:
-            out = F.scaled_dot_product_attention(q, k, v)
+            out = sdpa(q, k, v)
         else:
             out = masked_attention(q, k, v, mask)
         out = out.transpose(1, 2).reshape(b, n, self.heads * self.dim_head)
         if token_valid is not None:
             out = out[token_valid]
         return self.to_out(out), attn
+
+
+def sdpa(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``F.scaled_dot_product_attention``, computed in fp32 for bf16 / fp16 inputs on CPU.
+
+    Under CPU autocast (``train.precision=bf16``) the projections hand the kernel bf16
+    ``q / k / v``; PyTorch's CPU flash-attention backward is several times slower in bf16
+    than in fp32 at TCaF's shapes (docs/benchmarks.md, "Mixed precision"), so the scores are
+    computed in fp32 (autocast off locally, inputs upcast) and the output is cast back.
+    Other dtypes and devices call the kernel unchanged.
+
+    Args:
+        q / k / v: ``[B, H, N_q, d]`` / ``[B, H, N_k, d]`` / ``[B, H, N_k, d_v]``.
+        attn_mask: bool (True = may attend) broadcastable to ``[B, H, N_q, N_k]``, or None.
+
+    Returns:
+        ``[B, H, N_q, d_v]`` in ``q``'s dtype.
+    """
+    if q.device.type != "cpu" or q.dtype not in (torch.bfloat16, torch.float16):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+    with torch.autocast("cpu", enabled=False):
+        out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=attn_mask)
+    return out.to(q.dtype)
 
 
 #: sequence length from which :func:`masked_attention` computes only the allowed blocks:
@@ -108,13 +133,11 @@ def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Ma
         ``[B, H, N, d]``.
     """
     if isinstance(mask, torch.Tensor):
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.device)[:, None])
+        return sdpa(q, k, v, mask.to(q.device)[:, None])
     if q.shape[2] >= BLOCK_SPARSE_MIN_TOKENS:
         return block_attention(q, k, v, mask)
     dense = mask.dense_attn_mask
-    return F.scaled_dot_product_attention(
-        q, k, v, attn_mask=None if dense is None else dense.to(q.device)
-    )
+    return sdpa(q, k, v, None if dense is None else dense.to(q.device))
 
 
 def block_attention(
@@ -142,7 +165,7 @@ def block_attention(
         and len(blocks[0].keys) == len(mask.segments)
         and blocks[0].self_only is None
     ):
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=blocks[0].key_mask)
+        return sdpa(q, k, v, blocks[0].key_mask)
     # split once (one backward concatenation) instead of slicing per block
     qs, ks, vs = (t.split(mask.lengths, dim=2) for t in (q, k, v))
     outs = []
@@ -151,11 +174,11 @@ def block_attention(
         if not block.keys:  # no admissible key segment: attend to itself
             outs.append(vq)
             continue
-        out = F.scaled_dot_product_attention(
+        out = sdpa(
             _cat([qs[i] for i in block.queries]),
             _cat([ks[i] for i in block.keys]),
             _cat([vs[i] for i in block.keys]),
-            attn_mask=block.key_mask,
+            block.key_mask,
         )
         outs.append(out if block.self_only is None else torch.where(block.self_only, vq, out))
     return _cat(outs)

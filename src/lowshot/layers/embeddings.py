@@ -18,7 +18,10 @@ class FourierTimeEmbedding(nn.Module):
 
     The published code draws a ``[2, d/2]`` matrix and multiplies ``[t, t]`` with it, i.e.
     frequencies distributed as ``N(0, 2 scale^2)``; we draw one vector with ``scale * sqrt(2)``
-    standard deviation, which is the same distribution.
+    standard deviation, which is the same distribution. The argument ``2 pi t f`` is an
+    element-wise product, so it stays fp32 under bf16 autocast (a matmul such as the published
+    ``[t, t] @ B`` would be rounded to bf16, several radians at ``|t f|`` in the thousands);
+    only ``proj`` runs in bf16 there.
 
     Args:
         dim: embedding size ``d_pos`` (even).
