@@ -103,14 +103,19 @@ class AVDiffConfig(AVDiffNetConfig, TCaFConfig):
         gan_gp_weight: gradient-penalty weight of ``generator="wgan"``.
         detach_output: stop the diffusion loss's gradient into Proj_net (published ``false``).
         generate: generate novel features in the full phase (False: CE on real features only).
+        legacy_final_step_noise: the published reverse chain also adds ``sqrt(beta_0) z`` at its
+            last step (DDPM's Algorithm 2 adds none there).
     """
 
     conditioning: Literal["text", "av_prototype"] = "text"
     detach_output: bool = False
     generate: bool = True
+    legacy_final_step_noise: bool = False
     gan_gp_weight: float = 10.0
 
     def __post_init__(self) -> None:
+        if self.legacy_final_step_noise:
+            log.warning("avdiff: legacy_final_step_noise: the reverse chain adds noise at its last step (published)")
         if self.modalities != "both" and self.fusion not in ("full", "self"):
             raise ConfigError(
                 f"avdiff: modalities={self.modalities!r} has one stream; use fusion='full' (Table 4.5)"
@@ -173,27 +178,34 @@ class AVDiff(TCaF):
             p.requires_grad_(not frozen)
 
     # ----------------------------------------------------------------------------- batches
+    def batches_per_epoch(self, n_batches: int) -> int:
+        """Full phase: ``2 n_batches`` optimiser steps, a base batch and then a novel batch per
+        configured batch (the published fine-tune zips a base and a novel loader of ``n_batches``
+        each and steps on each batch, AVDIFF-GFSL ``src/train.py:train_step_two_dataloaders``)."""
+        return n_batches if len(self.novel_) == 0 else 2 * n_batches
+
     def epoch_indices(
         self, labels: np.ndarray, n_batches: int, batch_size: int, sampler: str, rng: np.random.Generator
     ) -> np.ndarray:
-        """Base phase: the trainer's draw ``[n_batches, B]``. Full phase: ``[n_batches, 2B]``, a base
-        batch of ``B`` (``sampler`` over base-class samples) and a novel batch of ``B`` (``sampler``
-        over the novel shots), interleaved (base, novel, base, ...) so that every contiguous slice
-        (a distributed rank's shard) keeps the 1:1 mix (thesis §4.4.3).
+        """Base phase: the trainer's draw ``[n_batches, B]``. Full phase: ``[n_batches, B]`` rows
+        alternating a base batch (``sampler`` over base-class samples) and a novel batch
+        (``sampler`` over the novel shots), one optimiser step each (thesis §4.4.3).
 
         Args:
             labels: ``[N]`` global class of each training sample of the phase.
+            n_batches: rows (:meth:`batches_per_epoch`; even in the full phase).
             rng: the trainer's sampler RNG.
         """
         if len(self.novel_) == 0:
             return super().epoch_indices(labels, n_batches, batch_size, sampler, rng)
         novel = np.isin(labels, self.novel_.cpu().numpy())
-        halves = []
-        for pool in (np.flatnonzero(~novel), np.flatnonzero(novel)):
+        out = np.empty((n_batches, batch_size), dtype=np.int64)
+        for k, pool in enumerate((np.flatnonzero(~novel), np.flatnonzero(novel))):
             if len(pool) == 0:
-                raise DataError("avdiff full phase: the training set has no " + ("novel" if halves else "base") + " samples")
-            halves.append(pool[super().epoch_indices(labels[pool], n_batches, batch_size, sampler, rng)])
-        return np.stack(halves, axis=2).reshape(n_batches, 2 * batch_size)
+                raise DataError("avdiff full phase: the training set has no " + ("novel" if k else "base") + " samples")
+            rows = len(range(k, n_batches, 2))
+            out[k::2] = pool[super().epoch_indices(labels[pool], rows, batch_size, sampler, rng)]
+        return out
 
     # ----------------------------------------------------------------------------- losses
     def _logits(self, c_o: torch.Tensor) -> torch.Tensor:
@@ -247,19 +259,18 @@ class AVDiff(TCaF):
                 self.net.gan_d, x0, self.net.gan_generate(cond), cond, c.gan_gp_weight
             )
         if c.generate and bool(novel.any()):
-            fake = self.generate(cond[novel])  # one synthetic c_o per real novel sample
-            # summed over the generated batch / real batch size: every sample, real or generated, weighs
-            # the same (as the published base step + novel step, whose losses are means over B each)
-            terms["ce_generated"] = F.cross_entropy(self._logits(fake), rows[novel], reduction="sum") / len(rows)
+            fake = self.generate(cond[novel])  # one synthetic c_o per real novel sample, with gradients
+            terms["ce_generated"] = F.cross_entropy(self._logits(fake), rows[novel])
         return {"loss": torch.stack(list(terms.values())).sum(), "loss_terms": terms}
 
-    @torch.no_grad()
     def generate(self, cond: torch.Tensor) -> torch.Tensor:
         """Synthetic fused features ``[N, d_out]`` for conditioning rows ``[N, D_c]`` (one batched
-        reverse chain, or one generator pass for ``generator="wgan"``); no gradients."""
+        reverse chain, or one generator pass for ``generator="wgan"``). Gradients flow through
+        the chain (as published: the CE on generated features also trains epsilon_theta)."""
         if self.config.generator == "wgan":
             return self.net.gan_generate(cond)
-        return self.net.ddpm.sample(self.net.eps_model, cond, self.config.dim_out)
+        return self.net.ddpm.sample(self.net.eps_model, cond, self.config.dim_out,
+                                    final_noise=self.config.legacy_final_step_noise)  # fmt: skip
 
     def after_step(self, batch: Batch, class_embeddings: torch.Tensor) -> None:
         """No published extra pass for AV-Diff (TCaF's legacy integer-time pass does not apply);
