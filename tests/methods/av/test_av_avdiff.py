@@ -77,6 +77,28 @@ def test_full_phase_freezes_fusion_and_generates_for_novel_samples(tiny_temporal
     assert torch.allclose(scores.sum(1), torch.ones(len(idx))) and (scores[:, 14:] == 0).all()
 
 
+def test_base_phase_classifies_over_all_classes_of_the_stage(tiny_temporal) -> None:
+    """Published: CL_net has one output per class of the stage (base + novel, AVDIFF-GFSL main.py
+    logits_length), so the base-phase CE and the base-phase validation softmax range over the
+    novel classes too (their logits are trained down before any novel sample is seen)."""
+    torch.manual_seed(0)
+    bench = gfsl_from_gzsl(tiny_temporal, 2)
+    view = bench.phase(1, "base")
+    m = AVDiff(AVDiffConfig(**TINY), _spec())
+    start_phase(m, view, "base", bench.partition.novel_1)
+    stage = np.union1d(view.train_classes(1), bench.partition.novel_1)
+    assert len(m.novel_) == 0 and m.classes_.tolist() == stage.tolist()
+    train = view.stage_train(1)
+    idx = np.arange(0, len(train), 4)
+    batch = m.collate(train, idx, np.searchsorted(view.train_classes(1), train.labels[idx]), True)
+    assert m._logits(m.embed(batch)[0]).shape == (len(idx), len(stage))
+    m.eval()
+    with torch.no_grad():
+        scores = m.class_scores(batch, torch.as_tensor(tiny_temporal.class_embeddings))
+    assert (scores[:, bench.partition.novel_1] > 0).all() and torch.allclose(scores.sum(1), torch.ones(len(idx)))
+    assert (np.delete(scores.numpy(), stage, axis=1) == 0).all()
+
+
 def test_full_phase_alternates_base_and_novel_steps_with_generated_twins(tiny_temporal) -> None:
     """Published fine-tune (AVDIFF-GFSL src/train.py:train_step_two_dataloaders): per configured
     batch, one optimiser step on B real base samples (class-balanced over the base classes, CE +

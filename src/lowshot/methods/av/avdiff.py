@@ -153,7 +153,7 @@ class AVDiff(TCaF):
         self.net = AVDiffNet(spec.audio_dim, spec.video_dim, cond_dim, num_classes, config,
                              bn_over_padding=config.legacy_bn_over_padding)  # fmt: skip
         self.num_classes = num_classes
-        #: classes of the current phase (CE and softmax range), None = all classes
+        #: classes of the current stage (CE and softmax range), None = all classes
         self.classes_: torch.Tensor | None = None
         #: novel classes of the current phase (generation), empty in the base phase
         self.novel_: torch.Tensor = torch.zeros(0, dtype=torch.long)
@@ -162,16 +162,22 @@ class AVDiff(TCaF):
             self.register_buffer("proto_count", torch.zeros(num_classes), persistent=False)
 
     # ----------------------------------------------------------------------------- phases
-    def start_phase(self, phase: str, train_classes: np.ndarray, novel_classes: np.ndarray) -> None:
+    def start_phase(
+        self, phase: str, train_classes: np.ndarray, novel_classes: np.ndarray, stage_classes: np.ndarray | None = None
+    ) -> None:
         """Base phase: everything trains, no generation. Full phase: fusion frozen, generation on.
 
         Args:
             phase: ``base`` or ``full``.
             train_classes: ``[C_phase]`` global indices of the phase's classes.
-            novel_classes: the novel ones among them.
+            novel_classes: the novel ones among them (generation), empty in the base phase.
+            stage_classes: ``[C_stage]`` base + novel classes of the stage: CE and softmax range
+                over them in both phases, as published (the classifier has one output per class of
+                the stage, AVDIFF-GFSL ``main.py``: ``logits_length``); None: ``train_classes``.
         """
         device = self.net.classifier.weight.device
-        self.classes_ = torch.as_tensor(np.asarray(train_classes), dtype=torch.long, device=device)
+        classes = train_classes if stage_classes is None else stage_classes
+        self.classes_ = torch.as_tensor(np.asarray(classes), dtype=torch.long, device=device)
         self.novel_ = torch.as_tensor(np.asarray(novel_classes), dtype=torch.long, device=device)
         frozen = phase == "full"
         for p in self.net.fusion_parameters():
@@ -209,7 +215,7 @@ class AVDiff(TCaF):
 
     # ----------------------------------------------------------------------------- losses
     def _logits(self, c_o: torch.Tensor) -> torch.Tensor:
-        """CL_net logits over the phase's classes ``[B, C_phase]`` (all classes outside a phase)."""
+        """CL_net logits over the stage's classes ``[B, C_stage]`` (all classes outside a phase)."""
         logits = self.net.classifier(c_o)
         return logits if self.classes_ is None else logits[:, self.classes_]
 
@@ -281,7 +287,7 @@ class AVDiff(TCaF):
         return self.net(self._inputs(batch)), []
 
     def class_scores(self, batch: Batch, class_embeddings: torch.Tensor) -> torch.Tensor:
-        """``[B, C]`` softmax probabilities of CL_net over the phase's classes (0 elsewhere);
+        """``[B, C]`` softmax probabilities of CL_net over the stage's classes (0 elsewhere);
         ``class_embeddings`` ``[C, D_w]`` only sizes the output."""
         c_o = self.embed(batch)[0]
         probs = torch.softmax(self._logits(c_o), dim=1)
