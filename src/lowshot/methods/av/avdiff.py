@@ -3,10 +3,9 @@
 Reference: O.-B. Mercea, T. Hummel, A. S. Koepke, Z. Akata, "Text-to-feature diffusion for
 audio-visual few-shot learning", DAGM GCPR 2023; thesis ch. 4 and app. C (O.-B. Mercea,
 *Multimodal Data Efficient Learning*, 2024). Published code: ExplainableML/AVDIFF-GFSL @ a8c7f70
-(read through reference §4.4, §5.3, §6; the repository itself could not be fetched in the
-session that wrote this file, so details marked [inferred] follow the reference, not the code;
-re-read against thesis §4.4-4.5 and app. C: nothing there contradicts them — the thesis gives
-the epsilon-MLP's inputs [x_t, w, t] but not its layers, and sigma_t only as "sigma_t^2 I").
+(``main.py``, ``get_evaluation.py``, ``src/AVDiff.py``, ``src/diffusion_models.py``,
+``src/train.py``, ``src/utils.py``, ``config/best/<k>-shot/best_<ds>.yaml``), read line by line
+against this file; every hyperparameter of the twelve Table C.1 cells matches its config.
 
 The generated features only help once the diffusion model has learnt: an untrained DDPM
 (epsilon loss about 1, i.e. predicting zero) returns noise that CE then labels as novel
@@ -17,58 +16,61 @@ docs/benchmarks.md ("AV-Diff low-shot curve").
 
 Model (§4.4.1–4.4.2): TCaF-style temporal tokens fused by L layers whose first Z use
 within-modality attention (A_self + A_c) and the rest full attention (A); ``c_o = Proj_net(cls)``;
-``CL_net(c_o)`` gives the class scores (softmax; calibrated stacking subtracts beta from base
-probabilities). A DDPM with an epsilon-MLP on ``[x_t ; t ; w]`` learns ``c_o`` conditioned on
-the class-label embedding ``w`` (Eq. 4.8). In the full phase every training step takes a
-class-balanced base batch and a class-balanced novel batch of ``B`` real samples each
-(:meth:`AVDiff.epoch_indices`), and the diffusion model generates a batch of ``B`` synthetic
-``c_o``, one per real novel sample (§4.4.3: "for each batch composed of real samples from novel
-classes, we generate a corresponding batch of the same size"); CL_net is trained on real and
-generated features. Loss: ``L_ce + L_diff,w`` in both phases. The diffusion model is not used
-at inference.
+``CL_net(c_o)`` gives the class scores, one per class of the stage (base + novel) in both
+phases (softmax; calibrated stacking subtracts beta from base probabilities). A DDPM whose
+epsilon-MLP (``src/AVDiff.py:GeneratorNetDiffusion``: LeakyReLU on ``[x_t ; t ; w]`` with ``t``
+the raw integer step, Linear(``generator_hidden``), LeakyReLU, dropout if set, Linear to
+``d_out``; LeakyReLU slope 0.01) learns ``c_o`` — after Proj_net, not detached — conditioned
+on the class-label embedding ``w`` (Eq. 4.8, MSE mean over elements). The published
+``latent_generator`` is read by the code but used by no module, so it is no setting here. In
+the full phase every configured batch is two optimiser steps (``src/train.py:
+train_step_two_dataloaders``): a class-balanced base batch of ``B`` (CE + diffusion), then a
+class-balanced novel batch of ``B`` with ``B`` generated ``c_o``, one per real novel sample
+(CE real + CE generated, each a mean, + diffusion). The generated features come from the whole
+reverse chain (``sigma_t^2 = beta_t``, no clipping) and keep their graph, so the CE on them
+trains epsilon_theta as well as CL_net (thesis §4.4.3: the diffusion model continues to train
+on ``L_ce + L_diff``). Frozen in the full phase: encoders, token projections, embeddings,
+class token, transformer (``AVDiff.freeze_parameters``). The diffusion model is not used at
+inference.
 
 Differences from the published code (each published behaviour that changes numbers is a
 switch, off by default, or listed here):
 
 * beta is transferred from the selected stage-1 epoch and a transferred beta of 0 is used as
   is (``protocol.beta_source=last_epoch`` and ``protocol.legacy_beta_zero_search_on_test``
-  reproduce §6.3 / §6.2; see :mod:`lowshot.protocols.gfsl`);
+  reproduce ``src/train.py:train`` returning the last epoch's beta and ``src/utils.py:
+  get_best_evaluation``'s falsy ``if best_beta``, reference §6.3 / §6.2; see
+  :mod:`lowshot.protocols.gfsl`);
 * input normalisation, BatchNorm over padding, the ActivityNet audio window and window times
   are TCaF's switches (``input_norm="legacy_tcaf"``, ``legacy_bn_over_padding``,
-  ``legacy_audio_len``, ``legacy_window_relative_time``; §6.5, §6.7); the time embedding sees
+  ``legacy_audio_len``, ``legacy_window_relative_time``; ``src/AVDiff.py:AVDiff.forward`` /
+  ``get_embeddings`` and ``src/dataset.py:DefaultCollator``, §6.5, §6.7); the time embedding sees
   seconds in training and evaluation (as published for AV-Diff);
-* the stage-1 base phase steps its LR scheduler on validation base accuracy (its selection
-  metric) and stage 2 replays those drops as well as the full phase's [the reference
-  documents the replay for the fine-tunes only]; ActivityNet's stage-1 validation crop of 30
-  steps is not reproduced (evaluation crops to ``eval_maxlen``);
-* full-phase batches: the published fine-tune zips one base and one novel loader and takes
-  two optimiser steps per iteration (base batch: CE + diffusion; novel batch: CE on real and
-  generated + diffusion); here one step takes the pair (``B`` base + ``B`` novel real samples,
-  ``B`` generated), so an epoch has ``n_batches`` steps of ``2B`` real samples. Every sample
-  weighs the same as in the published pair of losses (CE and diffusion are means over the
-  ``2B`` real samples, the generated CE a sum over its ``B`` divided by ``2B``); the two
-  batches share one gradient step instead of two;
-* generation runs without gradients (one batched reverse chain of T network calls per
-  training step); the generated features train CL_net only. [inferred]
-* CL_net has a row for every class of the dataset; CE and the evaluation softmax range over
-  the classes of the current phase (base phase: base classes; full phase and test: base +
-  novel), so classes not yet trained get probability 0 instead of an untrained logit;
-* the full phase freezes the fusion by ``requires_grad`` (encoders, token projections,
-  embeddings, class token, transformer); BatchNorm statistics of the frozen encoders still
-  update in training mode, as with a plain ``requires_grad`` freeze; Proj_net, CL_net and
-  the diffusion model train on;
-* the epsilon-MLP is ``[x_t ; t ; w] -> generator_hidden -> latent_generator -> d_out`` with
-  LeakyReLU(0.2) and dropout ``diffusion_dropout`` [inferred: the published layer sizes are
-  the config keys of §4.4, the layer structure is not in the reference]; ``t`` enters as the
-  raw integer step, as published;
+* the reverse chain adds no noise at its last step (DDPM, Ho et al. Algorithm 2);
+  ``src/diffusion_models.py:DenoiseDiffusion.p_sample`` adds ``sqrt(beta_0) z`` there too
+  (``legacy_final_step_noise=True``);
+* LR drops: the recorded drop epochs are the scheduler's own reductions
+  (``ReduceLROnPlateau``, relative threshold 1e-4); the published ``AVDiff.optimize_scheduler``
+  records them with its own counter (strict ``>``, no threshold), which can differ from the
+  scheduler's drops when a validation score improves by less than 1e-4 relative (no switch).
+  The stage-1 base phase steps its scheduler on validation base accuracy (as published) and
+  stage 2 replays both phases' drops. ActivityNet's stage-1 validation crop of 30 steps
+  (``batch_seqlen_val_maxlen``) is not reproduced (evaluation crops to ``eval_maxlen``);
+* the published forward pass runs the reverse chain on every batch, also in the base phase
+  and on base batches, where no loss uses it; here it runs only for novel batches (same
+  losses, fewer RNG draws);
+* the full phase freezes the fusion by ``requires_grad``; BatchNorm statistics of the frozen
+  encoders still update in training mode, as published; Proj_net, CL_net and the diffusion
+  model train on;
 * ablations: ``fusion`` (Table 4.3, incl. ``alternate``), ``modalities`` (Table 4.5, one
   stream uses full attention), ``conditioning="av_prototype"`` (Table 4.6: the running
   per-class mean of the time-averaged, normalised audio ⊕ video inputs of the training
-  batches — re-implemented from the thesis text); ``generator="wgan"`` (Table 4.4 "AV-GAN",
-  re-implemented from the thesis text, no upstream reference: a conditional WGAN-GP on ``c_o``
-  with one-hidden-layer generator and critic of ``generator_hidden`` units, noise of
-  ``dim_out``, gradient penalty ``gan_gp_weight``; critic and generator are updated in the
-  same optimiser step, one critic update per step).
+  batches — re-implemented from the thesis text, not in the published code); ``generator="wgan"``
+  (Table 4.4 "AV-GAN", re-implemented from the thesis text, no upstream reference: a conditional
+  WGAN-GP on ``c_o`` with one-hidden-layer generator and critic of ``generator_hidden`` units,
+  noise of ``dim_out``, gradient penalty ``gan_gp_weight``; critic and generator are updated
+  in the same optimiser step, one critic update per step; the CE on its generated features
+  also reaches the generator).
 """
 
 from __future__ import annotations
