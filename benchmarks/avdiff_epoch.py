@@ -7,8 +7,8 @@ published UCF 5-shot model (``avdiff.ucf_5shot``: L 4, Z 2, T 200, batch 64). Bo
 stage 1 run through the real trainer (:class:`~lowshot.recipes.gzsl_trainer.MethodTrainer`):
 
 * ``base``: base-phase batches (CE + diffusion loss, everything trains);
-* ``full``: full-phase steps (a base batch and a novel batch of ``B`` each, fusion frozen, one
-  batched reverse chain of T steps per step for the ``B`` novel samples); the share of the time spent generating is measured by timing
+* ``full``: full-phase batches (per configured batch a base step and a novel step of ``B`` each, fusion
+  frozen, one batched reverse chain of T steps with its backward for the ``B`` novel samples); the share of the time spent generating is measured by timing
   :meth:`AVDiff.generate`.
 
 The compute floor is the analytic matmul FLOPs of a batch (:func:`model_gflop_per_batch`)
@@ -71,12 +71,12 @@ def model_gflop_per_batch(cfg: Any, spec: Any, batch: int, t_a: float, t_v: floa
     enc = t_a * (spec.audio_dim * h + h * d) + t_v * (spec.video_dim * h + h * d) + (t_a + t_v) * (d + cfg.pos_dim) * d
     layer = n_tok * (d * 3 * inner + inner * d + 2 * d * cfg.mlp_dim + 2 * n_tok * inner)
     fusion = 2 * (enc + cfg.depth * layer)  # forward FLOPs per sample
-    eps = 2 * ((cfg.dim_out + 1 + spec.text_dim) * cfg.generator_hidden + cfg.generator_hidden * cfg.latent_generator
-               + cfg.latent_generator * cfg.dim_out)  # fmt: skip
+    widths = [cfg.dim_out + 1 + spec.text_dim] + [int(cfg.generator_hidden / (i + 1)) for i in range(cfg.diffusion_layers)]
+    eps = 2 * (sum(a * b for a, b in zip(widths, widths[1:])) + widths[-1] * cfg.dim_out)
     heads = 2 * (d * cfg.decoder_hidden + cfg.decoder_hidden * cfg.dim_out) + eps
     trained = fusion + heads if phase == "base" else heads
     frozen = 0 if phase == "base" else fusion
-    generation = novel * cfg.diffusion_steps * eps if phase == "full" else 0
+    generation = 3 * novel * cfg.diffusion_steps * eps if phase == "full" else 0  # backward through the chain
     return (batch * (3 * trained + frozen) + generation) / 1e9
 
 
@@ -138,8 +138,8 @@ def run(batches: int, size: float, dataset: str = "UCF") -> list[dict[str, Any]]
         trainer.train_epoch(1)
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         store = view.stage_train(1)
-        # real samples per step: B in the base phase, B base + B novel in the full phase
-        real = method.epoch_indices(store.labels, 1, train.batch_size, train.sampler, np.random.default_rng(0)).shape[1]
+        # real samples per configured batch: B in the base phase, B base + B novel (two steps) in the full phase
+        real = method.batches_per_epoch(1) * train.batch_size
         flop = model_gflop_per_batch(cfg, spec, real, float(store.audio.lengths.mean()),
                                      float(store.video.lengths.mean()), gen["samples"] / batches, phase)  # fmt: skip
         rows.append({

@@ -36,7 +36,7 @@ def test_setting_validates_and_expected_numbers_are_consistent(name: str) -> Non
 def test_published_values_spot_checks() -> None:
     exp, m = parse_gfsl_experiment(load_paper_config("avdiff.activitynet_1shot"))
     assert (exp.train.batch_size, exp.train.lr, exp.train.lr_scheduler) == (32, 7e-5, True)
-    assert (m.depth, m.attention_switch, m.seqlen_mode, m.latent_generator) == (5, 3, "fixed", 32)
+    assert (m.depth, m.attention_switch, m.seqlen_mode, m.diffusion_layers) == (5, 3, "fixed", 1)
     assert (m.diffusion_steps, m.generator_hidden, m.diffusion_dropout, m.token_dropout) == (100, 64, 0.4, 0.1)
     exp, m = parse_gfsl_experiment(load_paper_config("avdiff.vggsound_20shot"))
     assert (exp.train.lr, exp.train.lr_scheduler, m.depth, m.attention_switch, m.diffusion_steps) == (6e-5, False, 8, 5, 100)

@@ -49,7 +49,7 @@ def test_epsilon_loss_is_the_mse_of_the_predicted_noise() -> None:
 
 def test_reverse_chain_is_one_batched_chain_of_T_calls() -> None:
     d = LinearDDPM(30)
-    model = NoisePredictor(dim=6, cond_dim=4, hidden=16, latent=8)
+    model = NoisePredictor(dim=6, cond_dim=4, hidden=16)
     calls = []
 
     def counted(x_t, c, t):
@@ -60,6 +60,46 @@ def test_reverse_chain_is_one_batched_chain_of_T_calls() -> None:
     assert out.shape == (17, 6) and torch.isfinite(out).all()
     assert len(calls) == 30 and all(shape == (17, 6) and same for shape, _, same in calls)
     assert [t for _, t, _ in calls] == list(range(29, -1, -1))
+
+
+def test_noise_predictor_has_the_published_layers() -> None:
+    """AVDIFF-GFSL GeneratorNetDiffusion: LeakyReLU(0.01) on [x_t ; t ; w], then per block
+    Linear(hidden / i) -> LeakyReLU [-> Dropout], then Linear to D (no latent_generator layer)."""
+
+    def kinds(m: NoisePredictor) -> list[tuple[str, float | None]]:
+        attr = ("out_features", "negative_slope", "p")
+        return [(type(x).__name__, next((getattr(x, a) for a in attr if hasattr(x, a)), None)) for x in m.net]
+
+    assert kinds(NoisePredictor(dim=6, cond_dim=4, hidden=16)) == [
+        ("LeakyReLU", 0.01), ("Linear", 16), ("LeakyReLU", 0.01), ("Linear", 6)]  # fmt: skip
+    assert NoisePredictor(6, 4, 16).net[1].in_features == 6 + 1 + 4
+    assert kinds(NoisePredictor(6, 4, 16, layers=2, dropout=0.3)) == [
+        ("LeakyReLU", 0.01), ("Linear", 16), ("LeakyReLU", 0.01), ("Dropout", 0.3),
+        ("Linear", 8), ("LeakyReLU", 0.01), ("Dropout", 0.3), ("Linear", 6)]  # fmt: skip
+    x, c = torch.randn(3, 6), torch.randn(3, 4)
+    t = torch.tensor([0, 5, 9])  # t enters as the raw integer step
+    m = NoisePredictor(6, 4, 16)
+    assert torch.allclose(m(x, c, t), m.net(torch.cat([x, t.float().unsqueeze(-1), c], 1)))
+
+
+def test_reverse_chain_passes_gradients_and_final_noise_is_optional() -> None:
+    d = LinearDDPM(3)
+    model = NoisePredictor(dim=5, cond_dim=2, hidden=8)
+    out = d.sample(model, torch.randn(4, 2), 5)
+    out.pow(2).sum().backward()  # the CE on generated features trains epsilon_theta (published)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+    def zero(x_t: torch.Tensor, c: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(x_t)
+
+    d1 = LinearDDPM(1)  # one step: x_0 = x_1 / sqrt(alpha_0) (+ sqrt(beta_0) z with final_noise)
+    plain = d1.sample(zero, torch.zeros(2000, 1), 3, torch.Generator().manual_seed(0))
+    noisy = d1.sample(zero, torch.zeros(2000, 1), 3, torch.Generator().manual_seed(0), final_noise=True)
+    g = torch.Generator().manual_seed(0)
+    x1 = torch.randn(2000, 3, generator=g)
+    assert torch.allclose(plain, x1 / d1.alphas[0].sqrt())
+    z = (noisy - plain) / d1.betas[0].sqrt()
+    assert torch.allclose(z, torch.randn(2000, 3, generator=g), atol=1e-4)
 
 
 def test_hybrid_schedule_through_the_mask_function() -> None:

@@ -17,7 +17,7 @@ SMALL = [
     "train.batch_size=8", "train.eval_batch_size=64", "protocol.epochs_fine_tune=1", "train.progress=false",
     "model.dim=16", "model.encoder_hidden=16", "model.decoder_hidden=16", "model.dim_out=8", "model.pos_dim=8",
     "model.depth=2", "model.attention_switch=1", "model.heads=2", "model.dim_head=4", "model.mlp_dim=16",
-    "model.diffusion_steps=5", "model.generator_hidden=16", "model.latent_generator=8",
+    "model.diffusion_steps=5", "model.generator_hidden=16",
 ]  # fmt: skip
 
 

@@ -7,7 +7,10 @@ Time indices are 0-based (``t = 0 .. T-1``), so ``t`` here is the thesis' ``t - 
 * forward noising in closed form: ``x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps`` (Eq. 4.8);
 * the epsilon-prediction loss ``|eps - eps_theta(x_t, c, t)|^2`` at a uniform random ``t`` (Eq. 4.8);
 * ancestral sampling (Eq. 4.9) with ``sigma_t^2 = beta_t``; the whole batch runs **one**
-  reverse chain of ``T`` network calls (never one chain per sample).
+  reverse chain of ``T`` network calls (never one chain per sample). The last step adds no
+  noise (Ho et al., Algorithm 2); ``final_noise=True`` adds ``sqrt(beta_0) z`` there too, as the
+  published ``DenoiseDiffusion.p_sample`` (AVDIFF-GFSL ``src/diffusion_models.py``) does.
+  Gradients flow through the chain unless the caller disables them.
 
 The noise predictor is any callable ``eps_model(x_t [B, D], cond [B, D_c], t [B] int64) -> [B, D]``.
 """
@@ -67,10 +70,10 @@ class LinearDDPM(nn.Module):
         noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
         return F.mse_loss(eps_model(self.q_sample(x0, t, noise), cond, t), noise)
 
-    @torch.no_grad()
     def sample(
-        self, eps_model: EpsModel, cond: torch.Tensor, dim: int, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
+        self, eps_model: EpsModel, cond: torch.Tensor, dim: int, generator: torch.Generator | None = None,
+        final_noise: bool = False,
+    ) -> torch.Tensor:  # fmt: skip
         """Generate one feature per conditioning row with a single batched reverse chain (Eq. 4.9).
 
         Args:
@@ -78,6 +81,7 @@ class LinearDDPM(nn.Module):
             cond: ``[B, D_c]`` conditioning.
             dim: ``D`` of the generated features.
             generator: optional RNG.
+            final_noise: also add ``sigma_0 z`` at the last step (published).
 
         Returns:
             ``[B, D]`` samples ``x_0``.
@@ -88,29 +92,36 @@ class LinearDDPM(nn.Module):
             tt = torch.full((b,), t, device=cond.device, dtype=torch.long)
             eps = eps_model(x, cond, tt)
             x = (x - self.betas[t] / (1.0 - self.alpha_bars[t]).sqrt() * eps) / self.alphas[t].sqrt()
-            if t > 0:
+            if t > 0 or final_noise:
                 x = x + self.betas[t].sqrt() * torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
         return x
 
 
 class NoisePredictor(nn.Module):
-    """epsilon_theta: an MLP on ``[x_t ; t ; cond]`` (the published input order, ``t`` as a raw integer).
+    """epsilon_theta as published (AVDIFF-GFSL ``src/AVDiff.py:GeneratorNetDiffusion``): on
+    ``[x_t ; t ; cond]`` (``t`` the raw integer step) a LeakyReLU, then ``layers`` blocks
+    Linear(``hidden / i``) -> LeakyReLU [-> Dropout] (``i = 1 .. layers``), then Linear to ``D``;
+    LeakyReLU slope 0.01 (torch's default).
 
     Args:
         dim: ``D`` of the features.
         cond_dim: ``D_c`` of the conditioning.
         hidden: first hidden width (``generator_hidden``).
-        latent: second hidden width (``latent_generator``).
-        dropout: dropout after each hidden layer (``diffusion_dropout_value``).
+        layers: hidden blocks (``number_layers_diffusion``, 1 in every published config).
+        dropout: dropout after each hidden block (``diffusion_dropout_value``; none if 0).
     """
 
-    def __init__(self, dim: int, cond_dim: int, hidden: int, latent: int, dropout: float = 0.0) -> None:
+    def __init__(self, dim: int, cond_dim: int, hidden: int, layers: int = 1, dropout: float = 0.0) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(dim + 1 + cond_dim, hidden), nn.LeakyReLU(0.2), nn.Dropout(dropout),
-            nn.Linear(hidden, latent), nn.LeakyReLU(0.2), nn.Dropout(dropout),
-            nn.Linear(latent, dim),
-        )  # fmt: skip
+        if layers < 1:
+            raise ValueError(f"the noise predictor needs at least one hidden layer, got {layers}")
+        mods: list[nn.Module] = [nn.LeakyReLU()]
+        width = dim + 1 + cond_dim
+        for i in range(layers):
+            out = int(hidden / (i + 1))
+            mods += [nn.Linear(width, out), nn.LeakyReLU()] + ([nn.Dropout(dropout)] if dropout else [])
+            width = out
+        self.net = nn.Sequential(*mods, nn.Linear(width, dim))
 
     def forward(self, x_t: torch.Tensor, cond: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """``[B, D]``, ``[B, D_c]``, ``[B]`` -> predicted noise ``[B, D]``."""

@@ -53,7 +53,9 @@ BetaSource = Literal["best_epoch", "last_epoch"]
 class PhaseAware(Protocol):
     """A method that changes with the GFSL phase (AV-Diff: frozen fusion and generation in ``full``)."""
 
-    def start_phase(self, phase: Phase, train_classes: np.ndarray, novel_classes: np.ndarray) -> None:
+    def start_phase(
+        self, phase: Phase, train_classes: np.ndarray, novel_classes: np.ndarray, stage_classes: np.ndarray | None = None
+    ) -> None:
         """Called before each phase's optimiser is built.
 
         Args:
@@ -61,6 +63,8 @@ class PhaseAware(Protocol):
             train_classes: sorted global indices of the phase's training classes (the rows of
                 the class embeddings ``training_loss`` receives).
             novel_classes: the novel classes among them (empty in the base phase).
+            stage_classes: sorted base + novel classes of the stage, in both phases (AV-Diff's
+                classifier range); None: ``train_classes``.
         """
 
 
@@ -86,7 +90,8 @@ def _clone(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def start_phase(method: Any, view: GZSLBenchmark, phase: Phase, novel: np.ndarray) -> None:
     """Tell a :class:`PhaseAware` method which phase starts (others train all parameters throughout)."""
     if isinstance(method, PhaseAware):
-        method.start_phase(phase, view.train_classes(1), np.intersect1d(novel, view.train_classes(1)))
+        train = view.train_classes(1)
+        method.start_phase(phase, train, np.intersect1d(novel, train), stage_classes=np.union1d(train, novel))
 
 
 def legacy_test_view(view: GZSLBenchmark) -> GZSLBenchmark:

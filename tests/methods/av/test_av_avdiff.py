@@ -77,10 +77,33 @@ def test_full_phase_freezes_fusion_and_generates_for_novel_samples(tiny_temporal
     assert torch.allclose(scores.sum(1), torch.ones(len(idx))) and (scores[:, 14:] == 0).all()
 
 
-def test_full_phase_step_takes_a_base_batch_a_novel_batch_and_a_generated_batch(tiny_temporal) -> None:
-    """Thesis §4.4.3: each full-phase step trains on B real base samples (class-balanced over
-    the base classes), B real novel shots (class-balanced over the novel classes) and B
-    generated novel features, one per real novel sample."""
+def test_base_phase_classifies_over_all_classes_of_the_stage(tiny_temporal) -> None:
+    """Published: CL_net has one output per class of the stage (base + novel, AVDIFF-GFSL main.py
+    logits_length), so the base-phase CE and the base-phase validation softmax range over the
+    novel classes too (their logits are trained down before any novel sample is seen)."""
+    torch.manual_seed(0)
+    bench = gfsl_from_gzsl(tiny_temporal, 2)
+    view = bench.phase(1, "base")
+    m = AVDiff(AVDiffConfig(**TINY), _spec())
+    start_phase(m, view, "base", bench.partition.novel_1)
+    stage = np.union1d(view.train_classes(1), bench.partition.novel_1)
+    assert len(m.novel_) == 0 and m.classes_.tolist() == stage.tolist()
+    train = view.stage_train(1)
+    idx = np.arange(0, len(train), 4)
+    batch = m.collate(train, idx, np.searchsorted(view.train_classes(1), train.labels[idx]), True)
+    assert m._logits(m.embed(batch)[0]).shape == (len(idx), len(stage))
+    m.eval()
+    with torch.no_grad():
+        scores = m.class_scores(batch, torch.as_tensor(tiny_temporal.class_embeddings))
+    assert (scores[:, bench.partition.novel_1] > 0).all() and torch.allclose(scores.sum(1), torch.ones(len(idx)))
+    assert (np.delete(scores.numpy(), stage, axis=1) == 0).all()
+
+
+def test_full_phase_alternates_base_and_novel_steps_with_generated_twins(tiny_temporal) -> None:
+    """Published fine-tune (AVDIFF-GFSL src/train.py:train_step_two_dataloaders): per configured
+    batch, one optimiser step on B real base samples (class-balanced over the base classes, CE +
+    diffusion), then one on B real novel shots (class-balanced over the novel classes) with B
+    generated novel features, one per real novel sample (CE real + CE generated + diffusion)."""
     torch.manual_seed(0)
     bench = gfsl_from_gzsl(tiny_temporal, 2)
     view = bench.phase(1, "full")
@@ -89,18 +112,42 @@ def test_full_phase_step_takes_a_base_batch_a_novel_batch_and_a_generated_batch(
     novel = m.novel_.numpy()
     assert len(novel) and np.isin(view.stage_train(1).labels, novel).mean() < 0.5  # novel shots are a minority
     batches: list[np.ndarray] = []  # labels of each training batch
+    terms: list[set[str]] = []
     generated: list[int] = []  # size of each generated batch
     loss, generate = m.training_loss, m.generate
-    m.training_loss = lambda batch, emb: batches.append(batch.labels.numpy()) or loss(batch, emb)
+
+    def logged_loss(batch, emb):
+        out = loss(batch, emb)
+        batches.append(batch.labels.numpy())
+        terms.append(set(out["loss_terms"]))
+        return out
+
+    m.training_loss = logged_loss
     m.generate = lambda cond: generated.append(len(cond)) or generate(cond)
     B = 8
     train = TrainConfig(batch_size=B, n_batches=3, device="cpu", progress=False)
-    MethodTrainer(m, view, 1, train, 0, torch.device("cpu")).train_epoch(0)
-    assert len(batches) == 3 and generated == [B] * 3
-    for labels in batches:
+    steps = []
+    trainer = MethodTrainer(m, view, 1, train, 0, torch.device("cpu"))
+    step = trainer.optimizer.step
+    trainer.optimizer.step = lambda *a, **k: steps.append(1) or step(*a, **k)
+    trainer.train_epoch(0)
+    assert len(batches) == 6 and len(steps) == 6 and generated == [B] * 3
+    for i, labels in enumerate(batches):
         is_novel = np.isin(labels, novel)
-        assert len(labels) == 2 * B and is_novel.sum() == B
-        assert is_novel[1::2].all()  # interleaved: any contiguous shard keeps the 1:1 mix
+        assert len(labels) == B and is_novel.all() == bool(i % 2) and is_novel.any() == bool(i % 2)
+        assert terms[i] == ({"ce", "diffusion", "ce_generated"} if i % 2 else {"ce", "diffusion"})
+
+
+def test_ce_on_generated_features_trains_the_noise_predictor(tiny_temporal) -> None:
+    """Published: the generated features keep their graph, so the CE on them reaches epsilon_theta
+    through the whole reverse chain (thesis §4.4.3: the diffusion model trains on L_ce + L_diff)."""
+    torch.manual_seed(0)
+    m = AVDiff(AVDiffConfig(**TINY), _spec())
+    m.start_phase("full", np.arange(14), np.arange(10, 14))
+    m.train()
+    fake = m.generate(torch.randn(5, _spec().text_dim))
+    torch.nn.functional.cross_entropy(m._logits(fake), m._rows(torch.tensor([10, 11, 12, 13, 10]))).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.net.eps_model.parameters())
 
 
 @pytest.mark.slow

@@ -178,8 +178,11 @@ class AVCA(GZSLMethod):
             self.head = PhaseClasses(c.dim_out, num_classes_of(spec, "avca with gfsl_classifier"))
             self.score_kind = "probability"
 
-    def start_phase(self, phase: str, train_classes: np.ndarray, novel_classes: np.ndarray) -> None:
-        """GFSL phase hook: restrict the ``gfsl_classifier`` to ``train_classes`` ``[C_p]`` (no-op without it)."""
+    def start_phase(
+        self, phase: str, train_classes: np.ndarray, novel_classes: np.ndarray, stage_classes: np.ndarray | None = None
+    ) -> None:
+        """GFSL phase hook: restrict the ``gfsl_classifier`` to ``train_classes`` ``[C_p]`` (no-op without it;
+        ``stage_classes`` unused)."""
         if self.config.gfsl_classifier:
             self.head.start(train_classes)
 

@@ -112,8 +112,10 @@ class GFSLClassifier(GZSLMethod):
         #: novel classes of the current phase (empty in the base phase)
         self.novel_ = torch.zeros(0, dtype=torch.long)
 
-    def start_phase(self, phase: str, train_classes: np.ndarray, novel_classes: np.ndarray) -> None:
-        """Restrict the classifier to ``train_classes`` ``[C_p]``; remember the novel ones."""
+    def start_phase(
+        self, phase: str, train_classes: np.ndarray, novel_classes: np.ndarray, stage_classes: np.ndarray | None = None
+    ) -> None:
+        """Restrict the classifier to ``train_classes`` ``[C_p]``; remember the novel ones (``stage_classes`` unused)."""
         self.head.start(train_classes)
         self.novel_ = torch.as_tensor(np.asarray(novel_classes), dtype=torch.long)
 

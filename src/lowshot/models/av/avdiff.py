@@ -33,7 +33,9 @@ class AVDiffNetConfig(TCaFNetConfig):
             or one pattern for all layers (``full``, ``self``, ``cross``) — Table 4.3.
         attention_switch: ``Z`` (``layer_change_attention``).
         diffusion_steps: ``T``. beta_start / beta_end: the linear schedule.
-        generator_hidden / latent_generator: hidden widths of epsilon_theta.
+        generator_hidden: first hidden width of epsilon_theta (``generator_hidden_size``).
+        diffusion_layers: hidden blocks of epsilon_theta (``number_layers_diffusion``; the
+            published ``latent_generator`` is read but used by no module).
         diffusion_dropout: dropout of epsilon_theta (``diffusion_dropout_value``).
         generator: ``diffusion`` (the DDPM) or ``wgan`` (Table 4.4's AV-GAN: a conditional
             WGAN-GP generator and critic with ``generator_hidden`` units, noise of ``dim_out``).
@@ -50,7 +52,7 @@ class AVDiffNetConfig(TCaFNetConfig):
     beta_start: float = 1e-4
     beta_end: float = 0.02
     generator_hidden: int = 128
-    latent_generator: int = 64
+    diffusion_layers: int = 1
     diffusion_dropout: float = 0.0
     generator: Literal["diffusion", "wgan"] = "diffusion"
 
@@ -96,7 +98,7 @@ class AVDiffNet(nn.Module):
         if cfg.generator == "diffusion":
             self.ddpm = LinearDDPM(cfg.diffusion_steps, cfg.beta_start, cfg.beta_end)
             self.eps_model = NoisePredictor(
-                cfg.dim_out, cond_dim, cfg.generator_hidden, cfg.latent_generator, cfg.diffusion_dropout
+                cfg.dim_out, cond_dim, cfg.generator_hidden, cfg.diffusion_layers, cfg.diffusion_dropout
             )
         else:  # Table 4.4: G(z ; w) and D(x ; w), as in TSL's feature GAN [re-implemented]
             self.gan_g = ConditionedMLP(cfg.dim_out, cond_dim, cfg.generator_hidden, cfg.dim_out)
