@@ -55,13 +55,14 @@ def benchmark_of(size: float, cache: Path):
     return bench
 
 
-def method_and_train(name: str, bench, **train_overrides):
-    """A fresh method of ``name`` with its published UCF setting's model and training values."""
+def method_and_train(name: str, bench, overrides: tuple[str, ...] = (), **train_overrides):
+    """A fresh method of ``name`` with its published UCF setting's model and training values
+    (then ``overrides``, ``key=value`` strings, then ``train_overrides``)."""
     from lowshot.config.paper import load_paper_config
     from lowshot.recipes.gzsl import input_spec, parse_experiment
 
     setting = SETTING.get(name, f"{name}.ucf_cls")
-    exp, model_cfg = parse_experiment(load_paper_config(setting, ["train.progress=false"]))
+    exp, model_cfg = parse_experiment(load_paper_config(setting, ["train.progress=false", *overrides]))
     from dataclasses import replace
 
     from lowshot.methods.base import GZSLMethod, method_of_family
@@ -144,7 +145,8 @@ def bench_table(args: argparse.Namespace) -> None:
                     seed_everything(seed + 1000 * stage)
                     common = {"batch_size": args.batch_size, "lr": args.lr, "lr_scheduler": False} if args.lr else {}
                     method, train, _ = method_and_train(
-                        name, bench, epochs=args.epochs, n_batches=args.n_batches, seeds=(seed,), **common
+                        name, bench, tuple(args.overrides), epochs=args.epochs, n_batches=args.n_batches,
+                        seeds=(seed,), **common
                     )
                     return MethodTrainer(method, bench, stage, train, seed, torch.device("cpu"))
 
@@ -173,6 +175,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=None,
                    help="one Adam lr for every method, with --batch-size and no LR scheduler (default: each setting's own)")
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--overrides", nargs="*", default=[], help="more key=value overrides of every setting")
     p = sub.add_parser("_one")
     p.add_argument("method")
     p.add_argument("--size", type=float, required=True)
