@@ -61,15 +61,7 @@ def _patch_torch(threads: int) -> None:
     torch.set_num_threads(threads)
     torch.Tensor.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
     torch.nn.Module.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
-    tensor_to = torch.Tensor.to
-
-    def to_cpu(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
-        args = tuple("cpu" if _is_cuda(x) else x for x in args)
-        if _is_cuda(kwargs.get("device")):
-            kwargs["device"] = "cpu"
-        return tensor_to(self, *args, **kwargs)
-
-    torch.Tensor.to = to_cpu  # type: ignore[method-assign]
+    _cuda_to_cpu()
 
     plateau_init = lr_scheduler.ReduceLROnPlateau.__init__
 
@@ -97,6 +89,21 @@ def _patch_torch(threads: int) -> None:
         return torch_load(*args, **kwargs)
 
     torch.load = load  # type: ignore[assignment]
+
+
+def _cuda_to_cpu() -> None:
+    """``Tensor.to("cuda" | torch.device("cuda"), ...)`` moves to the CPU instead."""
+    import torch
+
+    tensor_to = torch.Tensor.to
+
+    def to_cpu(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        args = tuple("cpu" if _is_cuda(x) else x for x in args)
+        if _is_cuda(kwargs.get("device")):
+            kwargs["device"] = "cpu"
+        return tensor_to(self, *args, **kwargs)
+
+    torch.Tensor.to = to_cpu  # type: ignore[method-assign]
 
 
 def _is_cuda(device: object) -> bool:
