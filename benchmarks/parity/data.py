@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from lowshot.data.av.datasets import dataset_spec, text_file_stem
@@ -71,15 +72,25 @@ def write_parity_data(
     out_root = Path(out_root)
     if (out_root / dataset).exists():
         return out_root
-    out_root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_root.name}-", dir=out_root.parent))
-    try:
+
+    def build(tmp: Path) -> None:
         feature_dir = write_synthetic(
             tmp, preset=preset, dataset=dataset, seed=seed, size=size,
             class_split=split, embeddings=emb, trust_pickle=True,
         )  # fmt: skip
         if keys == "aligned":
             _align_keys(tmp / dataset / "class-split", Path(feature_dir), dataset, preset)
+
+    return _build_then_rename(out_root, dataset, build)
+
+
+def _build_then_rename(out_root: Path, dataset: str, build: Callable[[Path], None]) -> Path:
+    """Run ``build`` in a temporary sibling of ``out_root`` and rename it into place (another
+    process that finished first wins); return ``out_root``."""
+    out_root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_root.name}-", dir=out_root.parent))
+    try:
+        build(tmp)
         try:
             tmp.rename(out_root)
         except OSError:  # another process finished first
@@ -111,18 +122,12 @@ def write_parity_kshot_data(
     src = write_parity_data(out_root.with_name(out_root.name + "_gzsl"), shared, dataset, "cls_temporal", size,
                             seed, keys)  # fmt: skip
     gzsl = load_gzsl_benchmark(src, dataset, get_preset("cls_temporal").feature_dir, "cls", trust_pickle=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_root.name}-", dir=out_root.parent))
-    try:
+
+    def build(tmp: Path) -> None:
         shutil.copytree(src / dataset / "class-split", tmp / dataset / "class-split")
         write_kshot_layout(tmp, dataset, gfsl_from_gzsl(gzsl, k, seed))
-        try:
-            tmp.rename(out_root)
-        except OSError:  # another process finished first
-            if not (out_root / dataset).exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_root
+
+    return _build_then_rename(out_root, dataset, build)
 
 
 def _align_keys(split_dir: Path, feature_dir: Path, dataset: str, preset: str) -> None:
