@@ -19,11 +19,18 @@ import os
 import sys
 from pathlib import Path
 
-from benchmarks.parity import avca, clipclap, tcaf
+from benchmarks.parity import avca, avdiff, clipclap, tcaf
 from benchmarks.parity.data import KEYS, write_parity_data
-from benchmarks.parity.harness import Settings, cached, run_lowshot_seed, table, within_spread
+from benchmarks.parity.harness import (
+    METRICS,
+    Settings,
+    cached,
+    run_lowshot_seed,
+    table,
+    within_spread,
+)
 
-METHODS = {"avca": avca, "clipclap": clipclap, "tcaf": tcaf}
+METHODS = {"avca": avca, "avdiff": avdiff, "clipclap": clipclap, "tcaf": tcaf}
 DEFAULT_SHARED = Path(
     os.environ.get("LOWSHOT_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data")
 )
@@ -47,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learning rate for both sides (default: each setting's published one)")
     p.add_argument("--depth", type=int, default=None,
                    help="transformer depth for both sides (tcaf only; default: the published one)")
+    p.add_argument("--shots", type=int, default=None, help="k of a GFSL setting (avdiff only; default 5)")
+    p.add_argument("--epochs-fine-tune", type=int, default=None,
+                   help="GFSL full-phase epochs for both sides (avdiff only; default: the published one)")
     p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     p.add_argument("--size", type=float, default=0.2, help="synthetic data size (fraction of real)")
     p.add_argument("--data-seed", type=int, default=0)
@@ -59,12 +69,17 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("LOWSHOT_NO_PROGRESS", "1")
     mod = METHODS[a.method]
     st = Settings(a.dataset, a.split, a.epochs, a.n_batches, a.batch_size, tuple(a.seeds), a.size,
-                  a.data_seed, a.keys, a.lr, a.depth)
+                  a.data_seed, a.keys, a.lr, a.depth, a.shots, a.epochs_fine_tune)
     if a.depth and a.method != "tcaf":
         raise SystemExit("--depth: only tcaf has a transformer depth setting")
+    if (a.shots or a.epochs_fine_tune) and a.method != "avdiff":
+        raise SystemExit("--shots / --epochs-fine-tune: only avdiff is a GFSL method")
     work = a.work / a.method / st.tag()
     data_root = work / "data"
-    write_parity_data(data_root, a.shared, st.dataset, mod.PRESET[st.split], st.size, st.data_seed, st.keys)
+    if hasattr(mod, "write_data"):
+        mod.write_data(data_root, a.shared, st)
+    else:
+        write_parity_data(data_root, a.shared, st.dataset, mod.PRESET[st.split], st.size, st.data_seed, st.keys)
     rows = []
     for row in a.rows:
         results = []
@@ -81,14 +96,15 @@ def main(argv: list[str] | None = None) -> int:
                     mod.lowshot_setting(st), ov, data_root, work / "lowshot" / f"{row}_s{s}", st, s)))
         rows.append((("published code" if row == "published" else f"lowshot {row}"), results))
     print(f"{a.method} on {st.tag()} (test, x100)")
-    print(table(rows))
+    print(table(rows, getattr(mod, "LABELS", METRICS)))
     pub = dict(rows).get("published code")
     if pub and len(pub) > 1:
         for name, res in rows:
             if name != "published code" and len(res) > 1:
                 ok = {k: within_spread(pub, res, k) for k in ("HM", "U")}
+                named = dict(zip(METRICS, getattr(mod, "LABELS", METRICS)))
                 print(f"{name}: mean within the published seed range: " +
-                      ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in ok.items()))
+                      ", ".join(f"{named[k]} {'yes' if v else 'no'}" for k, v in ok.items()))
     return 0
 
 

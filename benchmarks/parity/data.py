@@ -5,6 +5,9 @@ semantics are the real fastText class-name vectors, so zero-shot transfer is lea
 way it is on the real benchmark: the features of every class, seen or unseen, are driven by
 the same map of its class-name vector.
 
+GFSL (AV-Diff): :func:`write_parity_kshot_data` draws k shots from such a GZSL ``cls_temporal``
+tree and writes the released k-shot layout (``class-split/<k>-shot``, ``features/<k>-shot``).
+
 Two key variants of the class-embedding dict:
 
 * ``released``: the dict keys are the released ``manual`` names. The published code attaches
@@ -19,6 +22,7 @@ from __future__ import annotations
 import csv
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from lowshot.data.av.datasets import dataset_spec, text_file_stem
@@ -68,15 +72,25 @@ def write_parity_data(
     out_root = Path(out_root)
     if (out_root / dataset).exists():
         return out_root
-    out_root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_root.name}-", dir=out_root.parent))
-    try:
+
+    def build(tmp: Path) -> None:
         feature_dir = write_synthetic(
             tmp, preset=preset, dataset=dataset, seed=seed, size=size,
             class_split=split, embeddings=emb, trust_pickle=True,
         )  # fmt: skip
         if keys == "aligned":
             _align_keys(tmp / dataset / "class-split", Path(feature_dir), dataset, preset)
+
+    return _build_then_rename(out_root, dataset, build)
+
+
+def _build_then_rename(out_root: Path, dataset: str, build: Callable[[Path], None]) -> Path:
+    """Run ``build`` in a temporary sibling of ``out_root`` and rename it into place (another
+    process that finished first wins); return ``out_root``."""
+    out_root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_root.name}-", dir=out_root.parent))
+    try:
+        build(tmp)
         try:
             tmp.rename(out_root)
         except OSError:  # another process finished first
@@ -85,6 +99,35 @@ def write_parity_data(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_root
+
+
+def write_parity_kshot_data(
+    out_root: Path, shared: Path, dataset: str = "UCF", k: int = 5, size: float = 0.2, seed: int = 0,
+    keys: str = "aligned",
+) -> Path:
+    """Write the released k-shot layout ``<out_root>/<dataset>/{class-split,features/<k>-shot}``; return the root.
+
+    The features are the GZSL ``cls_temporal`` tree of :func:`write_parity_data` (written once
+    to the sibling ``<out_root>_gzsl``); one stage-1 and three stage-2 draws of ``k`` shots
+    per novel class, deterministic from ``seed`` (``lowshot.data.av.fsl.gfsl_from_gzsl``). The
+    class-split folder (with ``all_class.txt`` and the name CSVs the published code reads) is
+    the GZSL tree's. Built in a temporary sibling and renamed into place, as above.
+    """
+    from lowshot.data.av.fsl import gfsl_from_gzsl, write_kshot_layout
+    from lowshot.data.av.gzsl import load_gzsl_benchmark
+
+    out_root = Path(out_root)
+    if (out_root / dataset / "features" / f"{k}-shot").is_dir():
+        return out_root
+    src = write_parity_data(out_root.with_name(out_root.name + "_gzsl"), shared, dataset, "cls_temporal", size,
+                            seed, keys)  # fmt: skip
+    gzsl = load_gzsl_benchmark(src, dataset, get_preset("cls_temporal").feature_dir, "cls", trust_pickle=True)
+
+    def build(tmp: Path) -> None:
+        shutil.copytree(src / dataset / "class-split", tmp / dataset / "class-split")
+        write_kshot_layout(tmp, dataset, gfsl_from_gzsl(gzsl, k, seed))
+
+    return _build_then_rename(out_root, dataset, build)
 
 
 def _align_keys(split_dir: Path, feature_dir: Path, dataset: str, preset: str) -> None:

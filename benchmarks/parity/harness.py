@@ -38,6 +38,9 @@ class Settings:
         lr: None keeps the learning rate of the setting (published and lowshot alike).
         depth: None keeps the transformer depth of the setting (TCaF only: published
             ``--transformer_depth``, lowshot ``model.depth``).
+        shots: k of a GFSL setting (AV-Diff: ``avdiff.<ds>_<k>shot``); None for GZSL.
+        epochs_fine_tune: GFSL full-phase epochs (published ``--epochs_fine_tune``, lowshot
+            ``protocol.epochs_fine_tune``); None keeps the setting's.
     """
 
     dataset: str = "UCF"
@@ -51,12 +54,16 @@ class Settings:
     keys: str = "aligned"
     lr: float | None = None
     depth: int | None = None
+    shots: int | None = None
+    epochs_fine_tune: int | None = None
 
     def tag(self) -> str:
         bs = f"_bs{self.batch_size}" if self.batch_size else ""
         lr = f"_lr{self.lr:g}" if self.lr else ""
         lr += f"_depth{self.depth}" if self.depth else ""
-        return (f"{self.dataset}_{self.split}_e{self.epochs}_nb{self.n_batches}{bs}{lr}_size{self.size}"
+        split = f"{self.split}_{self.shots}shot" if self.shots else self.split
+        ft = f"_ft{self.epochs_fine_tune}" if self.epochs_fine_tune else ""
+        return (f"{self.dataset}_{split}_e{self.epochs}{ft}_nb{self.n_batches}{bs}{lr}_size{self.size}"
                 f"_d{self.data_seed}_{self.keys}")
 
     def published_flags(self) -> dict[str, object]:
@@ -68,12 +75,19 @@ class Settings:
             flags["--lr"] = self.lr
         if self.depth:
             flags["--transformer_depth"] = self.depth
+        if self.epochs_fine_tune:
+            flags["--epochs_fine_tune"] = self.epochs_fine_tune
         return flags
 
 
 @dataclass
 class SeedResult:
-    """Test metrics (x100) of one seed, the selected epoch (0-based) and beta, seconds/epoch."""
+    """Test metrics (x100) of one seed, the selected epoch (0-based) and beta, seconds/epoch.
+
+    GFSL rows (AV-Diff) store B / N / FSL in ``S`` / ``U`` / ``ZSL`` (the table names them
+    ``B N HM FSL``) and the base phase's selected epoch in ``best_epoch`` (the full phase's in
+    ``extra["best_full_epoch"]``).
+    """
 
     seed: int
     S: float
@@ -111,8 +125,9 @@ def variant_overrides(
 def run_lowshot_seed(
     setting: str, overrides: Sequence[str], data_root: Path, run_dir: Path, settings: Settings, seed: int
 ) -> SeedResult:
-    """One seed of a lowshot paper setting under the harness settings (in this process)."""
+    """One seed of a lowshot paper setting (GZSL or GFSL recipe) under the harness settings (in this process)."""
     from lowshot.config.paper import load_paper_config
+    from lowshot.recipes.gfsl import run_gfsl
     from lowshot.recipes.gzsl import run_gzsl
 
     ov = [
@@ -126,14 +141,23 @@ def run_lowshot_seed(
         ov.append(f"train.lr={settings.lr}")
     if settings.depth:
         ov.append(f"model.depth={settings.depth}")
+    if settings.epochs_fine_tune:
+        ov.append(f"protocol.epochs_fine_tune={settings.epochs_fine_tune}")
     config = load_paper_config(setting, [*ov, *overrides])
+    gfsl = config.get("recipe") == "gfsl"
     start = time.perf_counter()
-    summary = run_gzsl(config, run_dir)
+    summary = (run_gfsl if gfsl else run_gzsl)(config, run_dir)
     wall = time.perf_counter() - start
     history = json.loads((run_dir / f"seed_{seed}" / "history.json").read_text())
-    s = {**summary.per_seed[str(seed)], **summary.extra["selected"][str(seed)]}
+    per_epoch = wall / max(len(history), 1)
+    m = summary.per_seed[str(seed)]
+    if gfsl:
+        sel = summary.extra["per_seed"][str(seed)]
+        return SeedResult(seed, m["B"], m["N"], m["HM"], m["FSL"], int(sel["best_base_epoch"]), float(sel["beta"]),
+                          per_epoch, {"overrides": list(overrides), "best_full_epoch": int(sel["best_full_epoch"])})
+    s = {**m, **summary.extra["selected"][str(seed)]}
     return SeedResult(seed, s["S"], s["U"], s["HM"], s["ZSL"], int(s["best_epoch"]), float(s["beta"]),
-                      wall / max(len(history), 1), {"overrides": list(overrides)})
+                      per_epoch, {"overrides": list(overrides)})
 
 
 def mean_sd(values: Sequence[float]) -> tuple[float, float]:
@@ -142,9 +166,9 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float]:
     return stats["mean"], stats["std"]
 
 
-def table(rows: Sequence[tuple[str, Sequence[SeedResult]]]) -> str:
-    """Markdown: one line per (row, seed), then mean ± sd per row."""
-    head = "| row | seed | S | U | HM | ZSL | epoch | β | s/epoch |\n|---|---|---|---|---|---|---|---|---|"
+def table(rows: Sequence[tuple[str, Sequence[SeedResult]]], labels: Sequence[str] = METRICS) -> str:
+    """Markdown: one line per (row, seed), then mean ± sd per row; ``labels`` name the four metric columns."""
+    head = f"| row | seed | {' | '.join(labels)} | epoch | β | s/epoch |\n|---|---|---|---|---|---|---|---|---|"
     lines = [head]
     for name, results in rows:
         for r in results:

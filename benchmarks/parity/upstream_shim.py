@@ -3,11 +3,12 @@
 Usage::
 
     <upstream-python> upstream_shim.py [--skip-val-loss] [--skip-hparams-log] [--ragged-object-arrays]
-        [--pandas-keys-columns] [--stacked-list-tensors] [--threads N] <repo> <script.py> [args...]
+        [--pandas-keys-columns] [--stacked-list-tensors] [--no-git-branch] [--threads N] <repo> <script.py> [args...]
 
 The shims only change where and how fast the published code runs, never what it computes:
 
-* ``.cuda()`` on tensors and modules is a no-op (the published code hard-codes it in places);
+* ``.cuda()`` on tensors and modules is a no-op, and ``Tensor.to("cuda")`` stays on the CPU (the
+  published code hard-codes both in places, e.g. AV-Diff's diffusion constants);
 * ``DataLoader(num_workers=...)`` runs in the main process (the published 8 workers on a
   2-core machine only add start-up time); samples and their random draws are unchanged;
 * ``ReduceLROnPlateau(verbose=...)`` drops the argument removed in recent PyTorch;
@@ -36,7 +37,10 @@ The shims only change where and how fast the published code runs, never what it 
   element by element (measured here: ~10 s of a ~15 s training step at batch 64, more than
   the model). With the option, ``torch.tensor`` of a list of numpy arrays of one shape and
   dtype gets ``np.stack(list)`` instead: the same values, dtype and shape (tested), built in
-  one copy.
+  one copy;
+* ``--no-git-branch`` (AV-Diff ``src.utils.get_active_branch_name``): the published entry point
+  logs the branch by reading ``./.git/HEAD`` of the working directory and fails outside a git
+  checkout; with the option the logged branch name is empty (nothing reads it).
 
 This file imports nothing from lowshot (the upstream environment does not have it).
 """
@@ -57,6 +61,7 @@ def _patch_torch(threads: int) -> None:
     torch.set_num_threads(threads)
     torch.Tensor.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
     torch.nn.Module.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
+    _cuda_to_cpu()
 
     plateau_init = lr_scheduler.ReduceLROnPlateau.__init__
 
@@ -84,6 +89,29 @@ def _patch_torch(threads: int) -> None:
         return torch_load(*args, **kwargs)
 
     torch.load = load  # type: ignore[assignment]
+
+
+def _cuda_to_cpu() -> None:
+    """``Tensor.to("cuda" | torch.device("cuda"), ...)`` moves to the CPU instead."""
+    import torch
+
+    tensor_to = torch.Tensor.to
+
+    def to_cpu(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        args = tuple("cpu" if _is_cuda(x) else x for x in args)
+        if _is_cuda(kwargs.get("device")):
+            kwargs["device"] = "cpu"
+        return tensor_to(self, *args, **kwargs)
+
+    torch.Tensor.to = to_cpu  # type: ignore[method-assign]
+
+
+def _is_cuda(device: object) -> bool:
+    import torch
+
+    if isinstance(device, str):
+        return device.startswith("cuda")
+    return isinstance(device, torch.device) and device.type == "cuda"
 
 
 class _FirstBatchOnly:
@@ -129,6 +157,12 @@ def _skip_hparams_log() -> None:
     import src.utils as utils_module  # the published package; imported by name later
 
     utils_module.log_hparams = lambda *args, **kwargs: None
+
+
+def _no_git_branch() -> None:
+    import src.utils as utils_module  # the published package; imported by name later
+
+    utils_module.get_active_branch_name = lambda: ""
 
 
 def _ragged_object_arrays() -> None:
@@ -185,6 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ragged-object-arrays", action="store_true")
     p.add_argument("--pandas-keys-columns", action="store_true")
     p.add_argument("--stacked-list-tensors", action="store_true")
+    p.add_argument("--no-git-branch", action="store_true")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("repo", type=Path)
     p.add_argument("script")
@@ -204,6 +239,8 @@ def main(argv: list[str] | None = None) -> None:
         _pandas_keys_columns()
     if a.stacked_list_tensors:
         _stacked_list_tensors()
+    if a.no_git_branch:
+        _no_git_branch()
     sys.argv = [str(repo / a.script), *a.args]
     runpy.run_path(str(repo / a.script), run_name="__main__")
 
