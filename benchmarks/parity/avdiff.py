@@ -47,6 +47,7 @@ LEGACY = (
     "protocol.legacy_beta_zero_search_on_test=true",
     "model.input_norm=legacy_tcaf",
     "model.legacy_bn_over_padding=true",
+    "model.legacy_final_step_noise=true",
 )
 #: single-switch ablations on top of the lowshot default (name -> overrides)
 ABLATIONS = {
