@@ -102,6 +102,12 @@ def test_resume_after_kill_equals_uninterrupted(finished, tmp_path, monkeypatch)
     assert resumed.per_seed == reference.per_seed and resumed.extra == reference.extra
 
 
+def test_finished_seed_keeps_its_models_not_its_resume_state(finished):
+    run, _ = finished
+    left = sorted(p.name for p in (run / "seed_42" / "checkpoints").iterdir())
+    assert left == ["final_model.safetensors", "stage1_best_model.safetensors"]
+
+
 def test_multi_seed_mean_and_std(tmp_path):
     summary = run_gzsl(tiny_config(seeds=[1, 2], epochs=2), tmp_path)
     hms = [s["HM"] for s in summary.per_seed.values()]

@@ -226,6 +226,13 @@ class TwoStageProtocol:
         if chain is not None and is_main():  # under torchrun only rank 0 writes
             chain.commit(state["epoch"], trainer.state(), {k: v for k, v in state.items() if k != "epoch"})
 
+    def discard_resume_state(self) -> None:
+        """Delete both stages' epoch checkpoints once the result is written (the selected stage-1
+        model and the final model stay); a finished seed is never resumed."""
+        if self.checkpoint_dir is not None and is_main():
+            for stage in (1, 2):
+                CheckpointChain(self.checkpoint_dir, f"stage{stage}").discard()
+
     # ----------------------------------------------------------------- stages
     def _start_stage1(self, trainer: EpochTrainer) -> tuple[CheckpointChain | None, dict[str, Any]]:
         return self._resume(1, trainer, {

@@ -161,6 +161,7 @@ def _seed_protocol(
         if distributed.is_main():
             atomic_write_json(rd.path / "history.json", protocol.history_)
             rd.write_result(result)
+            protocol.discard_resume_state()
         return result
 
     protocol = TwoStageProtocol(

@@ -12,7 +12,8 @@ atomically), then deletes every ``stage1_epoch*.safetensors`` neither record nam
 at any point therefore leaves at least one complete, verifiable commit. On resume the
 latest record is verified (JSON readable, file present, size and SHA-256 equal, tensors
 readable); if it fails the previous one is used, and if that fails too the resume stops
-with a message naming each file and what is wrong with it.
+with a message naming each file and what is wrong with it. Once the run's result is written
+the chain is no longer needed to resume; :meth:`CheckpointChain.discard` removes it.
 """
 
 from __future__ import annotations
@@ -84,6 +85,14 @@ class CheckpointChain:
         for old in self.directory.glob(f"{self.name}_epoch*.safetensors"):
             if old.name not in keep:
                 old.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        """Delete this loop's commit records and checkpoint files (the run's result is written;
+        nothing resumes from them any more). Records go first, so a kill halfway leaves no record
+        naming a deleted file."""
+        for path in (self.latest_path, self.previous_path, *self.directory.glob(f"{self.name}_epoch*.safetensors")):
+            path.unlink(missing_ok=True)
+        self._last = None
 
     def restore(self) -> tuple[int, dict[str, Any], dict[str, torch.Tensor]] | None:
         """(epoch, state, tensors) of the newest verifiable commit; None if nothing was committed.
