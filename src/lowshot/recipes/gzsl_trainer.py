@@ -81,7 +81,9 @@ class MethodTrainer:
         by ``method.epoch_indices`` (the ``train.sampler`` draw unless a method composes its own).
 
         Returns:
-            Each loss term of ``training_loss`` averaged over the epoch's batches.
+            Each loss term of ``training_loss`` averaged over the batches that report it (a term
+            only some batches have, such as AV-Diff's ``ce_generated`` on novel batches, is the
+            mean over those).
         """
         cfg = self.config
         self.method.train()
@@ -89,6 +91,7 @@ class MethodTrainer:
         n_batches = self.method.batches_per_epoch(cfg.n_batches)
         batches = self.method.epoch_indices(self.train_set.labels, n_batches, cfg.batch_size, cfg.sampler, self.rng)
         sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, int] = {}
         for idx in batches:
             batch = self.method.collate(self.train_set, idx, self.targets[idx], True, self.rng)
             batch = distributed.shard_batch(batch).to(self.device)  # this rank's slice (all of it in one process)
@@ -100,8 +103,9 @@ class MethodTrainer:
             self.method.after_step(batch, self.train_embeddings)
             for k, v in {**out["loss_terms"], "loss": out["loss"]}.items():
                 sums[k] = sums.get(k, 0.0) + v.detach()
+                counts[k] = counts.get(k, 0) + 1
         self.method.on_epoch_end(self.benchmark, self.stage)
-        return {k: float(v) / len(batches) for k, v in distributed.mean_over_ranks(sums).items()}
+        return {k: float(v) / counts[k] for k, v in distributed.mean_over_ranks(sums).items()}
 
     def scores(self, features: FeatureSet) -> np.ndarray:
         """``[N, C]`` float32 evaluation-mode scores of ``features`` over all benchmark classes."""

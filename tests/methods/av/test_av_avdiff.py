@@ -113,6 +113,7 @@ def test_full_phase_alternates_base_and_novel_steps_with_generated_twins(tiny_te
     assert len(novel) and np.isin(view.stage_train(1).labels, novel).mean() < 0.5  # novel shots are a minority
     batches: list[np.ndarray] = []  # labels of each training batch
     terms: list[set[str]] = []
+    ce_generated: list[float] = []
     generated: list[int] = []  # size of each generated batch
     loss, generate = m.training_loss, m.generate
 
@@ -120,6 +121,8 @@ def test_full_phase_alternates_base_and_novel_steps_with_generated_twins(tiny_te
         out = loss(batch, emb)
         batches.append(batch.labels.numpy())
         terms.append(set(out["loss_terms"]))
+        if "ce_generated" in out["loss_terms"]:
+            ce_generated.append(float(out["loss_terms"]["ce_generated"]))
         return out
 
     m.training_loss = logged_loss
@@ -130,8 +133,10 @@ def test_full_phase_alternates_base_and_novel_steps_with_generated_twins(tiny_te
     trainer = MethodTrainer(m, view, 1, train, 0, torch.device("cpu"))
     step = trainer.optimizer.step
     trainer.optimizer.step = lambda *a, **k: steps.append(1) or step(*a, **k)
-    trainer.train_epoch(0)
+    logged = trainer.train_epoch(0)
     assert len(batches) == 6 and len(steps) == 6 and generated == [B] * 3
+    # the epoch log averages a term over the steps that have it (the 3 novel steps), not all 6
+    assert logged["ce_generated"] == pytest.approx(np.mean(ce_generated), rel=1e-5)
     for i, labels in enumerate(batches):
         is_novel = np.isin(labels, novel)
         assert len(labels) == B and is_novel.all() == bool(i % 2) and is_novel.any() == bool(i % 2)
