@@ -88,3 +88,16 @@ def test_max_mode_never_trims() -> None:
     video, audio = _store([500, 30]), _store([334, 20])
     a, v = gather_av_windows(audio, video, np.array([0, 1]), 0.96, 0.64, "max", 60, train=True)
     assert v.values.shape[1] == 500 and a.values.shape[1] == 334
+
+
+def test_gather_from_a_read_only_float16_memmap_leaves_it_untouched(tmp_path) -> None:
+    """One block: the batch is gathered straight from it (a copy), cast to float32, padding zeroed."""
+    data = np.arange(12, dtype=np.float16).reshape(6, 2) + 1
+    path = tmp_path / "block.npy"
+    np.save(path, data)
+    block = np.load(path, mmap_mode="r")
+    store = SequenceStore([block], np.zeros(2, np.int32), np.array([0, 4]), np.array([4, 2]))
+    w = gather_windows(store, np.array([1, 0]), np.zeros(2, np.int64), None)
+    assert w.values.dtype == np.float32 and w.values.shape == (2, 4, 2)
+    assert w.values[0, :2].tolist() == [[9, 10], [11, 12]] and (w.values[0, 2:] == 0).all()
+    np.testing.assert_array_equal(np.load(path), data)
