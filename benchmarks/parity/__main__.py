@@ -96,13 +96,14 @@ def main(argv: list[str] | None = None) -> int:
                     mod.lowshot_setting(st), ov, data_root, work / "lowshot" / f"{row}_s{s}", st, s)))
         rows.append((("published code" if row == "published" else f"lowshot {row}"), results))
     print(f"{a.method} on {st.tag()} (test, x100)")
-    print(table(rows, getattr(mod, "LABELS", METRICS)))
+    labels = getattr(mod, "LABELS", METRICS)  # a GFSL method names its columns B / N / HM / FSL
+    named = dict(zip(METRICS, labels))
+    print(table(rows, labels))
     pub = dict(rows).get("published code")
     if pub and len(pub) > 1:
         for name, res in rows:
             if name != "published code" and len(res) > 1:
                 ok = {k: within_spread(pub, res, k) for k in ("HM", "U")}
-                named = dict(zip(METRICS, getattr(mod, "LABELS", METRICS)))
                 print(f"{name}: mean within the published seed range: " +
                       ", ".join(f"{named[k]} {'yes' if v else 'no'}" for k, v in ok.items()))
     return 0

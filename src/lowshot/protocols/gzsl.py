@@ -212,7 +212,7 @@ class TwoStageProtocol:
         """The stage's checkpoint chain and loop state (``fresh`` when nothing was committed)."""
         if self.checkpoint_dir is None:
             return None, fresh
-        chain = CheckpointChain(self.checkpoint_dir, f"stage{stage}")
+        chain = self._chain(stage)
         restored = chain.restore()
         if restored is None:
             return chain, fresh
@@ -226,12 +226,16 @@ class TwoStageProtocol:
         if chain is not None and is_main():  # under torchrun only rank 0 writes
             chain.commit(state["epoch"], trainer.state(), {k: v for k, v in state.items() if k != "epoch"})
 
+    def _chain(self, stage: int) -> CheckpointChain:
+        """The checkpoint chain of stage ``stage`` (``checkpoints/stage<stage>*``)."""
+        return CheckpointChain(self.checkpoint_dir, f"stage{stage}")
+
     def discard_resume_state(self) -> None:
         """Delete both stages' epoch checkpoints once the result is written (the selected stage-1
         model and the final model stay); a finished seed is never resumed."""
         if self.checkpoint_dir is not None and is_main():
             for stage in (1, 2):
-                CheckpointChain(self.checkpoint_dir, f"stage{stage}").discard()
+                self._chain(stage).discard()
 
     # ----------------------------------------------------------------- stages
     def _start_stage1(self, trainer: EpochTrainer) -> tuple[CheckpointChain | None, dict[str, Any]]:
